@@ -1,0 +1,42 @@
+"""Array-library backends: the only code in gdnet that imports numpy, cupy or array_api_strict.
+
+Each backend module defines one ``Backend`` subclass with the same surface (see ``_base``):
+namespace and device, host<->device transfer, a seeded generator, synchronize, availability,
+and a registry of optional fast paths. Modules are imported lazily, so ``import gdnet`` never
+imports cupy.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ._base import Backend, BackendUnavailableError
+
+# name -> module holding that backend's Backend subclass (imported on first use)
+_MODULES = {
+    "numpy": "numpy_backend",
+    "array_api_strict": "strict_backend",
+    "cupy": "cupy_backend",
+}
+
+
+def names() -> list[str]:
+    """Every backend gdnet knows, available on this machine or not."""
+    return list(_MODULES)
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The Backend subclass called ``name``; ValueError listing the known names otherwise."""
+    if name not in _MODULES:
+        raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(_MODULES)} or 'auto'")
+    module = importlib.import_module(f".{_MODULES[name]}", __name__)
+    return module.BACKEND
+
+
+__all__ = ["Backend", "BackendUnavailableError", "backend_class", "names"]
+
+
+def sync_is_free(array) -> bool:
+    """True where reading ``array``'s values in Python needs no device synchronisation."""
+    module = type(array).__module__
+    return not module.startswith("cupy")

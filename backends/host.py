@@ -1,0 +1,103 @@
+"""Host (CPU memory) arrays: NumPy under a small surface that core code calls by name.
+
+Datasets live on the host as NumPy arrays; core code builds and inspects them only through
+these functions, so it never imports NumPy itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+HostArray = np.ndarray
+
+
+def is_host_array(obj: Any) -> bool:
+    return isinstance(obj, np.ndarray)
+
+
+def asarray(obj: Any, dtype: str | None = None) -> np.ndarray:
+    """Any array-like (NumPy, sequences, objects with __array__ or DLPack) -> NumPy array."""
+    return np.asarray(obj, dtype=dtype)
+
+
+def from_buffer(buffer: bytes, dtype: str, shape: tuple[int, ...], offset: int = 0) -> np.ndarray:
+    """A read-only NumPy view of ``buffer`` (``dtype`` as a NumPy string such as '>i4')."""
+    count = int(np.prod(shape)) if shape else 1
+    return np.frombuffer(buffer, dtype=np.dtype(dtype), count=count, offset=offset).reshape(shape)
+
+
+def to_native(array: np.ndarray) -> np.ndarray:
+    """Native byte order, C-contiguous (IDX files store big-endian numbers)."""
+    return np.ascontiguousarray(array.astype(array.dtype.newbyteorder("="), copy=False))
+
+
+def dtype_name(array: np.ndarray) -> str:
+    return array.dtype.name
+
+
+def has_nan(array: np.ndarray) -> bool:
+    return array.dtype.kind == "f" and bool(np.isnan(array).any())
+
+
+def value_range(array: np.ndarray) -> tuple[float, float]:
+    return float(array.min()), float(array.max())
+
+
+def nbytes(array: np.ndarray) -> int:
+    return int(array.nbytes)
+
+
+def take(array: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    return np.take(array, indices, axis=0)
+
+
+def save_npz(path: str, **arrays: np.ndarray) -> None:
+    np.savez(path, **arrays)
+
+
+def load_npz(path: str) -> dict[str, np.ndarray]:
+    """Arrays from an .npz file; never unpickles (object arrays are refused)."""
+    with np.load(path, allow_pickle=False) as archive:
+        return {key: archive[key] for key in archive.files}
+
+
+class HostGenerator:
+    """NumPy's PCG64 behind the draws gdnet needs; host arrays out."""
+
+    def __init__(self, seed: int):
+        self._rng = np.random.Generator(np.random.PCG64(seed))
+
+    def normal(self, shape, mean=0.0, std=1.0) -> np.ndarray:
+        return self._rng.normal(mean, std, size=shape)
+
+    def uniform(self, shape, low=0.0, high=1.0) -> np.ndarray:
+        return self._rng.uniform(low, high, size=shape)
+
+    def bernoulli(self, p, shape) -> np.ndarray:
+        return self._rng.random(size=shape) < p
+
+    def permutation(self, n: int) -> np.ndarray:
+        return self._rng.permutation(n).astype(np.int64)
+
+    def integers(self, low: int, high: int) -> int:
+        return int(self._rng.integers(low, high))
+
+    def get_state(self) -> dict:
+        return self._rng.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        self._rng.bit_generator.state = state
+
+
+def to_numpy(array: Any) -> np.ndarray:
+    """An array of any backend -> a NumPy copy in host memory (the one explicit transfer)."""
+    module = type(array).__module__
+    if module.startswith("cupy"):
+        return array.get()
+    if module.startswith("array_api_strict"):
+        import array_api_strict
+
+        return np.asarray(array.to_device(array_api_strict.Device("CPU_DEVICE")))
+    return np.asarray(array)

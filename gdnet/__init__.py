@@ -1,0 +1,30 @@
+"""gdnet: backpropagation and gradient descent on any array-API library.
+
+    import gdnet as gd
+    gd.set_backend("cupy")       # or "numpy", "array_api_strict", "auto"
+    model = gd.nn.Sequential(gd.nn.Flatten(), gd.nn.Linear(784, 100), gd.nn.ReLU(), gd.nn.Linear(100, 10))
+"""
+
+from . import nn, ops, optim
+from ._backend import (
+    available_backends,
+    default_float,
+    get_backend,
+    manual_seed,
+    set_backend,
+    use_backend,
+)
+from ._creation import ones, rand, randn, tensor, zeros
+from .autograd import DeviceMismatchError, Tensor, enable_grad, is_grad_enabled, no_grad
+from .backends import BackendUnavailableError
+from .gradcheck import GradcheckError, gradcheck
+from .ops import exp, log, matmul, maximum, sqrt, take, where
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendUnavailableError", "DeviceMismatchError", "GradcheckError", "Tensor",
+    "available_backends", "default_float", "enable_grad", "exp", "get_backend", "gradcheck",
+    "is_grad_enabled", "log", "manual_seed", "matmul", "maximum", "nn", "no_grad", "ones", "ops",
+    "optim", "rand", "randn", "set_backend", "sqrt", "take", "tensor", "use_backend", "where", "zeros",
+]

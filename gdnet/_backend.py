@@ -1,0 +1,104 @@
+"""The active backend: which array library and device new arrays are made on.
+
+``set_backend("numpy" | "cupy" | "array_api_strict" | "auto", device=None)`` picks it;
+``GDNET_BACKEND`` (optionally ``name:device``) sets the starting choice; ``use_backend`` is the
+same as a context manager. "auto" is cupy when a CUDA device answers, else numpy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Iterator
+
+from . import backends as _backends
+from .backends import Backend, BackendUnavailableError
+from .backends.host import HostGenerator
+
+_ACTIVE: Backend | None = None
+_SEED = 0
+# host generator for weight initialisation and shuffles: the same numbers on every backend
+_HOST_RNG = HostGenerator(_SEED)
+# device generators (dropout masks and other per-step draws), one per backend instance
+_DEVICE_RNGS: dict[tuple[str, str], Any] = {}
+
+
+def available_backends() -> list[str]:
+    """Names of the backends that work on this machine (cupy only where a CUDA device answers)."""
+    return [name for name in _backends.names() if _backends.backend_class(name).is_available()]
+
+
+def _resolve(name: str, device: Any) -> Backend:
+    if name == "auto":
+        name = "cupy" if _backends.backend_class("cupy").is_available() else "numpy"
+    if name not in _backends.names():
+        raise ValueError(
+            f"unknown backend {name!r}; expected 'auto' or one of: {', '.join(_backends.names())} "
+            f"(available here: {', '.join(available_backends())})"
+        )
+    cls = _backends.backend_class(name)
+    reason = cls.unavailable_reason()
+    if reason:
+        raise BackendUnavailableError(f"backend {name!r} cannot be used: {reason}")
+    return cls(device)
+
+
+def set_backend(name: str = "auto", device: Any = None) -> Backend:
+    """Make ``name`` (on ``device``) the backend new tensors, parameters and batches use.
+
+    Args:
+        name: "numpy", "cupy", "array_api_strict" or "auto" (also "name:device").
+        device: a device of that backend ("cpu"; "cuda:1"; "device1", "no_float64").
+    Returns:
+        the Backend now active.
+    """
+    global _ACTIVE
+    if ":" in name and device is None:
+        name, device = name.split(":", 1)
+    _ACTIVE = _resolve(name, device)
+    return _ACTIVE
+
+
+def get_backend() -> Backend:
+    """The active Backend (from GDNET_BACKEND, else numpy, on first use)."""
+    if _ACTIVE is None:
+        set_backend(os.environ.get("GDNET_BACKEND", "numpy"))
+    return _ACTIVE  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def use_backend(name: str, device: Any = None) -> Iterator[Backend]:
+    """``with gd.use_backend("array_api_strict", "device1"):`` runs its body on that backend."""
+    global _ACTIVE
+    previous = _ACTIVE
+    try:
+        yield set_backend(name, device)
+    finally:
+        _ACTIVE = previous
+
+
+def manual_seed(seed: int) -> None:
+    """Seed every generator gdnet draws from: initial weights, shuffles and per-step draws."""
+    global _HOST_RNG, _SEED
+    _SEED = int(seed)
+    _HOST_RNG = HostGenerator(_SEED)
+    _DEVICE_RNGS.clear()
+
+
+def host_rng() -> HostGenerator:
+    """The seeded host generator (weight init, data shuffles)."""
+    return _HOST_RNG
+
+
+def device_rng(backend: Backend | None = None):
+    """The seeded generator whose draws land on ``backend``'s device (default: active)."""
+    backend = backend or get_backend()
+    key = (backend.name, str(backend.device))
+    if key not in _DEVICE_RNGS:
+        _DEVICE_RNGS[key] = backend.generator(_SEED)
+    return _DEVICE_RNGS[key]
+
+
+def default_float(backend: Backend | None = None):
+    """float32, the dtype every parameter and batch gets unless another is asked for."""
+    return (backend or get_backend()).xp.float32

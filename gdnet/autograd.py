@@ -1,0 +1,438 @@
+"""Tensor, the define-by-run graph, and reverse-mode differentiation.
+
+A Tensor wraps one array of the active backend. Calling a primitive (``ops.py``) on tensors
+runs its forward on the raw arrays and, when gradients are wanted, records the primitive as
+the output's creator. ``backward()`` sorts the recorded primitives topologically, walks them in
+reverse, hands each the gradient of its output and accumulates what comes back into its inputs;
+leaves (parameters) keep theirs in ``.grad``. Saved arrays are freed as the walk passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Sequence
+
+import array_api_compat
+
+Array = Any  # an array-API array of any backend
+
+_grad_enabled = True
+_NAMESPACES: dict[type, Any] = {}
+
+
+def namespace_of(array: Array):
+    """The array-API namespace of ``array`` (cached by array type: one dict lookup per call)."""
+    kind = type(array)
+    xp = _NAMESPACES.get(kind)
+    if xp is None:
+        xp = _NAMESPACES[kind] = array_api_compat.array_namespace(array)
+    return xp
+
+
+@contextlib.contextmanager
+def no_grad() -> Iterator[None]:
+    """Record nothing inside the block: evaluation, optimizer updates, metrics."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad() -> Iterator[None]:
+    """Record again inside a ``no_grad`` block."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, True
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+class DeviceMismatchError(ValueError):
+    """Tensors from different backends or devices met in one operation."""
+
+
+def _where(array: Array) -> str:
+    module = type(array).__module__.split(".")[0]
+    return f"{module} on {getattr(array, 'device', '?')}"
+
+
+def check_same_device(arrays: Sequence[Array]) -> None:
+    """Raise DeviceMismatchError unless every array has one namespace and one device."""
+    first = arrays[0]
+    xp, device = namespace_of(first), first.device
+    for other in arrays[1:]:
+        if namespace_of(other) is not xp or other.device != device:
+            raise DeviceMismatchError(
+                f"arrays from different backends or devices in one operation: {_where(first)} "
+                f"and {_where(other)}; expected all on one (move them with gd.tensor(...) under "
+                "one backend, or keep the model and its batches on the same backend)"
+            )
+
+
+class Function:
+    """A primitive: ``forward`` on raw arrays saves what ``backward`` (its VJP) needs.
+
+    Subclasses set hyperparameters (axes, shapes) in ``__init__`` and implement::
+
+        forward(self, xp, *arrays) -> array
+        backward(self, grad) -> tuple with one gradient (or None) per input
+
+    ``self.needs_grad[i]`` says whether input i wants a gradient, so backward can skip work.
+    Inputs that are not Tensors (Python scalars, label arrays) are constants.
+    """
+
+    inputs: tuple | None = None
+    needs_grad: tuple[bool, ...] = ()
+    xp: Any = None
+
+    def __call__(self, *args: Any) -> "Tensor":
+        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+        tensors = [a for a in args if isinstance(a, Tensor)]
+        if len(tensors) > 1:
+            check_same_device([t.data for t in tensors])
+        self.xp = namespace_of(tensors[0].data)
+        self.needs_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        output = Tensor(self.forward(self.xp, *arrays))
+        if _grad_enabled and any(self.needs_grad):
+            output.requires_grad = True
+            output._creator = self
+            self.inputs = args
+        return output
+
+    def forward(self, xp: Any, *arrays: Array) -> Array:
+        raise NotImplementedError
+
+    def backward(self, grad: Array) -> tuple[Array | None, ...]:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Drop inputs and saved arrays once the backward pass has used them."""
+        self.__dict__.clear()
+        self.inputs = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+
+class Tensor:
+    """An array of the active backend, with an optional gradient and the op that made it.
+
+    Attributes:
+        data: the raw array (numpy, cupy or array_api_strict).
+        grad: a Tensor of ``data``'s shape after ``backward()`` (leaves only), else None.
+        requires_grad: whether operations on this tensor are recorded.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_creator", "__weakref__")
+    __array_priority__ = 1000  # so numpy scalars on the left defer to Tensor's operators
+
+    def __init__(self, data: Array, requires_grad: bool = False):
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data = data
+        self.grad: Tensor | None = None
+        self.requires_grad = requires_grad
+        self._creator: Function | None = None
+
+    # -- array facts -------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def device(self):
+        return self.data.device
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.data.shape:
+            n *= d
+        return n
+
+    @property
+    def xp(self):
+        return namespace_of(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._creator is None
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def item(self) -> float | int | bool:
+        """The single value as a Python number (reads the device: a synchronisation)."""
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element; got shape {self.shape}")
+        xp = self.xp
+        value = xp.reshape(self.data, ())
+        if xp.isdtype(self.dtype, "bool"):
+            return bool(value)
+        if xp.isdtype(self.dtype, "integral"):
+            return int(value)
+        return float(value)
+
+    def numpy(self):
+        """A host NumPy copy of the data (a device->host transfer)."""
+        from .backends.host import to_numpy
+
+        return to_numpy(self.data)
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph."""
+        return Tensor(self.data)
+
+    def requires_grad_(self, flag: bool = True) -> "Tensor":
+        if self._creator is not None and not flag:
+            raise RuntimeError("requires_grad can only be switched off on leaf tensors; use detach()")
+        self.requires_grad = flag
+        return self
+
+    def __repr__(self) -> str:
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({self.data!r}{grad})"
+
+    # -- differentiation ---------------------------------------------------------------------
+    def backward(self, grad: "Tensor | Array | None" = None) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+
+        Args:
+            grad: the gradient of some scalar with respect to this tensor (same shape);
+                may be left out when this tensor has one element (it is then 1).
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() on a tensor that does not require grad: no parameter or input with "
+                "requires_grad=True was used to compute it (or it was computed under no_grad())"
+            )
+        xp = self.xp
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(
+                    f"backward() without a gradient needs a one-element output; got shape "
+                    f"{self.shape}: pass grad= of that shape, or reduce first (e.g. .sum())"
+                )
+            seed = xp.ones(self.data.shape, dtype=self.dtype, device=self.device)
+        else:
+            seed = grad.data if isinstance(grad, Tensor) else grad
+            if tuple(seed.shape) != self.shape:
+                raise ValueError(f"grad has shape {tuple(seed.shape)}; expected {self.shape}")
+        if self._creator is None:
+            _accumulate_leaf(self, seed)
+            return
+        _run_backward(self._creator, seed)
+
+    # -- operators ---------------------------------------------------------------------------
+    def __add__(self, other):
+        return _ops.add(self, other)
+
+    def __radd__(self, other):
+        return _ops.add(other, self)
+
+    def __sub__(self, other):
+        return _ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return _ops.sub(other, self)
+
+    def __mul__(self, other):
+        return _ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return _ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return _ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops.div(other, self)
+
+    def __matmul__(self, other):
+        return _ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops.matmul(other, self)
+
+    def __pow__(self, other):
+        return _ops.pow(self, other)
+
+    def __rpow__(self, other):
+        return _ops.pow(other, self)
+
+    def __neg__(self):
+        return _ops.neg(self)
+
+    def __getitem__(self, key):
+        return _ops.getitem(self, key)
+
+    # comparisons give boolean tensors outside the graph
+    def _compare(self, other, name):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor(getattr(self.data, name)(other))
+
+    def __lt__(self, other):
+        return self._compare(other, "__lt__")
+
+    def __le__(self, other):
+        return self._compare(other, "__le__")
+
+    def __gt__(self, other):
+        return self._compare(other, "__gt__")
+
+    def __ge__(self, other):
+        return self._compare(other, "__ge__")
+
+    def __eq__(self, other):  # type: ignore[override]
+        return self._compare(other, "__eq__")
+
+    def __ne__(self, other):  # type: ignore[override]
+        return self._compare(other, "__ne__")
+
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        return bool(self.item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    # -- methods in PyTorch's spelling -------------------------------------------------------
+    def sum(self, axis=None, keepdims=False):
+        return _ops.sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return _ops.mean(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return _ops.max(self, axis=axis, keepdims=keepdims)
+
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _ops.reshape(self, shape)
+
+    def permute(self, *axes):
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return _ops.permute_dims(self, axes)
+
+    @property
+    def mT(self):
+        axes = tuple(range(self.ndim - 2)) + (self.ndim - 1, self.ndim - 2)
+        return _ops.permute_dims(self, axes)
+
+    @property
+    def T(self):
+        if self.ndim != 2:
+            raise ValueError(f".T is for 2-D tensors; got {self.ndim}-D (use .mT or permute)")
+        return self.mT
+
+    def exp(self):
+        return _ops.exp(self)
+
+    def log(self):
+        return _ops.log(self)
+
+    def sqrt(self):
+        return _ops.sqrt(self)
+
+    def tanh(self):
+        return _ops.tanh(self)
+
+    def sigmoid(self):
+        return _ops.sigmoid(self)
+
+    def relu(self):
+        return _ops.relu(self)
+
+    def argmax(self, axis=-1):
+        return Tensor(self.xp.argmax(self.data, axis=axis))
+
+    def astype(self, dtype):
+        """A copy in another dtype (a new leaf: casts are not differentiated)."""
+        return Tensor(self.xp.astype(self.data, resolve_dtype(self.xp, dtype)))
+
+
+def resolve_dtype(xp: Any, dtype: Any):
+    """'float32' / xp.float32 / None -> an xp dtype (None -> None)."""
+    if dtype is None or not isinstance(dtype, str):
+        return dtype
+    try:
+        return getattr(xp, dtype)
+    except AttributeError:
+        raise ValueError(f"unknown dtype {dtype!r}; expected e.g. 'float32', 'float64', 'int64'") from None
+
+
+def _accumulate_leaf(leaf: Tensor, grad: Array) -> None:
+    if tuple(grad.shape) != leaf.shape:  # a primitive's backward broke its contract
+        raise RuntimeError(f"gradient of shape {tuple(grad.shape)} for a leaf of shape {leaf.shape}")
+    if leaf.grad is None:
+        leaf.grad = Tensor(grad)
+    else:
+        # a new array, never in place: grad arrays may be shared between inputs
+        leaf.grad = Tensor(leaf.grad.data + grad)
+
+
+def _topological_order(root: Function) -> list[Function]:
+    order: list[Function] = []
+    seen: set[int] = set()
+    stack: list[tuple[Function, bool]] = [(root, False)]
+    while stack:
+        fn, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(fn)
+            continue
+        if id(fn) in seen:
+            continue
+        if fn.inputs is None:
+            raise RuntimeError(
+                "backward() through a graph that was already freed by an earlier backward(); "
+                "run the forward pass again"
+            )
+        seen.add(id(fn))
+        stack.append((fn, True))
+        for arg in fn.inputs:
+            if isinstance(arg, Tensor) and arg._creator is not None and id(arg._creator) not in seen:
+                stack.append((arg._creator, False))
+    order.reverse()  # outputs before the ops that feed them
+    return order
+
+
+def _run_backward(root: Function, seed: Array) -> None:
+    pending: dict[int, Array] = {id(root): seed}
+    for fn in _topological_order(root):
+        grad = pending.pop(id(fn), None)
+        if grad is not None:
+            for arg, arg_grad, wanted in zip(fn.inputs, fn.backward(grad), fn.needs_grad):
+                if not wanted or arg_grad is None:
+                    continue
+                creator = arg._creator
+                if creator is None:
+                    _accumulate_leaf(arg, arg_grad)
+                else:
+                    key = id(creator)
+                    pending[key] = pending[key] + arg_grad if key in pending else arg_grad
+        fn.release()
+
+
+from . import ops as _ops  # noqa: E402  (ops needs Tensor and Function defined above)

@@ -1,0 +1,150 @@
+"""Layers: Linear, Flatten, activations, Sequential."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+from .._backend import default_float, get_backend
+from ..autograd import Tensor
+from . import functional as F
+from .init import initialise
+from .module import Module, Parameter
+
+
+def _empty_parameter(shape: tuple[int, ...]) -> Parameter:
+    backend = get_backend()
+    return Parameter(backend.xp.zeros(shape, dtype=default_float(backend), device=backend.device))
+
+
+class Linear(Module):
+    """y = x @ weight.mT + bias.
+
+    Args:
+        in_features: size of each input sample.
+        out_features: size of each output sample.
+        bias: learn an additive bias (default True).
+        init: "default" (PyTorch's), "he", "xavier", "normal", "uniform", ... (see nn.init.SCHEMES)
+            or a callable that fills the weight.
+
+    Shape:
+        input (..., in_features) -> output (..., out_features).
+        weight (out_features, in_features), bias (out_features,): PyTorch's layout and names.
+
+    Example:
+        >>> layer = gd.nn.Linear(784, 100, init="he")
+        >>> layer(gd.zeros((128, 784))).shape
+        (128, 100)
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str | Callable = "default"):
+        super().__init__()
+        if in_features <= 0 or out_features <= 0:
+            raise ValueError(f"Linear needs positive sizes; got in_features={in_features}, out_features={out_features}")
+        self.in_features, self.out_features, self.init = in_features, out_features, init
+        self.weight = _empty_parameter((out_features, in_features))
+        self.bias = _empty_parameter((out_features,)) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        initialise(self.weight, self.bias, self.init)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Flatten(Module):
+    """Merge dimensions start_dim..end_dim: (N, 28, 28) -> (N, 784) by default."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.flatten(x, self.start_dim, self.end_dim)
+
+
+class Identity(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class ReLU(Module):
+    """max(x, 0), elementwise."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x)
+
+
+class LeakyReLU(Module):
+    """x where x > 0, else negative_slope * x."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class Sigmoid(Module):
+    """1 / (1 + exp(-x)), elementwise."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.sigmoid(x)
+
+
+class Tanh(Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return F.tanh(x)
+
+
+class Softmax(Module):
+    """Softmax along ``dim`` (default the last)."""
+
+    def __init__(self, dim: int = -1):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softmax(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class LogSoftmax(Softmax):
+    """log(softmax(x)) along ``dim``, computed stably."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.log_softmax(x, self.dim)
+
+
+class Sequential(Module):
+    """Modules applied in order; indexable like a list. ``Sequential(Flatten(), Linear(784, 10))``."""
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        for index, module in enumerate(modules):
+            if not isinstance(module, Module):
+                raise TypeError(f"Sequential takes Modules; argument {index} is {type(module).__name__}")
+            setattr(self, str(index), module)
+
+    def forward(self, x: Any) -> Any:
+        for module in self._modules.values():
+            x = module(x)
+        return x
+
+    def __getitem__(self, index: int) -> Module:
+        return list(self._modules.values())[index]
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._modules.values())

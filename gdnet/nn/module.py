@@ -1,0 +1,171 @@
+"""Module and Parameter: containers of learnable arrays, in PyTorch's shape."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Iterator
+
+from .._creation import as_array_like
+from ..autograd import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor a Module learns: ``requires_grad`` is on, and Modules collect it."""
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, requires_grad: bool = True):
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.shape}, dtype={self.dtype}, device={self.device})"
+
+
+class Module:
+    """Base class of layers and models.
+
+    Assigning a Parameter or a Module to an attribute registers it, so ``parameters()``,
+    ``state_dict()`` and ``train()``/``eval()`` reach it. Subclasses implement ``forward``.
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "_parameters" not in self.__dict__:
+            raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        for registry in (self._parameters, self._buffers, self._modules):
+            registry.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        for registry in ("_parameters", "_buffers", "_modules"):
+            found = self.__dict__.get(registry)
+            if found is not None and name in found:
+                return found[name]
+        raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
+
+    def register_buffer(self, name: str, value: Tensor | None) -> None:
+        """State saved in state_dict but not learned (e.g. running statistics)."""
+        self._buffers[name] = value
+
+    # -- running -----------------------------------------------------------------------------
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def train(self, mode: bool = True) -> "Module":
+        """Training behaviour (dropout on, batch statistics) for this module and its children."""
+        for module in self.modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self) -> "Module":
+        """Evaluation behaviour: the same as ``train(False)``."""
+        return self.train(False)
+
+    # -- walking the tree --------------------------------------------------------------------
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, "Module"]]:
+        yield prefix, self
+        for name, child in self._modules.items():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self) -> Iterator["Module"]:
+        for _, module in self.named_modules():
+            yield module
+
+    def children(self) -> Iterator["Module"]:
+        yield from self._modules.values()
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        seen: set[int] = set()
+        for module_name, module in self.named_modules(prefix):
+            for name, param in module._parameters.items():
+                if param is not None and id(param) not in seen:
+                    seen.add(id(param))
+                    yield (f"{module_name}.{name}" if module_name else name), param
+
+    def parameters(self) -> Iterator[Parameter]:
+        for _, param in self.named_parameters():
+            yield param
+
+    def named_buffers(self) -> Iterator[tuple[str, Tensor]]:
+        for module_name, module in self.named_modules():
+            for name, buf in module._buffers.items():
+                if buf is not None:
+                    yield (f"{module_name}.{name}" if module_name else name), buf
+
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient (set to None, as PyTorch's default)."""
+        for param in self.parameters():
+            param.grad = None
+
+    # -- saving ------------------------------------------------------------------------------
+    def state_dict(self) -> "OrderedDict[str, Any]":
+        """Parameter and buffer arrays by PyTorch-style dotted name (on the model's device;
+        the arrays are the live ones, so copy before changing them)."""
+        state: OrderedDict[str, Any] = OrderedDict()
+        for name, param in self.named_parameters():
+            state[name] = param.data
+        for name, buf in self.named_buffers():
+            state[name] = buf.data
+        return state
+
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
+        """Copy arrays into this model's parameters and buffers.
+
+        Values may be host (NumPy) arrays, Tensors, arrays of any backend, or anything NumPy
+        reads (a CPU torch tensor after ``.detach()``). Each is copied to the parameter's
+        device and dtype; shapes must match exactly.
+        """
+        targets = dict(self.named_parameters())
+        targets.update(self.named_buffers())
+        missing = [k for k in targets if k not in state]
+        unexpected = [k for k in state if k not in targets]
+        if strict and (missing or unexpected):
+            raise KeyError(
+                f"state dict does not match {type(self).__name__}: missing keys {missing}, "
+                f"unexpected keys {unexpected}"
+            )
+        for name, target in targets.items():
+            if name not in state:
+                continue
+            value = state[name]
+            shape = tuple(getattr(value, "shape", ()))
+            if shape != target.shape:
+                raise ValueError(
+                    f"state dict entry {name!r} has shape {shape}; expected {target.shape}"
+                )
+        for name, target in targets.items():
+            if name in state:
+                target.data = as_array_like(state[name], target.data)
+
+    def to(self, dtype: Any) -> "Module":
+        """Cast floating parameters and buffers to ``dtype`` ('float64', 'float32')."""
+        for tensor in list(self.parameters()) + [b for _, b in self.named_buffers()]:
+            xp = tensor.xp
+            if xp.isdtype(tensor.dtype, "real floating"):
+                target = getattr(xp, dtype) if isinstance(dtype, str) else dtype
+                tensor.data = xp.astype(tensor.data, target)
+        return self
+
+    # -- printing ----------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"({name}): " + repr(child).replace("\n", "\n  ") for name, child in self._modules.items()]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"

@@ -1,0 +1,553 @@
+"""The primitives: each forward works on raw arrays with ``xp``; its VJP sits right below it.
+
+Everything else in gdnet (softmax, mse, layers) is a composition of these. Broadcasting in
+binary ops is undone by one helper, ``sum_to``. Inputs that are not Tensors are constants.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from .autograd import Array, Function, Tensor
+
+Scalar = (int, float)
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    return tuple(x.shape) if hasattr(x, "shape") else ()
+
+
+def sum_to(xp: Any, grad: Array, shape: Sequence[int]) -> Array:
+    """Sum ``grad`` down to ``shape``: the VJP of broadcasting ``shape`` up to grad's shape."""
+    shape = tuple(shape)
+    if tuple(grad.shape) == shape:
+        return grad
+    lead = grad.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1
+    )
+    if axes:
+        grad = xp.sum(grad, axis=axes)
+    return xp.reshape(grad, shape)
+
+
+def _axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"axis {a} is out of range for a {ndim}-D tensor")
+    return tuple(sorted(a % ndim for a in axes)) if ndim else ()
+
+
+def _keepdims_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+# -- elementwise arithmetic ------------------------------------------------------------------
+class Add(Function):
+    def forward(self, xp, a, b):
+        self.shapes = (_shape(a), _shape(b))
+        return a + b
+
+    def backward(self, g):
+        return tuple(sum_to(self.xp, g, s) if need else None for s, need in zip(self.shapes, self.needs_grad))
+
+
+class Sub(Function):
+    def forward(self, xp, a, b):
+        self.shapes = (_shape(a), _shape(b))
+        return a - b
+
+    def backward(self, g):
+        sa, sb = self.shapes
+        return (
+            sum_to(self.xp, g, sa) if self.needs_grad[0] else None,
+            sum_to(self.xp, -g, sb) if self.needs_grad[1] else None,
+        )
+
+
+class Mul(Function):
+    def forward(self, xp, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        return (
+            sum_to(self.xp, g * b, _shape(a)) if self.needs_grad[0] else None,
+            sum_to(self.xp, g * a, _shape(b)) if self.needs_grad[1] else None,
+        )
+
+
+class Div(Function):
+    def forward(self, xp, a, b):
+        self.a, self.b = a, b
+        self.out = a / b
+        return self.out
+
+    def backward(self, g):
+        a, b = self.a, self.b
+        return (
+            sum_to(self.xp, g / b, _shape(a)) if self.needs_grad[0] else None,
+            sum_to(self.xp, -g * self.out / b, _shape(b)) if self.needs_grad[1] else None,
+        )
+
+
+class Neg(Function):
+    def forward(self, xp, a):
+        return -a
+
+    def backward(self, g):
+        return (-g,)
+
+
+class Pow(Function):
+    """a ** b; either side may be a constant."""
+
+    def forward(self, xp, a, b):
+        self.a, self.b = a, b
+        self.out = a**b
+        return self.out
+
+    def backward(self, g):
+        xp, a, b = self.xp, self.a, self.b
+        grad_a = grad_b = None
+        if self.needs_grad[0]:
+            grad_a = sum_to(xp, g * b * a ** (b - 1), _shape(a))
+        if self.needs_grad[1]:
+            log_a = math.log(a) if isinstance(a, Scalar) else xp.log(a)
+            grad_b = sum_to(xp, g * self.out * log_a, _shape(b))
+        return grad_a, grad_b
+
+
+# -- elementwise functions -------------------------------------------------------------------
+class Exp(Function):
+    def forward(self, xp, a):
+        self.out = xp.exp(a)
+        return self.out
+
+    def backward(self, g):
+        return (g * self.out,)
+
+
+class Log(Function):
+    def forward(self, xp, a):
+        self.a = a
+        return xp.log(a)
+
+    def backward(self, g):
+        return (g / self.a,)
+
+
+class Sqrt(Function):
+    def forward(self, xp, a):
+        self.out = xp.sqrt(a)
+        return self.out
+
+    def backward(self, g):
+        return (g / (2.0 * self.out),)
+
+
+class Tanh(Function):
+    def forward(self, xp, a):
+        self.out = xp.tanh(a)
+        return self.out
+
+    def backward(self, g):
+        return (g * (1.0 - self.out * self.out),)
+
+
+class Sigmoid(Function):
+    def forward(self, xp, a):
+        # exp(-|a|) never overflows; the two branches are the same function
+        e = xp.exp(-xp.abs(a))
+        self.out = xp.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+        return self.out
+
+    def backward(self, g):
+        return (g * self.out * (1.0 - self.out),)
+
+
+class Relu(Function):
+    def forward(self, xp, a):
+        self.positive = a > 0
+        return xp.where(self.positive, a, 0.0)
+
+    def backward(self, g):
+        # the derivative at 0 is taken as 0, as PyTorch does
+        return (self.xp.where(self.positive, g, 0.0),)
+
+
+class Maximum(Function):
+    """Elementwise max; at ties each side gets half the gradient (as torch.maximum)."""
+
+    def forward(self, xp, a, b):
+        self.a, self.b = a, b
+        return xp.maximum(a, b)
+
+    def backward(self, g):
+        xp, a, b = self.xp, self.a, self.b
+        half = g * 0.5
+        return (
+            sum_to(xp, xp.where(a > b, g, xp.where(a == b, half, 0.0)), _shape(a)) if self.needs_grad[0] else None,
+            sum_to(xp, xp.where(b > a, g, xp.where(a == b, half, 0.0)), _shape(b)) if self.needs_grad[1] else None,
+        )
+
+
+class Where(Function):
+    """where(condition, a, b); the condition is a constant boolean array."""
+
+    def forward(self, xp, condition, a, b):
+        self.condition = condition
+        self.shapes = (_shape(a), _shape(b))
+        return xp.where(condition, a, b)
+
+    def backward(self, g):
+        xp, cond = self.xp, self.condition
+        sa, sb = self.shapes
+        return (
+            None,
+            sum_to(xp, xp.where(cond, g, 0.0), sa) if self.needs_grad[1] else None,
+            sum_to(xp, xp.where(cond, 0.0, g), sb) if self.needs_grad[2] else None,
+        )
+
+
+# -- linear algebra --------------------------------------------------------------------------
+class Matmul(Function):
+    def forward(self, xp, a, b):
+        self.a, self.b = a, b
+        return xp.matmul(a, b)
+
+    def backward(self, g):
+        xp, a, b = self.xp, self.a, self.b
+        if a.ndim == 1 and b.ndim == 1:
+            return (g * b if self.needs_grad[0] else None, g * a if self.needs_grad[1] else None)
+        # promote 1-D operands to matrices, as matmul does, then undo it on the way out
+        a2 = xp.expand_dims(a, axis=0) if a.ndim == 1 else a
+        b2 = xp.expand_dims(b, axis=-1) if b.ndim == 1 else b
+        g2 = xp.expand_dims(g, axis=-2) if a.ndim == 1 else g
+        g2 = xp.expand_dims(g2, axis=-1) if b.ndim == 1 else g2
+        grad_a = grad_b = None
+        if self.needs_grad[0]:
+            grad_a = xp.reshape(sum_to(xp, xp.matmul(g2, b2.mT), a2.shape), a.shape)
+        if self.needs_grad[1]:
+            grad_b = xp.reshape(sum_to(xp, xp.matmul(a2.mT, g2), b2.shape), b.shape)
+        return grad_a, grad_b
+
+
+class Linear(Function):
+    """Fused x @ W.mT + b: x (..., in), W (out, in), b (out,) or absent -> (..., out)."""
+
+    def forward(self, xp, x, weight, bias=None):
+        self.x, self.weight = x, weight
+        y = xp.matmul(x, weight.mT)
+        return y if bias is None else y + bias
+
+    def backward(self, g):
+        xp, x, w = self.xp, self.x, self.weight
+        grad_x = xp.matmul(g, w) if self.needs_grad[0] else None
+        grad_w = grad_b = None
+        if x.ndim > 2:  # fold batch dimensions into one
+            x = xp.reshape(x, (-1, x.shape[-1]))
+            g = xp.reshape(g, (-1, g.shape[-1]))
+        if self.needs_grad[1]:
+            grad_w = xp.matmul(g.mT, x) if x.ndim == 2 else g[:, None] * x[None, :]
+        if len(self.needs_grad) > 2 and self.needs_grad[2]:
+            grad_b = xp.sum(g, axis=0) if g.ndim == 2 else g
+        return grad_x, grad_w, grad_b
+
+
+# -- reductions ------------------------------------------------------------------------------
+class Sum(Function):
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, xp, a):
+        self.shape = tuple(a.shape)
+        self.axes = _axes(self.axis, a.ndim)
+        return xp.sum(a, axis=self.axes, keepdims=self.keepdims)
+
+    def backward(self, g):
+        xp = self.xp
+        g = xp.reshape(g, _keepdims_shape(self.shape, self.axes))
+        return (xp.broadcast_to(g, self.shape),)
+
+
+class Mean(Sum):
+    def forward(self, xp, a):
+        out = super().forward(xp, a)
+        self.count = math.prod(self.shape[i] for i in self.axes)
+        return out / float(self.count)
+
+    def backward(self, g):
+        return super().backward(g / float(self.count))
+
+
+class Max(Function):
+    """Max over axes; tied maxima share the gradient equally (as torch.amax)."""
+
+    def __init__(self, axis=None, keepdims=False):
+        self.axis, self.keepdims = axis, keepdims
+
+    def forward(self, xp, a):
+        self.axes = _axes(self.axis, a.ndim)
+        kept = xp.max(a, axis=self.axes, keepdims=True)
+        self.is_max = xp.astype(a == kept, a.dtype)
+        self.keep_shape = tuple(kept.shape)
+        return kept if self.keepdims else xp.reshape(kept, tuple(n for i, n in enumerate(a.shape) if i not in self.axes))
+
+    def backward(self, g):
+        xp = self.xp
+        g = xp.reshape(g, self.keep_shape)
+        count = xp.sum(self.is_max, axis=self.axes, keepdims=True)
+        return (self.is_max * (g / count),)
+
+
+# -- shapes and indexing ---------------------------------------------------------------------
+class Reshape(Function):
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def forward(self, xp, a):
+        self.in_shape = tuple(a.shape)
+        return xp.reshape(a, self.shape)
+
+    def backward(self, g):
+        return (self.xp.reshape(g, self.in_shape),)
+
+
+class PermuteDims(Function):
+    def __init__(self, axes):
+        self.axes = tuple(axes)
+
+    def forward(self, xp, a):
+        if sorted(a % a.ndim for a in self.axes) != list(range(a.ndim)):
+            raise ValueError(f"permute_dims axes {self.axes} are not a permutation of {a.ndim} axes")
+        return xp.permute_dims(a, self.axes)
+
+    def backward(self, g):
+        inverse = [0] * len(self.axes)
+        for i, a in enumerate(self.axes):
+            inverse[a % len(self.axes)] = i
+        return (self.xp.permute_dims(g, tuple(inverse)),)
+
+
+class BroadcastTo(Function):
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    def forward(self, xp, a):
+        self.in_shape = tuple(a.shape)
+        return xp.broadcast_to(a, self.shape)
+
+    def backward(self, g):
+        return (sum_to(self.xp, g, self.in_shape),)
+
+
+class GetItem(Function):
+    """Basic indexing (integers, slices, ellipsis); backward writes into zeros by setitem."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def forward(self, xp, a):
+        self.shape, self.dtype, self.device = tuple(a.shape), a.dtype, a.device
+        return a[self.key]
+
+    def backward(self, g):
+        grad = self.xp.zeros(self.shape, dtype=self.dtype, device=self.device)
+        grad[self.key] = g
+        return (grad,)
+
+
+class Take(Function):
+    """take(a, indices, axis) with 1-D integer indices.
+
+    The array API has no scatter-add, so the VJP is a one-hot matrix product: every index
+    row of the one-hot matrix sends its gradient back to the position it was taken from.
+    """
+
+    def __init__(self, axis: int = 0):
+        self.axis = axis
+
+    def forward(self, xp, a, indices):
+        self.indices, self.n, self.ndim = indices, a.shape[self.axis], a.ndim
+        return xp.take(a, indices, axis=self.axis)
+
+    def backward(self, g):
+        xp = self.xp
+        positions = xp.arange(self.n, device=g.device)
+        one_hot = xp.astype(self.indices[:, None] == positions[None, :], g.dtype)  # (k, n)
+        moved = xp.moveaxis(g, self.axis, -1)  # (..., k)
+        return (xp.moveaxis(xp.matmul(moved, one_hot), -1, self.axis), None)
+
+
+# -- fused loss ------------------------------------------------------------------------------
+class SoftmaxCrossEntropy(Function):
+    """Cross-entropy of softmax(logits) against class indices or class probabilities.
+
+    logits (N, C); target (N,) integer classes or (N, C) probabilities -> per-sample (N,),
+    or their mean or sum. VJP: (softmax * sum(p) - p) times the incoming gradient.
+    """
+
+    def __init__(self, reduction: str = "mean"):
+        self.reduction = reduction
+
+    def forward(self, xp, logits, target):
+        n, classes = logits.shape
+        shifted = logits - xp.max(logits, axis=1, keepdims=True)
+        exp = xp.exp(shifted)
+        total = xp.sum(exp, axis=1, keepdims=True)
+        log_probs = shifted - xp.log(total)
+        if xp.isdtype(target.dtype, "integral"):
+            classes_row = xp.arange(classes, device=logits.device)
+            target = xp.astype(target[:, None] == classes_row[None, :], logits.dtype)
+        self.probs, self.target, self.log_probs = exp / total, target, log_probs
+        per_sample = -xp.sum(target * log_probs, axis=1)
+        if self.reduction == "none":
+            return per_sample
+        total_loss = xp.sum(per_sample)
+        return total_loss / float(n) if self.reduction == "mean" else total_loss
+
+    def backward(self, g):
+        xp, target = self.xp, self.target
+        n = target.shape[0]
+        if self.reduction == "none":
+            g = g[:, None]
+        elif self.reduction == "mean":
+            g = g / float(n)
+        grad_logits = grad_target = None
+        if self.needs_grad[0]:
+            grad_logits = (self.probs * xp.sum(target, axis=1, keepdims=True) - target) * g
+        if self.needs_grad[1]:
+            grad_target = -self.log_probs * g
+        return grad_logits, grad_target
+
+
+# -- functional spellings (what Tensor's operators and gdnet.nn.functional call) -------------
+def _operand(x: Any) -> Any:
+    """Python numbers stay constants; raw arrays become constant Tensors (device-checked)."""
+    if isinstance(x, (Tensor, bool, int, float)):
+        return x
+    return Tensor(x)
+
+
+def add(a, b) -> Tensor:
+    return Add()(_operand(a), _operand(b))
+
+
+def sub(a, b) -> Tensor:
+    return Sub()(_operand(a), _operand(b))
+
+
+def mul(a, b) -> Tensor:
+    return Mul()(_operand(a), _operand(b))
+
+
+def div(a, b) -> Tensor:
+    return Div()(_operand(a), _operand(b))
+
+
+def pow(a, b) -> Tensor:  # noqa: A001  (mirrors the operator's name)
+    return Pow()(_operand(a), _operand(b))
+
+
+def neg(a: Tensor) -> Tensor:
+    return Neg()(a)
+
+
+def exp(a: Tensor) -> Tensor:
+    return Exp()(a)
+
+
+def log(a: Tensor) -> Tensor:
+    return Log()(a)
+
+
+def sqrt(a: Tensor) -> Tensor:
+    return Sqrt()(a)
+
+
+def tanh(a: Tensor) -> Tensor:
+    return Tanh()(a)
+
+
+def sigmoid(a: Tensor) -> Tensor:
+    return Sigmoid()(a)
+
+
+def relu(a: Tensor) -> Tensor:
+    return Relu()(a)
+
+
+def maximum(a, b) -> Tensor:
+    return Maximum()(_operand(a), _operand(b))
+
+
+def where(condition, a, b) -> Tensor:
+    """Elementwise ``a`` where ``condition`` holds, else ``b`` (condition is not differentiated)."""
+    cond = condition.data if isinstance(condition, Tensor) else condition
+    return Where()(cond, _operand(a), _operand(b))
+
+
+def matmul(a, b) -> Tensor:
+    return Matmul()(_operand(a), _operand(b))
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight.mT + bias, fused: x (..., in), weight (out, in), bias (out,) -> (..., out)."""
+    if x.shape[-1] != weight.shape[-1]:
+        raise ValueError(
+            f"linear: input has {x.shape[-1]} features (shape {x.shape}); expected "
+            f"{weight.shape[-1]} (weight shape {weight.shape})"
+        )
+    return Linear()(x, weight) if bias is None else Linear()(x, weight, bias)
+
+
+def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    return Sum(axis, keepdims)(a)
+
+
+def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
+    return Mean(axis, keepdims)(a)
+
+
+def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    return Max(axis, keepdims)(a)
+
+
+def reshape(a: Tensor, shape: Sequence[int]) -> Tensor:
+    return Reshape(shape)(a)
+
+
+def permute_dims(a: Tensor, axes: Sequence[int]) -> Tensor:
+    return PermuteDims(axes)(a)
+
+
+def broadcast_to(a: Tensor, shape: Sequence[int]) -> Tensor:
+    return BroadcastTo(shape)(a)
+
+
+def take(a: Tensor, indices, axis: int = 0) -> Tensor:
+    """Entries of ``a`` at 1-D integer ``indices`` along ``axis``."""
+    idx = indices.data if isinstance(indices, Tensor) else indices
+    if not hasattr(idx, "shape"):
+        idx = a.xp.asarray(idx, device=a.device)
+    return Take(axis)(a, idx)
+
+
+def getitem(a: Tensor, key) -> Tensor:
+    """``a[key]``: basic indexing is a primitive; a 1-D integer array key means take(axis=0)."""
+    if isinstance(key, Tensor) or hasattr(key, "dtype"):
+        idx = key.data if isinstance(key, Tensor) else key
+        if a.xp.isdtype(idx.dtype, "bool"):
+            raise TypeError("boolean-mask indexing is not differentiable here; use gd.where(mask, x, 0)")
+        return take(a, idx, axis=0)
+    return GetItem(key)(a)
+
+
+def softmax_cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
+    return SoftmaxCrossEntropy(reduction)(logits, target)
