@@ -29,6 +29,18 @@ def namespace_of(array: Array):
     return xp
 
 
+_DTYPE_KINDS: dict[tuple[Any, str], bool] = {}
+
+
+def dtype_is(xp: Any, dtype: Any, kind: str) -> bool:
+    """``xp.isdtype(dtype, kind)``, cached: NumPy's isdtype costs microseconds per call."""
+    key = (dtype, kind)
+    answer = _DTYPE_KINDS.get(key)
+    if answer is None:
+        answer = _DTYPE_KINDS[key] = bool(xp.isdtype(dtype, kind))
+    return answer
+
+
 @contextlib.contextmanager
 def no_grad() -> Iterator[None]:
     """Record nothing inside the block: evaluation, optimizer updates, metrics."""
@@ -90,18 +102,30 @@ class Function:
     """
 
     inputs: tuple | None = None
-    needs_grad: tuple[bool, ...] = ()
+    needs_grad: list[bool] = []
     xp: Any = None
 
     def __call__(self, *args: Any) -> "Tensor":
-        arrays = [a.data if isinstance(a, Tensor) else a for a in args]
-        tensors = [a for a in args if isinstance(a, Tensor)]
-        if len(tensors) > 1:
-            check_same_device([t.data for t in tensors])
-        self.xp = namespace_of(tensors[0].data)
-        self.needs_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+        # one pass over the arguments: this runs for every op, so it is kept lean
+        arrays, needs, first, mixed = [], [], None, False
+        for arg in args:
+            if isinstance(arg, Tensor):
+                data = arg.data
+                if first is None:
+                    first = data
+                elif type(data) is not type(first) or data.device != first.device:
+                    mixed = True  # maybe only a NumPy scalar beside an array: check properly
+                arrays.append(data)
+                needs.append(arg.requires_grad)
+            else:
+                arrays.append(arg)
+                needs.append(False)
+        if mixed:
+            check_same_device([a.data for a in args if isinstance(a, Tensor)])
+        self.xp = namespace_of(first)
+        self.needs_grad = needs
         output = Tensor(self.forward(self.xp, *arrays))
-        if _grad_enabled and any(self.needs_grad):
+        if _grad_enabled and True in needs:
             output.requires_grad = True
             output._creator = self
             self.inputs = args

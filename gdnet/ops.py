@@ -6,10 +6,11 @@ binary ops is undone by one helper, ``sum_to``. Inputs that are not Tensors are 
 
 from __future__ import annotations
 
+import builtins
 import math
 from typing import Any, Sequence
 
-from .autograd import Array, Function, Tensor
+from .autograd import Array, Function, Tensor, dtype_is
 
 Scalar = (int, float)
 
@@ -37,7 +38,7 @@ def _axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
+        if not -ndim <= a < builtins.max(ndim, 1):  # max() below is the primitive
             raise ValueError(f"axis {a} is out of range for a {ndim}-D tensor")
     return tuple(sorted(a % ndim for a in axes)) if ndim else ()
 
@@ -173,12 +174,13 @@ class Sigmoid(Function):
 
 class Relu(Function):
     def forward(self, xp, a):
-        self.positive = a > 0
-        return xp.where(self.positive, a, 0.0)
+        self.out = xp.maximum(a, 0.0)
+        return self.out
 
     def backward(self, g):
-        # the derivative at 0 is taken as 0, as PyTorch does
-        return (self.xp.where(self.positive, g, 0.0),)
+        # the derivative at 0 is taken as 0, as PyTorch does; a 0/1 mask multiplies
+        # several times faster than where() on NumPy
+        return (g * self.xp.astype(self.out > 0, g.dtype),)
 
 
 class Maximum(Function):
@@ -244,7 +246,9 @@ class Linear(Function):
     def forward(self, xp, x, weight, bias=None):
         self.x, self.weight = x, weight
         y = xp.matmul(x, weight.mT)
-        return y if bias is None else y + bias
+        if bias is not None:
+            y += bias  # y is new, so adding in place saves an allocation
+        return y
 
     def backward(self, g):
         xp, x, w = self.xp, self.x, self.weight
@@ -324,7 +328,7 @@ class PermuteDims(Function):
         self.axes = tuple(axes)
 
     def forward(self, xp, a):
-        if sorted(a % a.ndim for a in self.axes) != list(range(a.ndim)):
+        if sorted(axis % a.ndim for axis in self.axes) != list(range(a.ndim)):
             raise ValueError(f"permute_dims axes {self.axes} are not a permutation of {a.ndim} axes")
         return xp.permute_dims(a, self.axes)
 
@@ -351,7 +355,9 @@ class GetItem(Function):
     """Basic indexing (integers, slices, ellipsis); backward writes into zeros by setitem."""
 
     def __init__(self, key):
-        self.key = key
+        # the standard leaves x[i] on an N-D array unspecified; a trailing ... makes it x[i, ...]
+        key = key if isinstance(key, tuple) else (key,)
+        self.key = key if any(k is Ellipsis for k in key) else key + (Ellipsis,)
 
     def forward(self, xp, a):
         self.shape, self.dtype, self.device = tuple(a.shape), a.dtype, a.device
@@ -390,40 +396,44 @@ class SoftmaxCrossEntropy(Function):
     """Cross-entropy of softmax(logits) against class indices or class probabilities.
 
     logits (N, C); target (N,) integer classes or (N, C) probabilities -> per-sample (N,),
-    or their mean or sum. VJP: (softmax * sum(p) - p) times the incoming gradient.
+    or their mean or sum. VJP: (softmax * sum(p) - p) times the incoming gradient, which is
+    softmax - one_hot for class indices.
     """
 
     def __init__(self, reduction: str = "mean"):
         self.reduction = reduction
 
     def forward(self, xp, logits, target):
-        n, classes = logits.shape
         shifted = logits - xp.max(logits, axis=1, keepdims=True)
         exp = xp.exp(shifted)
         total = xp.sum(exp, axis=1, keepdims=True)
-        log_probs = shifted - xp.log(total)
-        if xp.isdtype(target.dtype, "integral"):
-            classes_row = xp.arange(classes, device=logits.device)
-            target = xp.astype(target[:, None] == classes_row[None, :], logits.dtype)
-        self.probs, self.target, self.log_probs = exp / total, target, log_probs
-        per_sample = -xp.sum(target * log_probs, axis=1)
+        self.probs = exp / total
+        self.by_index = dtype_is(xp, target.dtype, "integral")
+        if self.by_index:
+            # a one-hot mask picks each row's target score (NumPy's take_along_axis is slower)
+            classes = xp.arange(logits.shape[1], device=logits.device)
+            self.target = xp.astype(target[:, None] == classes[None, :], logits.dtype)
+            picked = xp.sum(shifted * self.target, axis=1)
+            per_sample = xp.reshape(xp.log(total), (-1,)) - picked
+        else:
+            self.target = target
+            self.log_probs = shifted - xp.log(total)
+            per_sample = -xp.sum(target * self.log_probs, axis=1)
         if self.reduction == "none":
             return per_sample
-        total_loss = xp.sum(per_sample)
-        return total_loss / float(n) if self.reduction == "mean" else total_loss
+        loss = xp.sum(per_sample)
+        return loss / float(logits.shape[0]) if self.reduction == "mean" else loss
 
     def backward(self, g):
-        xp, target = self.xp, self.target
-        n = target.shape[0]
+        xp, target, probs = self.xp, self.target, self.probs
         if self.reduction == "none":
             g = g[:, None]
         elif self.reduction == "mean":
-            g = g / float(n)
-        grad_logits = grad_target = None
-        if self.needs_grad[0]:
-            grad_logits = (self.probs * xp.sum(target, axis=1, keepdims=True) - target) * g
-        if self.needs_grad[1]:
-            grad_target = -self.log_probs * g
+            g = g / float(probs.shape[0])
+        if self.by_index:  # target holds the one-hot mask
+            return ((probs - target) * g, None)
+        grad_logits = (probs * xp.sum(target, axis=1, keepdims=True) - target) * g if self.needs_grad[0] else None
+        grad_target = -self.log_probs * g if self.needs_grad[1] else None
         return grad_logits, grad_target
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import backends, ops
-from ..autograd import Tensor
+from ..autograd import Tensor, dtype_is
 from ..ops import linear, relu, sigmoid, tanh  # noqa: F401  (re-exported spellings)
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -55,7 +55,7 @@ def _labels(input: Tensor, target: Any, name: str):
     n, classes = input.shape
     if tuple(labels.shape) != (n,):
         raise ValueError(f"{name}: target has shape {tuple(labels.shape)}; expected ({n},) class indices for input {input.shape}")
-    if not input.xp.isdtype(labels.dtype, "integral"):
+    if not dtype_is(input.xp, labels.dtype, "integral"):
         raise TypeError(f"{name}: class-index target must be integers; got {labels.dtype}")
     # values are checked only where reading them costs no device synchronisation; on a GPU
     # the DataLoader checks labels once, on the host
@@ -77,7 +77,7 @@ def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor
     """
     _check_reduction(reduction)
     target_array = target.data if isinstance(target, Tensor) else target
-    if hasattr(target_array, "dtype") and input.xp.isdtype(target_array.dtype, "real floating"):
+    if hasattr(target_array, "dtype") and dtype_is(input.xp, target_array.dtype, "real floating"):
         if tuple(target_array.shape) != input.shape or input.ndim != 2:
             raise ValueError(f"cross_entropy: probability target has shape {tuple(target_array.shape)}; expected {input.shape} with input (N, C)")
         target = target if isinstance(target, Tensor) else Tensor(target_array)

@@ -70,6 +70,6 @@ class SGD(Optimizer):
                             buffer = state["momentum_buffer"] = xp.asarray(grad, copy=True)
                         else:
                             buffer *= momentum
-                            buffer += (1.0 - dampening) * grad
+                            buffer += grad if dampening == 0.0 else (1.0 - dampening) * grad
                         grad = grad + momentum * buffer if nesterov else buffer
                     p.data -= lr * grad

@@ -1,0 +1,41 @@
+# The two commands in README.md: `make demo` and `make test`. Each does all set-up itself.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DATA_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: demo test setup data bench gpu-check clean
+
+# virtual environment with gdnet (editable), the test tools, and PyTorch's CPU build for the
+# comparison tests
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[tests]' torch==2.13.0
+	touch $(STAMP)
+
+# Fashion-MNIST from Debian's dataset-fashion-mnist package, where apt is there
+data:
+	@if [ ! -e $(DATA_DIR)/train-images-idx3-ubyte.gz ] && command -v apt-get >/dev/null 2>&1; then \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+setup: $(STAMP) data
+
+test: setup
+	$(PY) -m ruff check gdnet backends tests benchmarks examples
+	$(PY) -m pytest -q
+
+demo: setup
+	$(VENV)/bin/gdnet train --dataset fashion-mnist --hidden 100 --epochs 10 --backend auto
+
+bench: setup
+	$(PY) benchmarks/mlp.py
+
+gpu-check:
+	bash scripts/gpu-check.sh
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

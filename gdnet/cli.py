@@ -1,0 +1,199 @@
+"""The ``gdnet`` command.
+
+    gdnet train --dataset fashion-mnist --hidden 100 --epochs 10 --backend auto
+    gdnet info
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any, Sequence
+
+from . import __version__
+from ._backend import available_backends, get_backend, manual_seed, use_backend
+from .autograd import no_grad
+from .nn import functional as F
+from .nn.init import SCHEMES
+from .nn.layers import Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
+
+ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}
+DATASETS = ("fashion-mnist", "mnist")
+
+
+def build_mlp(in_features: int, hidden: Sequence[int], classes: int, activation: str = "relu",
+              init: str = "default") -> Sequential:
+    """Flatten, then Linear + activation per hidden size, then a Linear to ``classes`` scores."""
+    layers: list[Any] = [Flatten()]
+    width = in_features
+    for size in hidden:
+        layers += [Linear(width, size, init=init), ACTIVATIONS[activation]()]
+        width = size
+    layers.append(Linear(width, classes, init=init))
+    return Sequential(*layers)
+
+
+def evaluate(model, loader) -> tuple[float, float]:
+    """(mean loss, accuracy) of ``model`` over ``loader``; one device read at the end."""
+    model.eval()
+    loss_sum = correct = None
+    count = 0
+    with no_grad():
+        for x, y in loader:
+            scores = model(x)
+            batch_loss = F.cross_entropy(scores, y, reduction="sum").data
+            batch_hits = F.accuracy(scores, y).data * float(len(y))
+            loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
+            correct = batch_hits if correct is None else correct + batch_hits
+            count += len(y)
+    model.train()
+    return float(loss_sum) / count, float(correct) / count
+
+
+def _progress(iterable, total: int, enabled: bool, description: str):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=description, leave=False, unit="batch")
+
+
+def train_epoch(model, loader, optimizer, progress: bool = False, description: str = "",
+                report_every: int = 50) -> tuple[float, float]:
+    """One pass over ``loader``; returns (mean training loss, training accuracy).
+
+    Loss and hit counts accumulate on the device and are read once at the end (and every
+    ``report_every`` steps for the progress bar, only when it is shown).
+    """
+    model.train()
+    loss_sum = correct = None
+    count = 0
+    bar = _progress(loader, len(loader), progress, description)
+    for step, (x, y) in enumerate(bar, start=1):
+        scores = model(x)
+        loss = F.cross_entropy(scores, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        n = float(len(y))
+        batch_loss = loss.data * n
+        batch_hits = F.accuracy(scores.detach(), y).data * n
+        loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
+        correct = batch_hits if correct is None else correct + batch_hits
+        count += len(y)
+        if progress and step % report_every == 0:
+            bar.set_postfix(loss=f"{float(loss_sum) / count:.4f}", acc=f"{float(correct) / count:.2%}")
+    return float(loss_sum) / count, float(correct) / count
+
+
+def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
+    """Train an MLP as ``gdnet train`` describes; print one line per epoch; return the figures."""
+    from . import data, optim
+
+    with use_backend(args.backend, args.device) as backend:
+        manual_seed(args.seed)
+        loader_name = "fashion_mnist" if args.dataset == "fashion-mnist" else "mnist"
+        train_set, test_set = getattr(data.datasets, loader_name)(root=args.data_root)
+        if args.train_subset:
+            train_set = data.ArrayDataset(train_set.inputs[: args.train_subset], train_set.targets[: args.train_subset])
+        train_loader = data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed)
+        test_loader = data.DataLoader(test_set, batch_size=1000)
+        model = build_mlp(28 * 28, args.hidden, 10, args.activation, args.init)
+        optimizer = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
+                              nesterov=args.nesterov, weight_decay=args.weight_decay)
+        print(f"gdnet {__version__}: {args.dataset}, MLP 784-{'-'.join(map(str, args.hidden))}-10 "
+              f"({args.activation}, init {args.init}), SGD lr {args.lr} momentum {args.momentum}, "
+              f"batch {args.batch_size}, {backend.describe()}, seed {args.seed}", file=out)
+        progress = not args.quiet and sys.stderr.isatty()
+        history = []
+        for epoch in range(1, args.epochs + 1):
+            start = time.perf_counter()
+            train_loss, train_acc = train_epoch(model, train_loader, optimizer, progress, f"epoch {epoch}")
+            backend.synchronize()
+            seconds = time.perf_counter() - start
+            test_loss, test_acc = evaluate(model, test_loader)
+            history.append(dict(epoch=epoch, loss=train_loss, train_accuracy=train_acc,
+                                test_loss=test_loss, test_accuracy=test_acc, seconds=seconds))
+            print(f"epoch {epoch:>3}/{args.epochs}  loss {train_loss:.4f}  train acc {train_acc:.2%}  "
+                  f"test acc {test_acc:.2%}  {seconds:.1f} s", file=out, flush=True)
+        final = history[-1]["test_accuracy"] if history else float("nan")
+        print(f"test accuracy: {final:.2%}", file=out)
+        return {"history": history, "test_accuracy": final, "model": model}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text}")
+    return value
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gdnet", description="Backpropagation and gradient descent on any array library.")
+    parser.add_argument("--version", action="version", version=f"gdnet {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train an MLP classifier and print test accuracy")
+    train.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
+    train.add_argument("--data-root", default=None, help="folder with the IDX files (default: search GDNET_DATA, cache, /usr/share/datasets)")
+    train.add_argument("--hidden", type=_positive_int, nargs="+", default=[100], help="hidden layer sizes, e.g. --hidden 256 128")
+    train.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
+    train.add_argument("--init", choices=["default", *SCHEMES], default="he")
+    train.add_argument("--optimizer", choices=["sgd"], default="sgd")
+    train.add_argument("--lr", type=float, default=0.05)
+    train.add_argument("--momentum", type=float, default=0.9)
+    train.add_argument("--nesterov", action="store_true")
+    train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--batch-size", type=_positive_int, default=128)
+    train.add_argument("--epochs", type=_positive_int, default=10)
+    train.add_argument("--backend", default="auto", help="auto, numpy, cupy or array_api_strict")
+    train.add_argument("--device", default=None, help="device of the backend (cuda:1, device1, ...)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--train-subset", type=_positive_int, default=None, help="train on the first N examples only")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    commands.add_parser("info", help="backends that answer here, their devices and versions")
+    return parser
+
+
+def info(out=sys.stdout) -> None:
+    from importlib import metadata
+
+    from . import backends
+
+    print(f"gdnet {__version__}", file=out)
+    for name in backends.names():
+        cls = backends.backend_class(name)
+        reason = cls.unavailable_reason()
+        package = {"numpy": "numpy", "array_api_strict": "array-api-strict", "cupy": "cupy"}[name]
+        try:
+            version = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            version = next((metadata.version(p) for p in ("cupy-cuda13x", "cupy-cuda12x") if _installed(p)), "not installed")
+        status = f"devices {', '.join(cls.devices())}" if reason is None else f"unavailable: {reason}"
+        print(f"  {name:<17} {version:<12} {status}", file=out)
+    print(f"  active: {get_backend().describe()}; available: {', '.join(available_backends())}", file=out)
+
+
+def _installed(package: str) -> bool:
+    from importlib import metadata
+
+    try:
+        metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    if args.command == "train":
+        run_training(args)
+    elif args.command == "info":
+        info()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
