@@ -29,12 +29,13 @@ def namespace_of(array: Array):
     return xp
 
 
-_DTYPE_KINDS: dict[tuple[Any, str], bool] = {}
+_DTYPE_KINDS: dict[tuple[Any, str, Any], bool] = {}
 
 
 def dtype_is(xp: Any, dtype: Any, kind: str) -> bool:
     """``xp.isdtype(dtype, kind)``, cached: NumPy's isdtype costs microseconds per call."""
-    key = (dtype, kind)
+    # the namespace leads the key, so dtypes of different libraries are never compared
+    key = (xp, kind, dtype)
     answer = _DTYPE_KINDS.get(key)
     if answer is None:
         answer = _DTYPE_KINDS[key] = bool(xp.isdtype(dtype, kind))
