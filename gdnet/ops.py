@@ -440,8 +440,10 @@ class SoftmaxCrossEntropy(Function):
 # -- functional spellings (what Tensor's operators and gdnet.nn.functional call) -------------
 def _operand(x: Any) -> Any:
     """Python numbers stay constants; raw arrays become constant Tensors (device-checked)."""
-    if isinstance(x, (Tensor, bool, int, float)):
+    if isinstance(x, (Tensor, bool, int)):
         return x
+    if isinstance(x, float):
+        return float(x)  # a NumPy float64 is a float too, but would promote float32 arrays
     return Tensor(x)
 
 

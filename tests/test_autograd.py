@@ -1,0 +1,342 @@
+"""Tensor and the graph: accumulation, shared subgraphs, no_grad, freeing, errors, device mixing."""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+import pytest
+from conftest import make
+
+import gdnet as gd
+from gdnet.autograd import Function
+
+
+def test_gradients_accumulate_across_backward_calls(backend, float_dtype):
+    x = make([1.0, 2.0, 3.0], float_dtype, requires_grad=True)
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0, 6.0])
+    (x * 3.0).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [5.0, 7.0, 9.0])
+    assert x.grad.device == x.device and x.grad.dtype == x.dtype
+
+
+def test_leaf_used_twice_gets_both_contributions(backend, float_dtype):
+    x = make([1.0, -2.0], float_dtype, requires_grad=True)
+    (x * x + x * 3.0).sum().backward()  # d/dx = 2x + 3
+    np.testing.assert_allclose(x.grad.numpy(), [5.0, -1.0])
+
+
+def test_diamond_through_an_intermediate(backend, float_dtype):
+    x = make([0.5, 1.5], float_dtype, requires_grad=True)
+    h = x * 2.0  # used by two branches that meet again
+    y = (h * h + h.exp()).sum()
+    y.backward()
+    expected = 2.0 * (2.0 * np.array([1.0, 3.0]) + np.exp([1.0, 3.0]))
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-6)
+
+
+def test_intermediate_tensors_keep_no_grad(backend, float_dtype):
+    x = make([1.0, 2.0], float_dtype, requires_grad=True)
+    h = x * 2.0
+    (h * h).sum().backward()
+    assert h.grad is None
+    assert not h.is_leaf and x.is_leaf
+
+
+def test_no_grad_records_nothing(backend, float_dtype):
+    x = make([1.0, 2.0], float_dtype, requires_grad=True)
+    with gd.no_grad():
+        assert not gd.is_grad_enabled()
+        y = (x * x).sum()
+        with gd.enable_grad():
+            z = (x * x).sum()
+    assert gd.is_grad_enabled()
+    assert not y.requires_grad and y.is_leaf
+    assert z.requires_grad and not z.is_leaf
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        y.backward()
+    assert x.grad is None
+
+
+def test_no_grad_restores_the_flag_after_an_exception(backend):
+    with pytest.raises(KeyError):
+        with gd.no_grad():
+            raise KeyError
+    assert gd.is_grad_enabled()
+
+
+def test_constants_give_outputs_without_grad(backend, float_dtype):
+    a, b = make([1.0], float_dtype), make([2.0], float_dtype)
+    out = a * b + 1.0
+    assert not out.requires_grad and out.is_leaf
+
+
+def test_backward_on_non_scalar_needs_a_gradient(backend, float_dtype):
+    x = make([1.0, 2.0, 3.0], float_dtype, requires_grad=True)
+    y = x * 2.0
+    with pytest.raises(RuntimeError, match=r"one-element output; got shape \(3,\)"):
+        y.backward()
+    y.backward(make([1.0, 0.0, -1.0], float_dtype))
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 0.0, -2.0])
+
+
+def test_backward_with_a_gradient_of_the_wrong_shape_raises(backend, float_dtype):
+    x = make([1.0, 2.0, 3.0], float_dtype, requires_grad=True)
+    with pytest.raises(ValueError, match=r"grad has shape \(2,\); expected \(3,\)"):
+        (x * 2.0).backward(make([1.0, 1.0], float_dtype))
+
+
+def test_backward_on_a_one_element_non_scalar_seeds_one(backend, float_dtype):
+    x = make([[3.0]], float_dtype, requires_grad=True)
+    (x * x).backward()
+    np.testing.assert_allclose(x.grad.numpy(), [[6.0]])
+
+
+def test_backward_on_a_leaf(backend, float_dtype):
+    x = make([1.0, 2.0], float_dtype, requires_grad=True)
+    x.backward(make([0.5, 0.25], float_dtype))
+    np.testing.assert_allclose(x.grad.numpy(), [0.5, 0.25])
+
+
+def test_backward_twice_through_a_freed_graph_raises(backend, float_dtype):
+    x = make([1.0, 2.0], float_dtype, requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="already freed"):
+        y.backward()
+    # the first pass's gradient is intact, and a fresh forward works again
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [4.0, 8.0])
+
+
+def test_backward_frees_saved_arrays(backend, float_dtype):
+    x = make([1.0, 2.0], float_dtype, requires_grad=True)
+    y = x.exp()
+    creator = y._creator
+    y.sum().backward()
+    assert creator.inputs is None
+    assert not hasattr(creator, "out")
+
+
+def test_detach_cuts_the_graph_and_keeps_the_values(backend, float_dtype):
+    x = make([1.0, 2.0], float_dtype, requires_grad=True)
+    h = x * 3.0
+    d = h.detach()
+    assert not d.requires_grad and d.is_leaf
+    np.testing.assert_array_equal(d.numpy(), h.numpy())
+    (h * d).sum().backward()  # d is a constant: dy/dx = 3 * d
+    np.testing.assert_allclose(x.grad.numpy(), [9.0, 18.0])
+
+
+def test_requires_grad_cannot_be_switched_off_on_non_leaves(backend, float_dtype):
+    x = make([1.0], float_dtype).requires_grad_()
+    assert x.requires_grad
+    with pytest.raises(RuntimeError, match="detach"):
+        (x * 2.0).requires_grad_(False)
+
+
+@pytest.mark.parametrize(
+    "values, dtype, expected",
+    [([2.5], None, 2.5), ([[7]], "int64", 7), ([True], "bool", True)],
+    ids=["float", "int", "bool"],
+)
+def test_item_gives_a_python_number(backend, float_dtype, values, dtype, expected):
+    t = gd.tensor(np.array(values), dtype=dtype or float_dtype)
+    value = t.item()
+    assert value == expected and type(value) is type(expected)
+
+
+def test_item_on_many_elements_raises(backend, float_dtype):
+    with pytest.raises(ValueError, match=r"one element; got shape \(2,\)"):
+        make([1.0, 2.0], float_dtype).item()
+
+
+def test_numpy_is_an_explicit_host_copy(backend, float_dtype):
+    x = make([[1.0, 2.0], [3.0, 4.0]], float_dtype)
+    host = x.numpy()
+    assert isinstance(host, np.ndarray)
+    assert host.dtype == np.dtype(float_dtype)
+    np.testing.assert_array_equal(host, [[1.0, 2.0], [3.0, 4.0]])
+    assert x.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_numpy_on_device1_transfers_explicitly():
+    pytest.importorskip("array_api_strict")
+    with gd.use_backend("array_api_strict", "device1"):
+        x = make([1.0, 2.0])
+        with pytest.raises((RuntimeError, ValueError, TypeError)):
+            np.asarray(x.data)  # the implicit conversion is refused on device1 ...
+        np.testing.assert_array_equal(x.numpy(), [1.0, 2.0])  # ... the explicit one works
+        assert float(x.sum()) == 3.0
+
+
+SCALAR_OPERATORS = [
+    ("add-right", lambda x: x + 2.0, lambda v: v + 2.0, lambda v: np.ones_like(v)),
+    ("add-left", lambda x: 2.0 + x, lambda v: 2.0 + v, lambda v: np.ones_like(v)),
+    ("sub-right", lambda x: x - 2.0, lambda v: v - 2.0, lambda v: np.ones_like(v)),
+    ("sub-left", lambda x: 2.0 - x, lambda v: 2.0 - v, lambda v: -np.ones_like(v)),
+    ("mul-right", lambda x: x * 3, lambda v: v * 3, lambda v: np.full_like(v, 3.0)),
+    ("mul-left", lambda x: 3 * x, lambda v: 3 * v, lambda v: np.full_like(v, 3.0)),
+    ("div-right", lambda x: x / 4.0, lambda v: v / 4.0, lambda v: np.full_like(v, 0.25)),
+    ("div-left", lambda x: 4.0 / x, lambda v: 4.0 / v, lambda v: -4.0 / v**2),
+    ("pow-right", lambda x: x**2, lambda v: v**2, lambda v: 2 * v),
+    ("pow-left", lambda x: 2.0**x, lambda v: 2.0**v, lambda v: np.log(2.0) * 2.0**v),
+]
+
+
+@pytest.mark.parametrize(
+    "forward, expected, derivative",
+    [pytest.param(*row[1:], id=row[0]) for row in SCALAR_OPERATORS],
+)
+def test_operators_with_python_scalars_on_either_side(
+    backend, float_dtype, forward, expected, derivative
+):
+    values = np.array([0.5, 1.0, 2.0])
+    x = make(values, float_dtype, requires_grad=True)
+    y = forward(x)
+    assert y.dtype == x.dtype and y.device == x.device
+    y.sum().backward()
+    rtol = 1e-6 if float_dtype == "float32" else 1e-12
+    np.testing.assert_allclose(y.numpy(), expected(values), rtol=rtol)
+    np.testing.assert_allclose(x.grad.numpy(), derivative(values), rtol=rtol)
+
+
+@pytest.mark.parametrize("op", ["lt", "le", "gt", "ge", "eq", "ne"])
+@pytest.mark.parametrize("other_kind", ["scalar", "tensor"])
+def test_comparisons_return_boolean_tensors_outside_the_graph(backend, float_dtype, op, other_kind):
+    values, others = np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0])
+    x = make(values, float_dtype, requires_grad=True)
+    other = 2.0 if other_kind == "scalar" else make(others, float_dtype)
+    result = getattr(operator, op)(x, other)
+    assert isinstance(result, gd.Tensor)
+    assert not result.requires_grad and result.is_leaf
+    assert result.device == x.device
+    assert result.dtype == backend.xp.bool
+    expected = getattr(operator, op)(values, 2.0 if other_kind == "scalar" else others)
+    np.testing.assert_array_equal(result.numpy(), expected)
+
+
+def test_tensor_facts(backend, float_dtype):
+    x = make(np.zeros((2, 3, 4)), float_dtype)
+    assert x.shape == (2, 3, 4) and x.ndim == 3 and x.size == 24 and len(x) == 2
+    assert x.xp is backend.xp
+    assert x.device == backend.device
+    assert "requires_grad=True" in repr(make([1.0], float_dtype, requires_grad=True))
+
+
+def test_astype_makes_a_new_leaf(backend, float_dtype):
+    x = make([1.5, 2.5], float_dtype, requires_grad=True)
+    y = (x * 2.0).astype("int64")
+    assert y.dtype == backend.xp.int64 and y.is_leaf and not y.requires_grad
+    assert y.tolist() == [3, 5]
+    with pytest.raises(ValueError, match="unknown dtype"):
+        x.astype("float17")
+
+
+def test_argmax(backend, float_dtype):
+    x = make([[1.0, 5.0, 2.0], [7.0, 0.0, 1.0]], float_dtype)
+    assert x.argmax(axis=1).tolist() == [1, 0]
+
+
+def test_a_custom_function_plugs_into_the_graph(backend, float_dtype):
+    class Cube(Function):
+        def forward(self, xp, a):
+            self.a = a
+            return a * a * a
+
+        def backward(self, g):
+            return (3.0 * self.a * self.a * g,)
+
+    x = make([1.0, -2.0], float_dtype, requires_grad=True)
+    Cube()(x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 12.0])
+    assert gd.gradcheck(lambda t: Cube()(t), x)
+
+
+def test_gradcheck_catches_a_wrong_backward(backend, float_dtype):
+    class WrongSquare(Function):
+        def forward(self, xp, a):
+            self.a = a
+            return a * a
+
+        def backward(self, g):
+            return (self.a * g,)  # should be 2 * a * g
+
+    x = make([1.0, 2.0], float_dtype, requires_grad=True)
+    with pytest.raises(gd.GradcheckError, match="input 0"):
+        gd.gradcheck(lambda t: WrongSquare()(t), x)
+
+
+def test_gradcheck_checks_each_differentiated_input_by_position(backend, float_dtype):
+    a = make([1.0, 2.0, 3.0], float_dtype)  # a constant before the checked input
+    b = make([0.5, 1.5, 2.5], float_dtype, requires_grad=True)
+    assert gd.gradcheck(lambda a, b: a * b * b, a, b)
+    with pytest.raises(ValueError, match="requires_grad"):
+        gd.gradcheck(lambda a: a * 2.0, a)
+
+
+# -- tensors from different backends or devices ----------------------------------------------
+def _strict_tensor(device, dtype="float64"):
+    pytest.importorskip("array_api_strict")
+    with gd.use_backend("array_api_strict", device):
+        return make([1.0, 2.0], dtype, requires_grad=True)
+
+
+def _numpy_tensor():
+    with gd.use_backend("numpy"):
+        return make([1.0, 2.0], requires_grad=True)
+
+
+@pytest.mark.parametrize(
+    "make_a, make_b, names",
+    [
+        (
+            lambda: _strict_tensor("device1"),
+            lambda: _strict_tensor("CPU_DEVICE"),
+            ("device1", "CPU_DEVICE"),
+        ),
+        (
+            lambda: _strict_tensor("CPU_DEVICE"),
+            lambda: _strict_tensor("device1"),
+            ("CPU_DEVICE", "device1"),
+        ),
+        (_numpy_tensor, lambda: _strict_tensor("CPU_DEVICE"), ("numpy", "array_api_strict")),
+        (lambda: _strict_tensor("device1"), _numpy_tensor, ("array_api_strict", "numpy")),
+    ],
+    ids=["device1-cpu", "cpu-device1", "numpy-strict", "strict-numpy"],
+)
+@pytest.mark.parametrize(
+    "op",
+    [operator.add, operator.mul, operator.matmul, gd.maximum, lambda a, b: gd.where(a > 1.0, a, b)],
+    ids=["add", "mul", "matmul", "maximum", "where"],
+)
+def test_mixing_backends_or_devices_raises_naming_both(make_a, make_b, names, op):
+    a, b = make_a(), make_b()
+    with pytest.raises(gd.DeviceMismatchError) as info:
+        op(a, b)
+    message = str(info.value)
+    for name in names:
+        assert name in message
+    assert message.index(names[0]) < message.index(names[1])
+
+
+def test_device_mismatch_is_a_value_error():
+    assert issubclass(gd.DeviceMismatchError, ValueError)
+
+
+def test_a_numpy_float64_scalar_acts_like_a_python_float(backend):
+    x = make([1.0, 2.0], "float32", requires_grad=True)
+    for y in (x * np.float64(2.0), np.float64(2.0) * x, x + np.float64(1.0), x ** np.float64(2.0)):
+        assert y.dtype == x.dtype
+    y = x * np.float64(2.0)
+    y.sum().backward()
+    assert x.grad.dtype == x.dtype
+
+
+def test_a_raw_array_of_another_device_raises():
+    pytest.importorskip("array_api_strict")
+    x = _strict_tensor("device1")
+    with pytest.raises(gd.DeviceMismatchError, match="numpy"):
+        x + np.array([1.0, 2.0])
