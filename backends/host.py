@@ -101,3 +101,49 @@ def to_numpy(array: Any) -> np.ndarray:
 
         return np.asarray(array.to_device(array_api_strict.Device("CPU_DEVICE")))
     return np.asarray(array)
+
+
+def dtype_kind(array: np.ndarray) -> str:
+    """One letter for ``array``'s kind of dtype: 'u' unsigned integer, 'i' signed integer,
+    'f' floating, 'b' bool, 'c' complex, 'O' object, and NumPy's other kind letters."""
+    return array.dtype.kind
+
+
+def astype(array: np.ndarray, dtype: str) -> np.ndarray:
+    """``array`` converted to ``dtype`` (a NumPy name such as 'float32'); the same array, not a
+    copy, when it already has that dtype."""
+    return array.astype(dtype, copy=False)
+
+
+def to_bytes(array: np.ndarray, dtype: str) -> bytes:
+    """The values of ``array`` converted to ``dtype`` (a NumPy string such as '>i4', big-endian
+    int32) as bytes in C order."""
+    return np.ascontiguousarray(array, dtype=np.dtype(dtype)).tobytes()
+
+
+def integer_range(array: np.ndarray) -> tuple[int, int]:
+    """(min, max) of a non-empty integer array as Python ints (exact, unlike ``value_range``)."""
+    return int(array.min()), int(array.max())
+
+
+def first_nan_index(array: np.ndarray) -> tuple[int, ...] | None:
+    """The index (one int per axis) of the first NaN of a floating array in C order, or None
+    where it has none (or is not floating)."""
+    if array.dtype.kind not in "fc":
+        return None
+    flat_position = np.flatnonzero(np.isnan(array))
+    if flat_position.size == 0:
+        return None
+    return tuple(int(i) for i in np.unravel_index(int(flat_position[0]), array.shape))
+
+
+def count_nan(array: np.ndarray) -> int:
+    """How many NaNs a floating array holds (0 for other dtypes)."""
+    if array.dtype.kind not in "fc":
+        return 0
+    return int(np.count_nonzero(np.isnan(array)))
+
+
+def itemsize(dtype: str) -> int:
+    """Bytes per element of ``dtype`` (a NumPy name such as 'uint8' or 'float32')."""
+    return int(np.dtype(dtype).itemsize)
