@@ -1,0 +1,180 @@
+"""IDX files, the format MNIST and Fashion-MNIST ship in, raw or gzip-compressed.
+
+Layout (all numbers big-endian)::
+
+    byte 0, 1   zero (the magic number's first half)
+    byte 2      element type: 0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
+                0x0D float32, 0x0E float64
+    byte 3      number of dimensions, d
+    4 * d       the size of each dimension, uint32
+    the rest    prod(sizes) elements, C order
+
+A gzip stream is recognised by its magic bytes (1f 8b), not by the file name.
+"""
+
+from __future__ import annotations
+
+import gzip as _gzip
+import os
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+from ..backends import host
+
+GZIP_MAGIC = b"\x1f\x8b"
+HEADER_BYTES = 4  # two zero bytes, the type code, the number of dimensions
+DIMENSION_BYTES = 4  # each size is a big-endian uint32
+
+# type code -> (NumPy dtype name, big-endian NumPy dtype string, bytes per element)
+IDX_TYPES: dict[int, tuple[str, str, int]] = {
+    0x08: ("uint8", ">u1", 1),
+    0x09: ("int8", ">i1", 1),
+    0x0B: ("int16", ">i2", 2),
+    0x0C: ("int32", ">i4", 4),
+    0x0D: ("float32", ">f4", 4),
+    0x0E: ("float64", ">f8", 8),
+}
+_CODE_BY_DTYPE = {name: code for code, (name, _, _) in IDX_TYPES.items()}
+_LARGEST_DIMENSION = 2**32 - 1
+
+
+class IDXFormatError(ValueError):
+    """A file is not a well-formed IDX file (or an array cannot be written as one)."""
+
+
+def _known_codes() -> str:
+    return ", ".join(f"0x{code:02X} {name}" for code, (name, _, _) in IDX_TYPES.items())
+
+
+def _decompress(path: Path, raw: bytes) -> bytes:
+    try:
+        return _gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error) as exc:
+        # EOFError: the stream stops early; BadGzipFile (an OSError) and zlib.error: corrupt
+        raise IDXFormatError(
+            f"{path}: the gzip stream is truncated or corrupt ({exc}); expected a complete gzip "
+            "file (starts with bytes 1f 8b); download or copy the file again"
+        ) from exc
+
+
+def read_idx(path: str | os.PathLike) -> Any:
+    """Read an IDX file (raw, or gzip-compressed; detected by content) into a host array.
+
+    Args:
+        path: the file.
+    Returns:
+        a NumPy array of shape (d0, d1, ..., d_{k-1}) as the header gives it, in the header's
+        element type and native byte order, writeable.
+    Raises:
+        IDXFormatError: bad magic bytes, unknown type code, no dimensions, a corrupt or truncated
+            gzip stream, or a data length other than prod(sizes) * element size.
+        FileNotFoundError: ``path`` does not exist.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    compressed = raw[:2] == GZIP_MAGIC
+    if compressed:
+        raw = _decompress(path, raw)
+    where = f"{path}{' (after gzip decompression)' if compressed else ''}"
+    if len(raw) < HEADER_BYTES:
+        raise IDXFormatError(
+            f"{where}: {len(raw)} bytes is too short for an IDX header; expected at least "
+            f"{HEADER_BYTES} bytes (00 00, type code, number of dimensions)"
+        )
+    if raw[0] != 0 or raw[1] != 0:
+        raise IDXFormatError(
+            f"{where}: bad magic number: the first two bytes are {raw[0]:02x} {raw[1]:02x}; "
+            "expected 00 00 (is this an IDX file?)"
+        )
+    code, ndim = raw[2], raw[3]
+    if code not in IDX_TYPES:
+        raise IDXFormatError(
+            f"{where}: unknown element type code 0x{code:02X}; expected one of: {_known_codes()}"
+        )
+    if ndim == 0:
+        raise IDXFormatError(f"{where}: the header gives 0 dimensions; expected 1 to 255")
+    data_start = HEADER_BYTES + DIMENSION_BYTES * ndim
+    if len(raw) < data_start:
+        raise IDXFormatError(
+            f"{where}: truncated header: {ndim} dimensions need {data_start} header bytes; "
+            f"the file has {len(raw)} bytes"
+        )
+    shape = tuple(
+        int.from_bytes(raw[offset : offset + DIMENSION_BYTES], "big")
+        for offset in range(HEADER_BYTES, data_start, DIMENSION_BYTES)
+    )
+    dtype_name, big_endian, itemsize = IDX_TYPES[code]
+    count = 1
+    for size in shape:
+        count *= size
+    expected = data_start + count * itemsize
+    if len(raw) != expected:
+        problem = "truncated" if len(raw) < expected else "has trailing bytes"
+        raise IDXFormatError(
+            f"{where}: {problem}: shape {shape} of {dtype_name} needs {data_start} header + "
+            f"{count * itemsize} data = {expected} bytes; the file has {len(raw)} bytes"
+        )
+    # a bytearray makes the returned array writeable where no byte swap copies it anyway
+    values = host.from_buffer(bytearray(raw), big_endian, shape, offset=data_start)
+    return host.to_native(values)
+
+
+def write_idx(path: str | os.PathLike, array: Any, gzip: bool = False) -> None:
+    """Write ``array`` as an IDX file; replace ``path`` atomically (temporary file + rename).
+
+    Args:
+        path: the file to create or replace.
+        array: a host array (or anything ``host.asarray`` accepts) of shape (d0, ..., d_{k-1}),
+            k >= 1, each size below 2**32, dtype uint8, int8, int16, int32, float32
+            or float64.
+        gzip: compress the file with gzip (then ``read_idx`` detects it by content).
+    Raises:
+        IDXFormatError: a dtype IDX has no code for, no dimensions, or a size of 2**32 or
+            more.
+    """
+    path = Path(path)
+    if not host.is_host_array(array):
+        array = host.asarray(array)
+    dtype_name = host.dtype_name(array)
+    if dtype_name not in _CODE_BY_DTYPE:
+        raise IDXFormatError(
+            f"cannot write {path}: dtype {dtype_name} has no IDX type code; expected one of: "
+            f"{_known_codes()} (convert with .astype first)"
+        )
+    shape = tuple(array.shape)
+    # host arrays have at most 64 dimensions, well inside the header's one byte
+    if len(shape) == 0:
+        raise IDXFormatError(
+            f"cannot write {path}: the array has 0 dimensions; expected 1 to 255 "
+            "(reshape a scalar to shape (1,))"
+        )
+    if any(size > _LARGEST_DIMENSION for size in shape):
+        raise IDXFormatError(
+            f"cannot write {path}: shape {shape} has a size above {_LARGEST_DIMENSION}, the "
+            "largest a uint32 size field holds"
+        )
+    code = _CODE_BY_DTYPE[dtype_name]
+    header = bytes([0, 0, code, len(shape)]) + b"".join(
+        size.to_bytes(DIMENSION_BYTES, "big") for size in shape
+    )
+    content = header + host.to_bytes(array, IDX_TYPES[code][1])
+    if gzip:
+        # mtime=0: the same array always gives the same bytes (reproducible checksums)
+        content = _gzip.compress(content, mtime=0)
+    write_atomically(path, content)
+
+
+def write_atomically(path: Path, content: bytes) -> None:
+    """Write ``content`` to ``path`` through a temporary file in the same folder and a rename,
+    so a reader never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(content)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
