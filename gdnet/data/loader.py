@@ -1,0 +1,287 @@
+"""Batches of a host dataset as Tensors on the active backend's device.
+
+Two ways to feed the device, picked at construction:
+
+* resident: the whole dataset fits on the device, so it is uploaded once, in its stored dtype
+  (uint8 images stay uint8, a quarter of float32). Each epoch moves one permutation to the
+  device; each batch is a slice of it, an on-device gather, a cast and a scale. No host
+  transfer or synchronisation happens per batch.
+* streamed: batches are gathered on the host and copied to the device one batch ahead of use.
+
+Both give the same batches for the same seed. The batch size picks the flavour of gradient
+descent: ``len(dataset)`` is batch gradient descent, 1 is stochastic, in between mini-batch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator
+
+from .._backend import get_backend, host_rng
+from ..autograd import Tensor
+from ..backends import host
+from ..backends.host import HostGenerator
+from .datasets import ArrayDataset
+
+UINT8_SCALE = 1.0 / 255.0  # uint8 pixels 0..255 -> [0, 1]
+_LARGEST_SEED = 2**63 - 1
+_STATE_KEYS = ("seed", "epoch", "generator", "num_examples")
+
+
+def _as_dataset(dataset: Any) -> ArrayDataset:
+    if isinstance(dataset, ArrayDataset):
+        return dataset
+    if isinstance(dataset, tuple) and len(dataset) == 2:
+        return ArrayDataset(*dataset)
+    raise TypeError(
+        f"dataset must be an ArrayDataset or an (inputs, targets) tuple of host arrays; got "
+        f"{type(dataset).__name__}"
+        + (f" of length {len(dataset)}" if isinstance(dataset, tuple) else "")
+    )
+
+
+def _check_flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False; got {value!r}")
+    return value
+
+
+class DataLoader:
+    """Iterate over ``dataset`` in batches of Tensors on the active backend's device.
+
+    Each ``for inputs, targets in loader`` is one epoch. Inputs come out float32 of shape
+    (B, ...): uint8 data multiplied by 1/255 (so in [0, 1]), other data cast unscaled unless
+    ``scale`` is given. Integer targets come out int64 of shape (B, ...), float targets float32;
+    targets is None for a dataset without targets. B is ``batch_size`` except for a last,
+    smaller batch (dropped with ``drop_last``).
+
+    Args:
+        dataset: an ArrayDataset, or an (inputs, targets) tuple of host arrays.
+        batch_size: examples per batch, a positive int (len(dataset): batch gradient descent;
+            1: stochastic gradient descent).
+        shuffle: visit the examples in a new random order each epoch.
+        drop_last: skip the last batch when it is smaller than batch_size.
+        seed: seeds the loader's own shuffle generator; None draws one from gdnet's seeded host
+            generator at construction (so ``gd.manual_seed`` makes runs repeat).
+        resident: True uploads the dataset to the device once; False streams batches from the
+            host; None (default) uploads when it takes under half the free device memory
+            (always where the device is host memory).
+        scale: multiply inputs by this after the cast to float32 (default 1/255 for uint8
+            inputs, none otherwise).
+    Attributes:
+        backend: the backend captured at construction; batches land on its device.
+        resident: whether the dataset lives on the device.
+        epoch: epochs started so far.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int = 1,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int | None = None,
+        resident: bool | None = None,
+        scale: float | None = None,
+    ):
+        self.dataset = _as_dataset(dataset)
+        self.num_examples = len(self.dataset)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+            raise TypeError(f"batch_size must be a positive int; got {batch_size!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int; got {batch_size}")
+        self.batch_size = batch_size
+        self.shuffle = _check_flag(shuffle, "shuffle")
+        self.drop_last = _check_flag(drop_last, "drop_last")
+        if self.num_examples == 0:
+            raise ValueError("the dataset is empty; expected at least one example to batch")
+        if self.drop_last and batch_size > self.num_examples:
+            raise ValueError(
+                f"drop_last=True with batch_size={batch_size} larger than the dataset "
+                f"({self.num_examples} examples) gives no batches; expected batch_size <= "
+                f"{self.num_examples} or drop_last=False"
+            )
+        if resident is not None:
+            _check_flag(resident, "resident")
+        is_number = isinstance(scale, (int, float)) and not isinstance(scale, bool)
+        if scale is not None and not (is_number and math.isfinite(scale)):
+            raise ValueError(f"scale must be a finite number or None; got {scale!r}")
+        if seed is None:
+            seed = host_rng().integers(0, _LARGEST_SEED)
+        elif isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int or None; got {seed!r}")
+        self.seed = seed
+        self._generator = HostGenerator(seed)
+        self.epoch = 0
+
+        self.backend = get_backend()
+        inputs, targets = self.dataset.inputs, self.dataset.targets
+        input_kind = host.dtype_kind(inputs)
+        # floats travel as float32 (the device may lack float64); integers in their own dtype
+        self._input_dtype = "float32" if input_kind == "f" else host.dtype_name(inputs)
+        if scale is None and host.dtype_name(inputs) == "uint8":
+            scale = UINT8_SCALE
+        self.scale = None if scale is None else float(scale)
+        self._target_dtype = None
+        if targets is not None:
+            self._target_dtype = "float32" if host.dtype_kind(targets) == "f" else "int64"
+
+        self.resident = self._decide_residency(resident)
+        self._device_inputs = self._device_targets = None
+        if self.resident:
+            self._device_inputs = self._upload(inputs, self._input_dtype)
+            if targets is not None:
+                self._device_targets = self._upload(targets, self._target_dtype)
+
+    # -- placement -----------------------------------------------------------------------------
+    def _device_bytes(self) -> int:
+        inputs, targets = self.dataset.inputs, self.dataset.targets
+        total = math.prod(inputs.shape) * host.itemsize(self._input_dtype)
+        if targets is not None:
+            total += math.prod(targets.shape) * host.itemsize(self._target_dtype)
+        return total
+
+    def _decide_residency(self, resident: bool | None) -> bool:
+        if resident is False:
+            return False
+        free = self.backend.memory_free()
+        if free is None:  # the device is host memory: uploading costs nothing extra
+            return True
+        needed = self._device_bytes()
+        if resident is None:
+            # half: leave the other half for parameters, activations and gradients
+            return needed < free // 2
+        if needed > free:
+            raise ValueError(
+                f"resident=True but the dataset needs {needed} bytes on {self.backend.describe()} "
+                f"and {free} are free; expected resident=None (decide automatically) or "
+                "resident=False (stream batches from the host)"
+            )
+        return True
+
+    def _upload(self, array: Any, dtype: str) -> Any:
+        """Host array -> device array of ``dtype`` (converted on the host first)."""
+        device_dtype = getattr(self.backend.xp, dtype)
+        return self.backend.asarray(host.astype(array, dtype), dtype=device_dtype)
+
+    # -- batches -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        """Batches per epoch."""
+        if self.drop_last:
+            return self.num_examples // self.batch_size
+        return -(-self.num_examples // self.batch_size)
+
+    def _bounds(self) -> Iterator[tuple[int, int]]:
+        for index in range(len(self)):
+            start = index * self.batch_size
+            yield start, min(start + self.batch_size, self.num_examples)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor | None]]:
+        """One epoch of (inputs, targets) batches. The shuffle order is drawn here, when the
+        epoch starts, so ``state_dict()`` between epochs captures every future order."""
+        order = self._generator.permutation(self.num_examples) if self.shuffle else None
+        self.epoch += 1
+        if self.resident:
+            device_order = None
+            if order is not None:
+                # the epoch's one host->device transfer
+                device_order = self.backend.asarray(order, dtype=self.backend.xp.int64)
+            return self._resident_batches(device_order)
+        return self._streamed_batches(order)
+
+    def _resident_batches(self, device_order: Any) -> Iterator[tuple[Tensor, Tensor | None]]:
+        xp = self.backend.xp
+        inputs, targets = self._device_inputs, self._device_targets
+        for start, stop in self._bounds():
+            if device_order is None:
+                batch_inputs = inputs[start:stop, ...]
+                batch_targets = None if targets is None else targets[start:stop, ...]
+            else:
+                indices = device_order[start:stop]
+                batch_inputs = xp.take(inputs, indices, axis=0)
+                batch_targets = None if targets is None else xp.take(targets, indices, axis=0)
+            yield self._finish(batch_inputs, batch_targets)
+
+    def _host_batches(self, order: Any) -> Iterator[tuple[Any, Any]]:
+        inputs, targets = self.dataset.inputs, self.dataset.targets
+        for start, stop in self._bounds():
+            if order is None:
+                batch_inputs = inputs[start:stop]
+                batch_targets = None if targets is None else targets[start:stop]
+            else:
+                indices = order[start:stop]
+                batch_inputs = host.take(inputs, indices)
+                batch_targets = None if targets is None else host.take(targets, indices)
+            yield batch_inputs, batch_targets
+
+    def _streamed_batches(self, order: Any) -> Iterator[tuple[Tensor, Tensor | None]]:
+        uploads = (
+            (
+                self._upload(batch_inputs, self._input_dtype),
+                None if batch_targets is None else self._upload(batch_targets, self._target_dtype),
+            )
+            for batch_inputs, batch_targets in self._host_batches(order)
+        )
+        pending = next(uploads, None)
+        while pending is not None:
+            # copy the next batch before handing this one out, so its host gather and transfer
+            # overlap the device work queued for this one
+            following = next(uploads, None)
+            yield self._finish(*pending)
+            pending = following
+
+    def _finish(self, inputs: Any, targets: Any) -> tuple[Tensor, Tensor | None]:
+        """Device batch in stored dtypes -> (float32 inputs, scaled; targets)."""
+        xp = self.backend.xp
+        # astype copies, so a batch never aliases the dataset (slices are views, and on numpy
+        # the resident dataset is the caller's own array)
+        inputs = xp.astype(inputs, xp.float32)
+        if self.scale is not None:
+            inputs = inputs * self.scale
+        if targets is not None:
+            targets = xp.astype(targets, targets.dtype)
+        return Tensor(inputs), None if targets is None else Tensor(targets)
+
+    # -- resuming ------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """What a resumed run needs to see the same future shuffles: the generator's state, the
+        epoch count, the seed and the dataset length (checked on load)."""
+        return {
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "generator": self._generator.get_state(),
+            "num_examples": self.num_examples,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict()`` returned; the next epoch continues that run's order."""
+        if not isinstance(state, dict) or any(key not in state for key in _STATE_KEYS):
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(
+                f"not a DataLoader state: expected a dict with keys {list(_STATE_KEYS)}; got {got}"
+            )
+        if state["num_examples"] != self.num_examples:
+            raise ValueError(
+                f"the state is from a dataset of {state['num_examples']} examples; this loader's "
+                f"has {self.num_examples}; expected the same dataset"
+            )
+        epoch = state["epoch"]
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"the state's epoch must be a non-negative int; got {epoch!r}")
+        try:
+            self._generator.set_state(state["generator"])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(
+                f"the state's generator entry is not a generator state ({exc}); expected what "
+                "DataLoader.state_dict() returned"
+            ) from exc
+        self.seed = state["seed"]
+        self.epoch = epoch
+
+    def __repr__(self) -> str:
+        placement = "resident" if self.resident else "streamed"
+        return (
+            f"DataLoader({self.num_examples} examples, batch_size={self.batch_size}, "
+            f"shuffle={self.shuffle}, drop_last={self.drop_last}, {placement} on "
+            f"{self.backend.describe()})"
+        )
