@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import backends, ops
-from ..autograd import Tensor, dtype_is
+from ..autograd import Tensor, check_same_device, dtype_is
 from ..ops import linear, relu, sigmoid, tanh  # noqa: F401  (re-exported spellings)
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -50,7 +50,9 @@ def _labels(input: Tensor, target: Any, name: str):
     if input.ndim != 2:
         raise ValueError(f"{name}: input must be (N, C) scores; got shape {input.shape}")
     labels = target.data if isinstance(target, Tensor) else target
-    if not hasattr(labels, "shape"):
+    if hasattr(labels, "shape"):
+        check_same_device([input.data, labels])  # host labels beside device scores: no silent copy
+    else:
         labels = input.xp.asarray(labels, device=input.device)
     n, classes = input.shape
     if tuple(labels.shape) != (n,):
@@ -77,7 +79,11 @@ def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor
     """
     _check_reduction(reduction)
     target_array = target.data if isinstance(target, Tensor) else target
-    if hasattr(target_array, "dtype") and dtype_is(input.xp, target_array.dtype, "real floating"):
+    if hasattr(target_array, "dtype"):
+        check_same_device([input.data, target_array])
+    # a 1-D float target is class indices in the wrong dtype, which _labels reports
+    probabilities = hasattr(target_array, "dtype") and len(target_array.shape) != 1
+    if probabilities and dtype_is(input.xp, target_array.dtype, "real floating"):
         if tuple(target_array.shape) != input.shape or input.ndim != 2:
             raise ValueError(f"cross_entropy: probability target has shape {tuple(target_array.shape)}; expected {input.shape} with input (N, C)")
         target = target if isinstance(target, Tensor) else Tensor(target_array)
