@@ -213,7 +213,7 @@ def test_mixed_raw_and_gzip_files(places):
 
 
 def test_search_order(places, monkeypatch):
-    """root, then $GDNET_DATA, then the user cache, then the system folder."""
+    """root; without one $GDNET_DATA, then the user cache, then the system folder."""
     root = places["tmp"] / "root"
     env = places["tmp"] / "env"
     write_mnist_files(root / "mnist", n_train=1)
@@ -236,34 +236,49 @@ def test_cache_defaults_to_home_dot_cache(places, monkeypatch):
     assert len(mnist()[0]) == 7
 
 
-def test_incomplete_folder_is_skipped(places):
-    root = places["tmp"] / "partial"
-    write_mnist_files(root, n_train=2)
-    (root / "train-labels-idx1-ubyte.gz").unlink()
+def test_incomplete_folder_is_skipped(places, monkeypatch):
+    env = places["tmp"] / "partial"
+    write_mnist_files(env, n_train=2)
+    (env / "train-labels-idx1-ubyte.gz").unlink()
+    monkeypatch.setenv("GDNET_DATA", str(env))
     write_mnist_files(places["system"] / "mnist", n_train=9)
-    assert len(mnist(root=root)[0]) == 9
+    assert len(mnist()[0]) == 9
 
 
 def test_missing_files_error_lists_every_place(places, monkeypatch):
-    root = places["tmp"] / "partial"
-    write_mnist_files(root, n_train=2)
-    (root / "t10k-images-idx3-ubyte.gz").unlink()
-    env = places["tmp"] / "env"
+    env = places["tmp"] / "partial"
+    write_mnist_files(env, n_train=2)
+    (env / "t10k-images-idx3-ubyte.gz").unlink()
     monkeypatch.setenv("GDNET_DATA", str(env))
     with pytest.raises(DatasetNotFoundError) as info:
-        fashion_mnist(root=root)
+        fashion_mnist()
     message = str(info.value)
     assert isinstance(info.value, FileNotFoundError)
     for folder in (
-        root, root / "fashion-mnist", env, env / "fashion-mnist",
-        places["cache"] / "fashion-mnist", places["system"] / "fashion-mnist",
+        env, env / "fashion-mnist", places["cache"] / "fashion-mnist",
+        places["system"] / "fashion-mnist",
     ):
         assert f"  {folder} (" in message
     assert "missing t10k-images-idx3-ubyte[.gz]" in message
     assert "no such folder" in message
     assert "apt-get install dataset-fashion-mnist" in message
-    assert "GDNET_DATA" in message
-    assert "download=True" in message
+    assert "set GDNET_DATA" in message
+    assert f"download=True to fetch them into {places['cache'] / 'fashion-mnist'}" in message
+
+
+def test_explicit_root_is_the_only_place_searched(places):
+    """A mistyped root is an error, not a silent switch to the system copy."""
+    write_mnist_files(places["system"] / "mnist", n_train=9)
+    root = places["tmp"] / "typo"
+    with pytest.raises(DatasetNotFoundError) as info:
+        mnist(root=root)
+    message = str(info.value)
+    assert f"  {root} (root): no such folder" in message
+    assert f"  {root / 'mnist'} (root): no such folder" in message
+    assert str(places["system"]) not in message.split("to get it:")[0]
+    assert "put train-images-idx3-ubyte[.gz]" in message and str(root) in message
+    assert "leave root unset" in message
+    assert f"download=True to fetch them into {root / 'mnist'}" in message
 
 
 @pytest.mark.parametrize(
@@ -365,6 +380,18 @@ def test_download_into_user_cache(places, file_server, monkeypatch):
     # found in the cache from now on: no more requests
     assert len(mnist(download=True)[0]) == 5
     assert len(requests) == 4
+
+
+def test_download_into_root(places, file_server, monkeypatch):
+    base, served, _ = file_server
+    write_mnist_files(served, n_train=4)
+    _serve_source(monkeypatch, [base], _md5s(served))
+    root = places["tmp"] / "my-data"
+    assert len(mnist(root=root, download=True)[0]) == 4
+    assert sorted(p.name for p in (root / "mnist").iterdir()) == sorted(
+        f"{n}.gz" for n in FILE_NAMES
+    )
+    assert not places["cache"].exists()
 
 
 def test_download_tries_the_next_mirror(places, file_server, monkeypatch):

@@ -1,10 +1,11 @@
 """Datasets held as host arrays, and the MNIST-family image sets read from IDX files.
 
-``fashion_mnist()`` and ``mnist()`` look for the four IDX files (raw or .gz) in, in order:
-an explicit ``root`` (that folder or root/<name>), ``$GDNET_DATA`` (the same), the user cache
-(``$XDG_CACHE_HOME`` or ~/.cache, then gdnet/<name>) and /usr/share/datasets/<name>, where the
-Debian package dataset-fashion-mnist installs Fashion-MNIST. ``download=True`` fetches missing
-files into the user cache and checks their MD5 checksums.
+``fashion_mnist()`` and ``mnist()`` look for the four IDX files (raw or .gz) in an explicit
+``root`` (that folder or root/<name>) and only there when one is given; otherwise, in order,
+in ``$GDNET_DATA`` (that folder or $GDNET_DATA/<name>), the user cache (``$XDG_CACHE_HOME`` or
+~/.cache, then gdnet/<name>) and /usr/share/datasets/<name>, where the Debian package
+dataset-fashion-mnist installs Fashion-MNIST. ``download=True`` fetches missing files (into
+root/<name>, or the user cache without a root) and checks their MD5 checksums.
 """
 
 from __future__ import annotations
@@ -263,11 +264,19 @@ def cache_dir(name: str) -> Path:
     return Path(base) / "gdnet" / name
 
 
+def download_dir(name: str, root: str | os.PathLike | None = None) -> Path:
+    """Where ``download=True`` puts dataset ``name``: root/<name>, or the user cache."""
+    return cache_dir(name) if root is None else Path(root) / name
+
+
 def candidate_dirs(name: str, root: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
-    """The folders searched for dataset ``name``, in order, each with where it comes from."""
-    places: list[tuple[str, Path]] = []
+    """The folders searched for dataset ``name``, in order, each with where it comes from.
+
+    An explicit ``root`` is the only place searched: a mistyped path is an error, never a
+    silent fall back to other data."""
     if root is not None:
-        places += [("root", Path(root)), ("root", Path(root) / name)]
+        return [("root", Path(root)), ("root", Path(root) / name)]
+    places: list[tuple[str, Path]] = []
     from_env = os.environ.get("GDNET_DATA")
     if from_env:
         places += [("$GDNET_DATA", Path(from_env)), ("$GDNET_DATA", Path(from_env) / name)]
@@ -315,13 +324,21 @@ def locate(name: str, root: str | os.PathLike | None = None) -> dict[str, Path]:
         lacking = ", ".join(f"{stem}[.gz]" for stem in missing)
         report.append(f"  {folder} ({origin}): missing {lacking}")
     source = SOURCES[name]
-    ways = [f"pass download=True to fetch them into {cache_dir(name)}"]
+    needed = ", ".join(f"{stem}[.gz]" for stem in FILE_NAMES)
+    if root is not None:
+        ways = [
+            f"put {needed} into {Path(root)}",
+            f"pass download=True to fetch them into {download_dir(name, root)}",
+            "leave root unset to search $GDNET_DATA, the user cache and "
+            f"{SYSTEM_DATA_DIR / name}",
+        ]
+    else:
+        ways = [
+            f"set GDNET_DATA (or pass root=) to a folder holding {needed}",
+            f"pass download=True to fetch them into {download_dir(name, root)}",
+        ]
     if source.install_hint:
         ways.insert(0, source.install_hint)
-    ways.append(
-        "set GDNET_DATA (or pass root=) to a folder holding "
-        f"{', '.join(f'{stem}[.gz]' for stem in FILE_NAMES)}"
-    )
     raise DatasetNotFoundError(
         f"dataset {name!r} not found; looked in:\n" + "\n".join(report)
         + "\nto get it: " + "; or ".join(ways)
@@ -375,16 +392,16 @@ def _fetch(url: str, destination: Path, expected_md5: str) -> None:
         Path(temporary).unlink(missing_ok=True)
 
 
-def download_dataset(name: str) -> Path:
-    """Fetch the four files of dataset ``name`` into its user cache folder (files already there
-    with the right checksum are kept). Returns the folder.
+def download_dataset(name: str, folder: str | os.PathLike | None = None) -> Path:
+    """Fetch the four files of dataset ``name`` into ``folder`` (default: its user cache
+    folder); files already there with the right checksum are kept. Returns the folder.
 
     Raises:
         DatasetDownloadError: every mirror failed for some file (unreachable, HTTP error, or a
             checksum mismatch); the message lists each attempt.
     """
     source = SOURCES[name]
-    folder = cache_dir(name)
+    folder = cache_dir(name) if folder is None else Path(folder)
     mirrors = list(source.mirrors)
     for stem in FILE_NAMES:
         file_name = f"{stem}.gz"
@@ -458,7 +475,7 @@ def load_mnist_family(
     except DatasetNotFoundError:
         if not download:
             raise
-        download_dataset(name)
+        download_dataset(name, download_dir(name, root))
         files = locate(name, root)
     classes = list(SOURCES[name].classes)
     splits = []
@@ -476,9 +493,11 @@ def fashion_mnist(
 
     Args:
         root: a folder holding the four IDX files (raw or .gz), directly or in
-            root/fashion-mnist; searched before $GDNET_DATA, the user cache and
-            /usr/share/datasets/fashion-mnist (the Debian package dataset-fashion-mnist).
-        download: fetch the files into the user cache when no folder has them.
+            root/fashion-mnist; the only place searched when given. Default: search
+            $GDNET_DATA, the user cache and /usr/share/datasets/fashion-mnist (the Debian
+            package dataset-fashion-mnist).
+        download: fetch the files when no folder searched has them (into root/fashion-mnist,
+            or the user cache without a root).
     Returns:
         (train, test) ArrayDatasets: inputs uint8 (N, 28, 28), targets int64 (N,) in [0, 10),
         ``classes`` the ten names ("T-shirt/top", "Trouser", ...).
@@ -497,8 +516,10 @@ def mnist(
 
     Args:
         root: a folder holding the four IDX files (raw or .gz), directly or in root/mnist;
-            searched before $GDNET_DATA, the user cache and /usr/share/datasets/mnist.
-        download: fetch the files into the user cache when no folder has them.
+            the only place searched when given. Default: search $GDNET_DATA, the user cache
+            and /usr/share/datasets/mnist.
+        download: fetch the files when no folder searched has them (into root/mnist, or
+            the user cache without a root).
     Returns:
         (train, test) ArrayDatasets: inputs uint8 (N, 28, 28), targets int64 (N,) in [0, 10),
         ``classes`` "0" to "9".
