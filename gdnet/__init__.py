@@ -5,7 +5,7 @@
     model = gd.nn.Sequential(gd.nn.Flatten(), gd.nn.Linear(784, 100), gd.nn.ReLU(), gd.nn.Linear(100, 10))
 """
 
-from . import nn, ops, optim
+from . import data, nn, ops, optim
 from ._backend import (
     available_backends,
     default_float,
@@ -22,9 +22,11 @@ from .ops import exp, log, matmul, maximum, sqrt, take, where
 
 __version__ = "0.1.0"
 
+datasets = data.datasets  # gd.datasets.fashion_mnist(), as DESIGN.md spells it
+
 __all__ = [
     "BackendUnavailableError", "DeviceMismatchError", "GradcheckError", "Tensor",
-    "available_backends", "default_float", "enable_grad", "exp", "get_backend", "gradcheck",
+    "available_backends", "data", "datasets", "default_float", "enable_grad", "exp", "get_backend", "gradcheck",
     "is_grad_enabled", "log", "manual_seed", "matmul", "maximum", "nn", "no_grad", "ones", "ops",
     "optim", "rand", "randn", "set_backend", "sqrt", "take", "tensor", "use_backend", "where", "zeros",
 ]

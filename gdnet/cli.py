@@ -96,7 +96,8 @@ def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
         loader_name = "fashion_mnist" if args.dataset == "fashion-mnist" else "mnist"
         train_set, test_set = getattr(data.datasets, loader_name)(root=args.data_root)
         if args.train_subset:
-            train_set = data.ArrayDataset(train_set.inputs[: args.train_subset], train_set.targets[: args.train_subset])
+            n = args.train_subset
+            train_set = data.ArrayDataset(train_set.inputs[:n], train_set.targets[:n], classes=train_set.classes)
         train_loader = data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed)
         test_loader = data.DataLoader(test_set, batch_size=1000)
         model = build_mlp(28 * 28, args.hidden, 10, args.activation, args.init)
@@ -130,14 +131,17 @@ def _positive_int(text: str) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gdnet", description="Backpropagation and gradient descent on any array library.")
+    parser = argparse.ArgumentParser(
+        prog="gdnet", description="Backpropagation and gradient descent on any array library.")
     parser.add_argument("--version", action="version", version=f"gdnet {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train an MLP classifier and print test accuracy")
     train.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
-    train.add_argument("--data-root", default=None, help="folder with the IDX files (default: search GDNET_DATA, cache, /usr/share/datasets)")
-    train.add_argument("--hidden", type=_positive_int, nargs="+", default=[100], help="hidden layer sizes, e.g. --hidden 256 128")
+    train.add_argument("--data-root", default=None,
+                       help="folder with the IDX files (default: GDNET_DATA, the user cache, /usr/share/datasets)")
+    train.add_argument("--hidden", type=_positive_int, nargs="+", default=[100],
+                       help="hidden layer sizes, e.g. --hidden 256 128")
     train.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     train.add_argument("--init", choices=["default", *SCHEMES], default="he")
     train.add_argument("--optimizer", choices=["sgd"], default="sgd")
@@ -170,7 +174,8 @@ def info(out=sys.stdout) -> None:
         try:
             version = metadata.version(package)
         except metadata.PackageNotFoundError:
-            version = next((metadata.version(p) for p in ("cupy-cuda13x", "cupy-cuda12x") if _installed(p)), "not installed")
+            wheels = [p for p in ("cupy-cuda13x", "cupy-cuda12x") if _installed(p)]
+            version = metadata.version(wheels[0]) if wheels else "not installed"
         status = f"devices {', '.join(cls.devices())}" if reason is None else f"unavailable: {reason}"
         print(f"  {name:<17} {version:<12} {status}", file=out)
     print(f"  active: {get_backend().describe()}; available: {', '.join(available_backends())}", file=out)
@@ -187,11 +192,16 @@ def _installed(package: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
-    if args.command == "train":
-        run_training(args)
-    elif args.command == "info":
-        info()
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            run_training(args)
+        elif args.command == "info":
+            info()
+    except (ValueError, OSError, RuntimeError) as exc:
+        # bad names, missing data, unusable backends: a message, not a traceback
+        parser.exit(2, f"gdnet {args.command}: error: {exc}\n")
     return 0
 
 

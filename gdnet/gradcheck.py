@@ -58,7 +58,9 @@ def gradcheck(
     for t in checked:
         t.grad = None
     (output * Tensor(weights)).sum().backward()
-    analytic = [t.grad.data if t.grad is not None else xp.zeros(t.shape, dtype=t.dtype, device=t.device) for t in checked]
+    analytic = [
+        t.grad.data if t.grad is not None else xp.zeros(t.shape, dtype=t.dtype, device=t.device) for t in checked
+    ]
     for t in checked:
         t.grad = None
 

@@ -301,7 +301,9 @@ class Max(Function):
         kept = xp.max(a, axis=self.axes, keepdims=True)
         self.is_max = xp.astype(a == kept, a.dtype)
         self.keep_shape = tuple(kept.shape)
-        return kept if self.keepdims else xp.reshape(kept, tuple(n for i, n in enumerate(a.shape) if i not in self.axes))
+        if self.keepdims:
+            return kept
+        return xp.reshape(kept, tuple(n for i, n in enumerate(a.shape) if i not in self.axes))
 
     def backward(self, g):
         xp = self.xp

@@ -56,7 +56,9 @@ def _labels(input: Tensor, target: Any, name: str):
         labels = input.xp.asarray(labels, device=input.device)
     n, classes = input.shape
     if tuple(labels.shape) != (n,):
-        raise ValueError(f"{name}: target has shape {tuple(labels.shape)}; expected ({n},) class indices for input {input.shape}")
+        raise ValueError(
+            f"{name}: target has shape {tuple(labels.shape)}; expected ({n},) class indices for input {input.shape}"
+        )
     if not dtype_is(input.xp, labels.dtype, "integral"):
         raise TypeError(f"{name}: class-index target must be integers; got {labels.dtype}")
     # values are checked only where reading them costs no device synchronisation; on a GPU
@@ -65,7 +67,9 @@ def _labels(input: Tensor, target: Any, name: str):
         xp = input.xp
         low, high = int(xp.min(labels)), int(xp.max(labels))
         if low < 0 or high >= classes:
-            raise ValueError(f"{name}: labels must lie in [0, {classes - 1}] for {classes} classes; got values from {low} to {high}")
+            raise ValueError(
+                f"{name}: labels must lie in [0, {classes - 1}] for {classes} classes; got values from {low} to {high}"
+            )
     return labels
 
 
@@ -85,7 +89,10 @@ def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor
     probabilities = hasattr(target_array, "dtype") and len(target_array.shape) != 1
     if probabilities and dtype_is(input.xp, target_array.dtype, "real floating"):
         if tuple(target_array.shape) != input.shape or input.ndim != 2:
-            raise ValueError(f"cross_entropy: probability target has shape {tuple(target_array.shape)}; expected {input.shape} with input (N, C)")
+            raise ValueError(
+                f"cross_entropy: probability target has shape {tuple(target_array.shape)}; "
+                f"expected {input.shape} with input (N, C)"
+            )
         target = target if isinstance(target, Tensor) else Tensor(target_array)
     else:
         target = _labels(input, target, "cross_entropy")

@@ -1,0 +1,106 @@
+"""End to end: the `gdnet train` script on the real Fashion-MNIST."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gdnet as gd
+from gdnet import cli
+
+
+def _fashion_mnist_or_skip():
+    try:
+        gd.data.datasets.fashion_mnist()
+    except gd.data.DatasetNotFoundError:
+        if os.environ.get("CI"):
+            raise  # CI installs the data: missing files there are a failure, not a skip
+        pytest.skip("Fashion-MNIST files not found (make test installs dataset-fashion-mnist)")
+
+
+def _train(*flags: str):
+    args = cli.make_parser().parse_args(["train", "--quiet", *flags])
+    with open(os.devnull, "w") as sink:
+        return cli.run_training(args, out=sink)
+
+
+@pytest.mark.slow
+def test_mlp_reaches_87_percent_on_fashion_mnist():
+    """The issue's recipe: 784-100-10 ReLU, SGD lr 0.05 momentum 0.9, batch 128, 10 epochs."""
+    _fashion_mnist_or_skip()
+    result = _train("--backend", "numpy", "--hidden", "100", "--epochs", "10", "--batch-size", "128",
+                    "--lr", "0.05", "--momentum", "0.9", "--seed", "0")
+    assert result["test_accuracy"] >= 0.870, result["history"]
+    losses = [epoch["loss"] for epoch in result["history"]]
+    assert losses[-1] < losses[0]
+
+
+def test_same_script_trains_on_strict_device1():
+    """A shorter run on array_api_strict's device1: no device mixing or hidden host copies."""
+    _fashion_mnist_or_skip()
+    result = _train("--backend", "array_api_strict", "--device", "device1", "--train-subset", "2000",
+                    "--epochs", "1", "--seed", "0")
+    model = result["model"]
+    assert all(str(p.device).endswith("'device1')") for p in model.parameters())
+    assert result["test_accuracy"] > 0.5
+    assert np.isfinite(result["history"][0]["loss"])
+
+
+def test_two_runs_with_one_seed_give_bit_identical_weights():
+    _fashion_mnist_or_skip()
+    flags = ("--backend", "numpy", "--train-subset", "3000", "--epochs", "2", "--seed", "3")
+    first, second = _train(*flags)["model"], _train(*flags)["model"]
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
+        assert np.array_equal(np.asarray(a), np.asarray(b)), name
+    different = _train("--backend", "numpy", "--train-subset", "3000", "--epochs", "2", "--seed", "4")["model"]
+    first_weight, other_weight = first.state_dict()["1.weight"], different.state_dict()["1.weight"]
+    assert not np.array_equal(np.asarray(first_weight), np.asarray(other_weight))
+
+
+def _gdnet(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gdnet.cli", *argv], capture_output=True, text=True, timeout=600)
+
+
+def test_command_prints_a_line_per_epoch_and_the_test_accuracy():
+    _fashion_mnist_or_skip()
+    done = _gdnet("train", "--backend", "numpy", "--train-subset", "1000", "--epochs", "2", "--quiet")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert sum(line.startswith("epoch") for line in lines) == 2
+    assert "loss" in lines[1] and "train acc" in lines[1] and "test acc" in lines[1]
+    assert lines[-1].startswith("test accuracy:")
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["train", "--epochs", "0"], "expected a positive integer"),
+        (["train", "--activation", "swish"], "invalid choice"),
+        (["train", "--backend", "nope", "--train-subset", "10"], "unknown backend 'nope'"),
+        pytest.param(
+            ["train", "--backend", "cupy", "--train-subset", "10"], "backend 'cupy' cannot be used",
+            marks=pytest.mark.skipif(gd.backends.backend_class("cupy").is_available(), reason="cupy works here"),
+        ),
+        (["fly"], "invalid choice"),
+    ],
+)
+def test_bad_flags_are_usage_errors(argv, expected):
+    done = _gdnet(*argv)
+    assert done.returncode == 2
+    assert expected in done.stderr
+
+
+def test_missing_data_folder_is_a_clear_error(tmp_path):
+    done = _gdnet("train", "--backend", "numpy", "--data-root", str(tmp_path / "nothing"))
+    assert done.returncode == 2
+    assert str(tmp_path / "nothing") in done.stderr
+
+
+def test_info_lists_backends():
+    done = _gdnet("info")
+    assert done.returncode == 0, done.stderr
+    assert "numpy" in done.stdout and "cupy" in done.stdout and "array_api_strict" in done.stdout
