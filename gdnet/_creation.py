@@ -33,7 +33,8 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor on the active backend from host data (NumPy array, Python numbers or lists,
     or an array of another backend, which is copied through the host).
 
-    Python floats give float32; arrays keep their dtype unless ``dtype`` is given.
+    Python floats give float32; arrays keep their dtype unless ``dtype`` is given. The data is
+    always copied.
     """
     backend = get_backend()
     xp = backend.xp
@@ -50,6 +51,10 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
             if host.dtype_name(data) == "float64":
                 data = data.astype("float32")
     array = backend.asarray(data, dtype=resolve_dtype(xp, dtype))
+    if backend.sync_is_free or array is data:
+        # asarray may share the caller's memory (host backends, or an array already on this
+        # device); a new tensor owns its data, so in-place updates never reach the caller
+        array = xp.asarray(array, copy=True)
     return Tensor(array, requires_grad=requires_grad)
 
 

@@ -1,0 +1,289 @@
+"""Choosing the backend, creating tensors on it, seeding, and keeping array libraries out of core."""
+
+from __future__ import annotations
+
+import ast
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gdnet as gd
+from gdnet import backends
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CUPY_WORKS = backends.backend_class("cupy").is_available()
+
+
+def _run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k != "GDNET_BACKEND"}
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def test_unknown_backend_lists_the_known_ones():
+    with pytest.raises(ValueError) as info:
+        gd.set_backend("tensorflow")
+    message = str(info.value)
+    assert "'tensorflow'" in message
+    for name in ("numpy", "array_api_strict", "cupy", "auto"):
+        assert name in message
+
+
+def test_unknown_backend_leaves_the_active_one_alone():
+    with gd.use_backend("numpy"):
+        before = gd.get_backend()
+        with pytest.raises(ValueError):
+            gd.set_backend("jax")
+        assert gd.get_backend() is before
+
+
+@pytest.mark.skipif(CUPY_WORKS, reason="this machine has a working CuPy")
+def test_cupy_without_a_gpu_is_a_clear_error():
+    with gd.use_backend("numpy"):
+        before = gd.get_backend()
+        with pytest.raises(gd.BackendUnavailableError) as info:
+            gd.set_backend("cupy")
+        message = str(info.value)
+        assert "'cupy'" in message
+        assert "CUDA" in message and ("install" in message or "no CUDA device" in message)
+        assert gd.get_backend() is before
+    assert issubclass(gd.BackendUnavailableError, RuntimeError)
+    assert "cupy" not in gd.available_backends()
+
+
+@pytest.mark.skipif(CUPY_WORKS, reason="this machine has a working CuPy")
+def test_auto_picks_numpy_without_a_gpu():
+    with gd.use_backend("auto") as chosen:
+        assert chosen.name == "numpy"
+        assert gd.get_backend() is chosen
+
+
+@pytest.mark.skipif(not CUPY_WORKS, reason="needs a CUDA device")
+@pytest.mark.cupy
+def test_auto_picks_cupy_with_a_gpu():
+    with gd.use_backend("auto") as chosen:
+        assert chosen.name == "cupy"
+
+
+def test_available_backends():
+    available = gd.available_backends()
+    assert "numpy" in available
+    assert set(available) <= set(backends.names())
+    assert ("array_api_strict" in available) == (
+        backends.backend_class("array_api_strict").unavailable_reason() is None
+    )
+
+
+def test_use_backend_restores_the_previous_one():
+    pytest.importorskip("array_api_strict")
+    with gd.use_backend("numpy") as outer:
+        with gd.use_backend("array_api_strict", "device1") as inner:
+            assert gd.get_backend() is inner
+            assert inner.name == "array_api_strict" and "device1" in inner.describe()
+        assert gd.get_backend() is outer
+        with pytest.raises(KeyError):
+            with gd.use_backend("array_api_strict"):
+                raise KeyError
+        assert gd.get_backend() is outer
+
+
+def test_name_colon_device_spelling():
+    pytest.importorskip("array_api_strict")
+    with gd.use_backend("numpy"):
+        chosen = gd.set_backend("array_api_strict:no_float64")
+        assert chosen.describe() == "array_api_strict on no_float64"
+        assert not chosen.supports_dtype("float64") and chosen.supports_dtype("float32")
+
+
+@pytest.mark.parametrize(
+    "name, device, message",
+    [
+        ("numpy", "cuda", "numpy backend has one device, 'cpu'; got 'cuda'"),
+        ("array_api_strict", "device7", "unknown array_api_strict device 'device7'"),
+    ],
+)
+def test_unknown_devices(name, device, message):
+    pytest.importorskip("array_api_strict")
+    with gd.use_backend("numpy"):
+        with pytest.raises(ValueError, match=message):
+            gd.set_backend(name, device)
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("numpy", "numpy on cpu"),
+        ("array_api_strict", "array_api_strict on CPU_DEVICE"),
+        ("array_api_strict:device1", "array_api_strict on device1"),
+    ],
+)
+def test_gdnet_backend_environment_variable(value, expected):
+    if value.startswith("array_api_strict"):
+        pytest.importorskip("array_api_strict")
+    result = _run_python(
+        "import gdnet as gd; print(gd.get_backend().describe()); print(gd.zeros((2,)).device)",
+        GDNET_BACKEND=value,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == expected
+
+
+def test_gdnet_backend_environment_variable_with_a_bad_name():
+    result = _run_python("import gdnet as gd; gd.get_backend()", GDNET_BACKEND="nosuch")
+    assert result.returncode != 0
+    assert "unknown backend 'nosuch'" in result.stderr
+
+
+def test_numpy_is_the_default_without_the_environment_variable():
+    result = _run_python("import gdnet as gd; print(gd.get_backend().name)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "numpy"
+
+
+def test_importing_and_training_leaves_cupy_unimported():
+    code = """
+import sys
+import numpy as np
+import gdnet as gd
+model = gd.nn.Sequential(gd.nn.Flatten(), gd.nn.Linear(12, 5), gd.nn.ReLU(), gd.nn.Linear(5, 3))
+opt = gd.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+x = gd.tensor(np.random.default_rng(0).normal(size=(4, 3, 4)))
+y = gd.tensor(np.array([0, 2, 1, 2]))
+for _ in range(2):
+    loss = gd.nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+print(gd.available_backends())
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("cupy", "cupyx", "torch")))
+"""
+    result = _run_python(code, GDNET_BACKEND="numpy")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
+BANNED = {"numpy", "cupy", "cupyx", "torch", "array_api_strict"}
+
+
+def _imported_roots(tree: ast.AST) -> set[str]:
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+        elif (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "attr", getattr(node.func, "id", None)) in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            roots.add(node.args[0].value.split(".")[0])
+    return roots
+
+
+def test_core_never_imports_an_array_library():
+    files = sorted((ROOT / "gdnet").rglob("*.py"))
+    assert len(files) >= 10
+    offenders = {}
+    for path in files:
+        banned = _imported_roots(ast.parse(path.read_text(), filename=str(path))) & BANNED
+        if banned:
+            offenders[str(path.relative_to(ROOT))] = sorted(banned)
+    assert offenders == {}
+
+
+def test_the_import_checker_sees_each_spelling():
+    code = (
+        "import numpy as np\nfrom cupyx.scipy import ndimage\nimport os, torch.nn\n"
+        "def f():\n    import array_api_strict\n    importlib.import_module('cupy')\n"
+        "from . import ops\n"
+    )
+    assert _imported_roots(ast.parse(code)) == {"numpy", "cupyx", "os", "torch", "array_api_strict", "cupy"}
+
+
+# -- creating tensors and drawing numbers on the active backend ---------------------------------
+def test_manual_seed_repeats_randn(backend):
+    gd.manual_seed(7)
+    first = gd.randn(3, 4).numpy()
+    gd.manual_seed(7)
+    again = gd.randn(3, 4)
+    np.testing.assert_array_equal(again.numpy(), first)
+    assert again.device == backend.device and again.dtype == backend.xp.float32
+    assert not np.array_equal(gd.randn(3, 4).numpy(), first)  # the stream moves on
+    gd.manual_seed(8)
+    assert not np.array_equal(gd.randn(3, 4).numpy(), first)
+
+
+def test_randn_and_rand_statistics(backend):
+    gd.manual_seed(0)
+    normal = gd.randn((200, 100)).numpy()
+    uniform = gd.rand(200, 100).numpy()
+    assert abs(normal.mean()) < 0.03 and abs(normal.std() - 1.0) < 0.03
+    assert uniform.min() >= 0.0 and uniform.max() < 1.0 and abs(uniform.mean() - 0.5) < 0.02
+
+
+def test_creation_on_the_active_backend(backend):
+    xp = backend.xp
+    for t in (gd.zeros((2, 3)), gd.ones([2, 3]), gd.tensor([[1.0, 2.0, 3.0]] * 2)):
+        assert t.device == backend.device
+        assert t.dtype == xp.float32 == gd.default_float()
+        assert t.shape == (2, 3) and not t.requires_grad
+    assert gd.tensor([1, 2]).dtype == xp.int64
+    assert gd.tensor(np.array([1.0], dtype=np.float32)).dtype == xp.float32
+    assert gd.zeros((2,), dtype="int64").dtype == xp.int64
+    assert gd.ones((1,), requires_grad=True).requires_grad
+
+
+def test_tensor_copies_its_data(backend):
+    host = np.array([1.0, 2.0], dtype=np.float32)
+    t = gd.tensor(host)
+    host[0] = 100.0
+    assert t.tolist() == [1.0, 2.0]
+    same_place = gd.tensor(t)
+    t.data[...] = 5.0
+    assert same_place.tolist() == [1.0, 2.0]
+
+
+def test_sgd_does_not_write_into_the_callers_array(backend):
+    host = np.array([1.0, 2.0], dtype=np.float32)
+    w = gd.tensor(host, requires_grad=True)
+    w.grad = gd.tensor([1.0, 1.0])
+    gd.optim.SGD([w], lr=0.5).step()
+    assert w.tolist() == [0.5, 1.5] and host.tolist() == [1.0, 2.0]
+
+
+def test_tensor_moves_an_array_of_another_backend_through_the_host(backend):
+    with gd.use_backend("numpy"):
+        source = gd.tensor([1.0, 2.0])
+    moved = gd.tensor(source)
+    assert moved.device == backend.device and moved.xp is backend.xp
+    assert moved.tolist() == [1.0, 2.0]
+
+
+def test_unknown_dtype_name(backend):
+    with pytest.raises(ValueError, match="unknown dtype 'float17'"):
+        gd.zeros((2,), dtype="float17")
+
+
+def test_backend_surface(backend):
+    assert backend.fast_path("no_such_kernel") is None
+    host = backend.to_host(backend.asarray(np.array([1.0, 2.0]), dtype=backend.xp.float32))
+    assert isinstance(host, np.ndarray) and host.tolist() == [1.0, 2.0]
+    backend.synchronize()
+    assert backend.name in repr(backend)
+    generator = gd._backend.device_rng(backend)
+    assert tuple(generator.permutation(5).shape) == (5,)
+    assert sorted(gd.Tensor(generator.permutation(5)).tolist()) == [0, 1, 2, 3, 4]
