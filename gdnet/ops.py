@@ -367,7 +367,10 @@ class GetItem(Function):
 
     def backward(self, g):
         grad = self.xp.zeros(self.shape, dtype=self.dtype, device=self.device)
-        grad[self.key] = g
+        key = tuple(k for k in self.key if k is not None)  # setitem takes no new axes
+        if len(key) != len(self.key):
+            g = self.xp.reshape(g, tuple(grad[key].shape))
+        grad[key] = g
         return (grad,)
 
 
@@ -555,6 +558,12 @@ def take(a: Tensor, indices, axis: int = 0) -> Tensor:
 
 def getitem(a: Tensor, key) -> Tensor:
     """``a[key]``: basic indexing is a primitive; a 1-D integer array key means take(axis=0)."""
+    if isinstance(key, list):  # x[[0, 0, 1]]: a setitem backward would drop repeated rows
+        key = a.xp.asarray(key, device=a.device)
+    if isinstance(key, tuple) and any(isinstance(k, list) or len(getattr(k, "shape", ())) for k in key):
+        raise TypeError(
+            "indexing with arrays inside a tuple is not differentiable here; use gd.take(x, indices, axis)"
+        )
     if isinstance(key, Tensor) or hasattr(key, "dtype"):
         idx = key.data if isinstance(key, Tensor) else key
         if a.xp.isdtype(idx.dtype, "bool"):

@@ -46,9 +46,7 @@ def _prob_rows(n, c, seed=0):
 
 
 LABELS = Const(np.array([0, 3, 1, 3, 2]))
-CONDITION = Const(
-    np.array([[True, False, True, True], [False, False, True, False], [True, True, False, True]])
-)
+CONDITION = Const(np.array([[True, False, True, True], [False, False, True, False], [True, True, False, True]]))
 
 
 @dataclass
@@ -78,9 +76,7 @@ def _torch_cross_entropy(x, target, reduction):
 CASES = [
     # arithmetic, broadcasting, Python scalars on either side
     Case("add", lambda a, b: a + b, (N(3, 4), N(3, 4, seed=1))),
-    Case(
-        "add-broadcast-row", lambda a, b: ops.add(a, b), (N(3, 4), N(4, seed=1)), lambda a, b: a + b
-    ),
+    Case("add-broadcast-row", lambda a, b: ops.add(a, b), (N(3, 4), N(4, seed=1)), lambda a, b: a + b),
     Case("add-broadcast-outer", lambda a, b: a + b, (N(3, 1), N(1, 4, seed=1))),
     Case("add-scalar-left", lambda a: 2.5 + a, (N(2, 3),)),
     Case("sub", lambda a, b: a - b, (N(3, 4), N(3, 4, seed=1))),
@@ -210,6 +206,8 @@ CASES = [
     Case("getitem-int-step", lambda a: a[0, ::2], (N(3, 4),)),
     Case("getitem-ellipsis", lambda a: a[..., 1:], (N(2, 3, 4),)),
     Case("getitem-negative-int", lambda a: a[-1, :, 2], (N(2, 3, 4),)),
+    Case("getitem-newaxis", lambda a: a[None, 1, ..., None], (N(3, 4),)),
+    Case("getitem-list-repeats", lambda a: a[[0, 2, 0]], (N(3, 4),)),
     Case(
         "take-axis0",
         lambda a, i: ops.take(a, i, axis=0),
@@ -359,9 +357,7 @@ def test_matches_torch(case, backend):
 
 # -- particular behaviour ----------------------------------------------------------------------
 def test_sigmoid_large_inputs_do_not_overflow(backend, float_dtype):
-    x = make(
-        np.array([-1000.0, -80.0, -1.0, 0.0, 1.0, 80.0, 1000.0]), float_dtype, requires_grad=True
-    )
+    x = make(np.array([-1000.0, -80.0, -1.0, 0.0, 1.0, 80.0, 1000.0]), float_dtype, requires_grad=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         y = ops.sigmoid(x)
@@ -430,6 +426,13 @@ def test_take_accepts_a_list_and_a_tensor(backend, float_dtype):
     np.testing.assert_array_equal(from_tensor.numpy(), from_list.numpy())
 
 
+def test_arrays_inside_a_tuple_key_are_refused(backend, float_dtype):
+    x = make(np.ones((3, 2)), float_dtype, requires_grad=True)
+    for key in ((gd.tensor(np.array([0, 0])), 1), ([0, 0], 1), (slice(None), np.array([1, 1]))):
+        with pytest.raises(TypeError, match="take"):
+            x[key]
+
+
 def test_boolean_mask_indexing_is_refused(backend, float_dtype):
     x = make(np.arange(3.0), float_dtype, requires_grad=True)
     with pytest.raises(TypeError, match="where"):
@@ -469,15 +472,11 @@ def test_softmax_cross_entropy_values(backend, float_dtype, reduction, shape):
     per_sample = -log_probs[np.arange(5), LABELS.value]
     expected = {"mean": per_sample.mean(), "sum": per_sample.sum(), "none": per_sample}[reduction]
     assert out.shape == shape
-    np.testing.assert_allclose(
-        out.numpy(), expected, rtol=1e-5 if float_dtype == "float32" else 1e-12
-    )
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5 if float_dtype == "float32" else 1e-12)
 
 
 def test_softmax_cross_entropy_is_stable_for_large_logits(backend, float_dtype):
-    logits = make(
-        np.array([[1000.0, 0.0, -1000.0], [-500.0, 500.0, 0.0]]), float_dtype, requires_grad=True
-    )
+    logits = make(np.array([[1000.0, 0.0, -1000.0], [-500.0, 500.0, 0.0]]), float_dtype, requires_grad=True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         loss = ops.softmax_cross_entropy(logits, gd.tensor(np.array([0, 0])), "sum")
