@@ -10,7 +10,7 @@ import builtins
 import math
 from typing import Any, Sequence
 
-from .autograd import Array, Function, Tensor, dtype_is
+from .autograd import Array, Function, Tensor, check_same_device, dtype_is
 
 Scalar = (int, float)
 
@@ -506,7 +506,7 @@ def maximum(a, b) -> Tensor:
 
 def where(condition, a, b) -> Tensor:
     """Elementwise ``a`` where ``condition`` holds, else ``b`` (condition is not differentiated)."""
-    cond = condition.data if isinstance(condition, Tensor) else condition
+    cond = condition if isinstance(condition, Tensor) else Tensor(condition)  # device-checked
     return Where()(cond, _operand(a), _operand(b))
 
 
@@ -553,7 +553,7 @@ def take(a: Tensor, indices, axis: int = 0) -> Tensor:
     idx = indices.data if isinstance(indices, Tensor) else indices
     if not hasattr(idx, "shape"):
         idx = a.xp.asarray(idx, device=a.device)
-    return Take(axis)(a, idx)
+    return Take(axis)(a, Tensor(idx))  # a Tensor, so its device is checked against a's
 
 
 def getitem(a: Tensor, key) -> Tensor:
@@ -566,6 +566,7 @@ def getitem(a: Tensor, key) -> Tensor:
         )
     if isinstance(key, Tensor) or hasattr(key, "dtype"):
         idx = key.data if isinstance(key, Tensor) else key
+        check_same_device([a.data, idx])  # before reading its dtype, which may be foreign
         if a.xp.isdtype(idx.dtype, "bool"):
             raise TypeError("boolean-mask indexing is not differentiable here; use gd.where(mask, x, 0)")
         return take(a, idx, axis=0)

@@ -190,9 +190,7 @@ SCALAR_OPERATORS = [
     "forward, expected, derivative",
     [pytest.param(*row[1:], id=row[0]) for row in SCALAR_OPERATORS],
 )
-def test_operators_with_python_scalars_on_either_side(
-    backend, float_dtype, forward, expected, derivative
-):
+def test_operators_with_python_scalars_on_either_side(backend, float_dtype, forward, expected, derivative):
     values = np.array([0.5, 1.0, 2.0])
     x = make(values, float_dtype, requires_grad=True)
     y = forward(x)
@@ -340,3 +338,20 @@ def test_a_raw_array_of_another_device_raises():
     x = _strict_tensor("device1")
     with pytest.raises(gd.DeviceMismatchError, match="numpy"):
         x + np.array([1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        lambda x, other: gd.take(x, other.astype("int64"), axis=0),
+        lambda x, other: x[other.astype("int64")],
+        lambda x, other: gd.where(other > 1.0, x, 0.0),
+        lambda x, other: gd.nn.functional.cross_entropy(x[None, ...], other[:1].astype("int64")),
+    ],
+    ids=["take-indices", "getitem-indices", "where-condition", "cross-entropy-labels"],
+)
+@pytest.mark.parametrize("other_device", [_numpy_tensor, lambda: _strict_tensor("CPU_DEVICE")], ids=["numpy", "cpu"])
+def test_constant_operands_from_another_device_raise(op, other_device):
+    x, other = _strict_tensor("device1"), other_device()
+    with pytest.raises(gd.DeviceMismatchError, match="device1"):
+        op(x, other)
