@@ -48,7 +48,7 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
             data = host.to_numpy(data)
         elif module == "builtins":
             data = host.asarray(data)
-            if host.dtype_name(data) == "float64":
+            if dtype is None and host.dtype_name(data) == "float64":
                 data = data.astype("float32")
     array = backend.asarray(data, dtype=resolve_dtype(xp, dtype))
     if backend.sync_is_free or array is data:

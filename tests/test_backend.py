@@ -287,3 +287,11 @@ def test_backend_surface(backend):
     generator = gd._backend.device_rng(backend)
     assert tuple(generator.permutation(5).shape) == (5,)
     assert sorted(gd.Tensor(generator.permutation(5)).tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_python_floats_keep_the_precision_asked_for(backend, float_dtype):
+    t = gd.tensor([0.1, 1 / 3], dtype=float_dtype)
+    assert t.dtype == getattr(backend.xp, float_dtype)
+    expected = np.array([0.1, 1 / 3]).astype(float_dtype)
+    np.testing.assert_array_equal(t.numpy(), expected)
+    assert gd.tensor(0.1).dtype == backend.xp.float32
