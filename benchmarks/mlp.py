@@ -49,6 +49,8 @@ LABELS = {
     "torch": "PyTorch {device} eager",
 }
 MB = 2**20
+# CPUs' worth of time other processes may use during an epoch before it counts as disturbed
+QUIET = 0.2
 
 
 class Skip(Exception):
@@ -87,31 +89,49 @@ def load_host(folder: Path):
     return tuple(load_idx(folder, stem) for stem in stems)
 
 
-def timed_epochs(epochs: int, run_epoch, synchronize=lambda: None) -> list[float]:
-    """Seconds each call of ``run_epoch()`` took, the device synchronised around it."""
-    times = []
+def machine_cpu_s() -> float:
+    """CPU seconds every process on the machine has used (0 where /proc/stat is missing)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s(who: int = resource.RUSAGE_SELF) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_epochs(epochs: int, run_epoch, synchronize=lambda: None) -> dict:
+    """Seconds each call of ``run_epoch()`` took, the device synchronised around it, and the
+    CPUs' worth of time other processes used meanwhile (0 on a quiet machine)."""
+    times, loads = [], []
     for _ in range(epochs):
         synchronize()
-        start = time.perf_counter()
+        machine, own, start = machine_cpu_s(), own_cpu_s(), time.perf_counter()
         run_epoch()
         synchronize()
-        times.append(time.perf_counter() - start)
-    return times
+        seconds = time.perf_counter() - start
+        others = (machine_cpu_s() - machine) - (own_cpu_s() - own)
+        times.append(seconds)
+        loads.append(max(0.0, others) / seconds)
+    return {"epoch_times": times, "epoch_loads": loads}
 
 
 # -- the rows (each runs in its own subprocess) -----------------------------------------------
 def gdnet_setup(spec: dict):
     """Backend, model, optimizer and loaders of the gdnet row, as a user writes them."""
     import gdnet as gd
-    import gdnet.data  # noqa: F401  (gd.data, whatever gdnet/__init__ exports)
 
     try:
         backend = gd.set_backend(spec["backend"])
     except gd.BackendUnavailableError as exc:
         raise Skip(str(exc)) from None
     gd.manual_seed(spec["seed"])
-    datasets = getattr(gd, "datasets", None) or gd.data.datasets
-    train, test = datasets.fashion_mnist(spec["data_dir"])
+    train, test = gd.datasets.fashion_mnist(spec["data_dir"])
     loader = gd.data.DataLoader(train, batch_size=spec["batch_size"], shuffle=True)
     model = gd.nn.Sequential(gd.nn.Flatten(), gd.nn.Linear(FEATURES, HIDDEN), gd.nn.ReLU(),
                              gd.nn.Linear(HIDDEN, CLASSES))
@@ -131,8 +151,8 @@ def gdnet_steps(gd, model, opt, batches) -> None:
 def run_gdnet(spec: dict) -> dict:
     gd, backend, model, opt, loader, test = gdnet_setup(spec)
     result: dict = {"backend": backend.describe(), "resident": loader.resident}
-    times = timed_epochs(spec["epochs"], lambda: gdnet_steps(gd, model, opt, loader),
-                         backend.synchronize)
+    result.update(timed_epochs(spec["epochs"], lambda: gdnet_steps(gd, model, opt, loader),
+                               backend.synchronize))
     if backend.name == "cupy":
         import cupy
 
@@ -144,7 +164,7 @@ def run_gdnet(spec: dict) -> dict:
     with gd.no_grad():
         for x, y in gd.data.DataLoader(test, batch_size=EVAL_BATCH, shuffle=False):
             hits += gd.nn.functional.accuracy(model(x), y).item() * len(y)
-    result.update(epoch_times=times, test_accuracy=hits / len(test))
+    result["test_accuracy"] = hits / len(test)
     return result
 
 
@@ -207,10 +227,11 @@ def run_numpy(spec: dict) -> dict:
                 np.multiply(v, LR, out=tmp)
                 p -= tmp
 
-    times = timed_epochs(spec["epochs"], epoch)
+    result = timed_epochs(spec["epochs"], epoch)
     test_x = test_images.reshape(len(test_images), FEATURES).astype(np.float32) * scale
     predicted = np.argmax(forward(test_x)[1], axis=1)
-    return {"epoch_times": times, "test_accuracy": float(np.mean(predicted == test_labels))}
+    result["test_accuracy"] = float(np.mean(predicted == test_labels))
+    return result
 
 
 def run_torch(spec: dict) -> dict:
@@ -244,9 +265,8 @@ def run_torch(spec: dict) -> dict:
             loss.backward()
             opt.step()
 
-    times = timed_epochs(spec["epochs"], epoch, torch.cuda.synchronize if gpu else lambda: None)
-    result = {"epoch_times": times, "torch": torch.__version__,
-              "torch_threads": torch.get_num_threads()}
+    result = timed_epochs(spec["epochs"], epoch, torch.cuda.synchronize if gpu else lambda: None)
+    result.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
     if gpu:
         result.update(gpu_held_mb=torch.cuda.max_memory_reserved() / MB,
                       gpu_alloc_mb=torch.cuda.max_memory_allocated() / MB,
@@ -288,64 +308,66 @@ def label(spec: dict) -> str:
     return LABELS[spec["kind"]].format(backend=spec["backend"], device=device)
 
 
-def cpu_seconds() -> tuple[float, float]:
-    """(CPU seconds all processes have used, CPU seconds this one's finished children used)."""
-    with open("/proc/stat") as stat:
-        fields = [int(v) for v in stat.readline().split()[1:]]
-    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return busy / os.sysconf("SC_CLK_TCK"), children.ru_utime + children.ru_stime
-
-
-def wait_for_quiet(limit_s: float, threshold: float = 0.15) -> float:
-    """Wait (up to ``limit_s``) until other processes use under ``threshold`` CPUs; return
-    the CPUs' worth they used in the last half second."""
-    deadline = time.monotonic() + limit_s
+def wait_for_quiet(limit_s: float) -> None:
+    """Wait, up to ``limit_s``, until other processes use under QUIET CPUs."""
+    deadline, waited = time.monotonic() + limit_s, False
     while True:
-        busy0, _ = cpu_seconds()
+        machine = machine_cpu_s()
         time.sleep(0.5)
-        load = (cpu_seconds()[0] - busy0) / 0.5
-        if load < threshold or time.monotonic() >= deadline:
-            return load
-        print(f"  waiting for a quieter machine (others use {load:.2f} CPUs)", file=sys.stderr,
-              flush=True)
+        load = (machine_cpu_s() - machine) / 0.5
+        if load < QUIET or time.monotonic() >= deadline:
+            break
+        if not waited:
+            print(f"  waiting up to {limit_s:.0f} s for other processes to go quiet "
+                  f"(they use {load:.1f} CPUs)", file=sys.stderr, flush=True)
+            waited = True
 
 
 def run_row(spec: dict) -> dict:
-    """One row in a fresh interpreter; its result dict (or {"error": ...}).
-
-    Also records ``other_load``: CPUs' worth of time used by processes other than this row
-    while it ran (noise from the rest of the machine; 0 on a quiet one).
-    """
+    """One row in a fresh interpreter; its result dict (or {"error": ...})."""
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
-    busy0, child0 = cpu_seconds()
-    start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
-    wall = time.perf_counter() - start
-    busy1, child1 = cpu_seconds()
     for line in reversed(done.stdout.splitlines()):
         if line.startswith(RESULT_MARK):
-            result = json.loads(line[len(RESULT_MARK):])
-            result["other_load"] = max(0.0, (busy1 - busy0) - (child1 - child0)) / wall
-            return result
+            return json.loads(line[len(RESULT_MARK):])
     sys.stderr.write(done.stderr)
     tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
     return {"error": f"failed (exit {done.returncode}): {tail}"}
 
 
-def run_all(specs: list[dict], repeats: int, quiet_wait: float) -> list[list[dict]]:
-    """Each row ``repeats`` times, interleaved: repeat r starts at row r (mod the row count)."""
+def warmup_epochs(spec: dict) -> int:
+    return 1 if spec["epochs"] >= 3 else 0
+
+
+def disturbed(spec: dict, result: dict) -> bool:
+    """Whether other processes used more than QUIET CPUs during a timed epoch of this run."""
+    loads = result.get("epoch_loads", [])[warmup_epochs(spec):]
+    return any(load > QUIET for load in loads)
+
+
+def run_all(specs: list[dict], args) -> tuple[list[list[dict]], int]:
+    """Each row ``args.repeats`` times, interleaved: repeat r starts at row r (mod the row
+    count). A run disturbed by other processes is run again, up to ``args.retries`` times.
+    Returns the results per row and the number of runs thrown away."""
     results: list[list[dict]] = [[] for _ in specs]
-    for r in range(repeats):
+    thrown_away = 0
+    for r in range(args.repeats):
         for i in [(r + j) % len(specs) for j in range(len(specs))]:
             if results[i] and ("skipped" in results[i][0] or "error" in results[i][0]):
                 continue
-            print(f"[{r + 1}/{repeats}] {label(specs[i])}, batch {specs[i]['batch_size']}",
+            print(f"[{r + 1}/{args.repeats}] {label(specs[i])}, batch {specs[i]['batch_size']}",
                   file=sys.stderr, flush=True)
-            if quiet_wait > 0:
-                wait_for_quiet(quiet_wait)
-            results[i].append(run_row(specs[i]))
-    return results
+            for attempt in range(args.retries + 1):
+                if args.quiet_wait > 0:
+                    wait_for_quiet(args.quiet_wait)
+                result = run_row(specs[i])
+                if attempt == args.retries or not disturbed(specs[i], result):
+                    break
+                thrown_away += 1
+                print("  disturbed by other processes; running it again", file=sys.stderr,
+                      flush=True)
+            results[i].append(result)
+    return results, thrown_away
 
 
 def summarise(spec: dict, runs: list[dict]) -> dict:
@@ -354,11 +376,15 @@ def summarise(spec: dict, runs: list[dict]) -> dict:
         return {"note": f"skipped: {first['skipped']}"}
     if "error" in first:
         return {"note": first["error"]}
-    skip = 1 if spec["epochs"] >= 3 else 0
-    epochs = [t for run in runs for t in run["epoch_times"][skip:]]
+    skip = warmup_epochs(spec)
+    timed = [pair for run in runs
+             for pair in zip(run["epoch_times"][skip:], run["epoch_loads"][skip:])]
+    quiet = [pair for pair in timed if pair[1] <= QUIET] or timed
+    epochs = [seconds for seconds, _ in quiet]
     summary = {
         "median": statistics.median(epochs), "low": min(epochs), "high": max(epochs),
-        "count": len(epochs), "rss": max(run["peak_rss_mb"] for run in runs),
+        "count": len(epochs), "dropped": len(timed) - len(quiet),
+        "load": max(load for _, load in quiet), "rss": max(run["peak_rss_mb"] for run in runs),
         "accuracy": statistics.median(run["test_accuracy"] for run in runs),
     }
     for key in ("gpu_held_mb", "gpu_alloc_mb"):
@@ -400,15 +426,23 @@ def table(args, specs: list[dict], summaries: list[dict]) -> tuple[str, dict]:
     return "\n".join(lines), ratios
 
 
-def footer(args, results: list[list[dict]], summaries: list[dict], ratios: dict) -> str:
+def footer(args, results: list[list[dict]], summaries: list[dict], ratios: dict,
+           thrown_away: int) -> str:
     runs = [run for rows in results for run in rows if "epoch_times" in run]
-    timed = max((m.get("count", 0) for m in summaries), default=0)
+    counts = sorted({m["count"] for m in summaries if "count" in m})
+    dropped = sum(m.get("dropped", 0) for m in summaries)
+    loads = [m["load"] for m in summaries if "load" in m]
     warmup = ("epoch 1 of each run is a warm-up and not timed" if args.epochs >= 3
               else "every epoch timed (under 3 epochs no warm-up is excluded)")
     lines = [
         f"- {args.epochs} epochs x {args.repeats} repeats per row, rows interleaved, each run in "
-        f"its own process; {warmup}; median over {timed} timed epochs per row. An epoch is "
-        "60000 examples and includes the batch gather, cast and scaling.",
+        f"its own process; {warmup}; median over {'/'.join(map(str, counts)) or 0} timed "
+        "epochs per row. An epoch is 60000 examples and includes the batch gather, cast and "
+        "scaling.",
+        f"- noise from other processes: an epoch during which they used more than {QUIET} CPUs "
+        f"is disturbed; {thrown_away} disturbed run(s) were run again (--retries "
+        f"{args.retries}) and {dropped} disturbed epoch(s) left out of the medians; the most "
+        f"other processes used during a counted epoch: {max(loads, default=0.0):.2f} CPUs.",
         f"- model 784-{HIDDEN}-{CLASSES} ReLU, PyTorch default init, SGD lr {LR} momentum "
         f"{MOMENTUM}, shuffled each epoch, seed {args.seed}; test acc on the 10000 test images "
         "(median over repeats).",
@@ -430,11 +464,6 @@ def footer(args, results: list[list[dict]], summaries: list[dict], ratios: dict)
         lines.append("- GPU memory: gdnet = CuPy memory pool total_bytes (its high-water mark) and "
                      "used_bytes after training; torch = max_memory_reserved and "
                      "max_memory_allocated. Both include the resident dataset.")
-    if runs:
-        loads = [r["other_load"] for r in runs]
-        lines.append(f"- other processes' CPU use during the runs: mean "
-                     f"{statistics.mean(loads):.2f}, max {max(loads):.2f} CPUs (0 on a quiet "
-                     "machine; above ~0.2 the timings are disturbed)")
     blas_env = ", ".join(f"{k}={os.environ.get(k, 'unset')}" for k in BLAS_ENV)
     numpy_version = runs[0]["numpy"] if runs else "?"
     lines.append(f"- machine: {cpu_name()}, {os.cpu_count()} CPUs, {platform.system()} "
@@ -505,6 +534,9 @@ def parse(argv: list[str] | None):
         help=f"Fashion-MNIST folder (default $GDNET_DATA, then {SYSTEM_DATA})")
     add("--quiet-wait", type=float, default=60.0, metavar="SECONDS",
         help="before each run, wait up to this long for other processes to go quiet (default 60)")
+    add("--retries", type=int, default=2,
+        help=f"run a row again when other processes used over {QUIET} CPUs during a timed "
+        "epoch, up to this many times (default 2)")
     add("--seed", type=int, default=0)
     add("--out", default=None, help="also write the table (markdown) to this file")
     add("--profile", type=int, default=0, metavar="STEPS",
@@ -512,8 +544,8 @@ def parse(argv: list[str] | None):
     add("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is None:
-        if args.epochs < 1 or args.repeats < 1:
-            parser.error("--epochs and --repeats must be at least 1")
+        if args.epochs < 1 or args.repeats < 1 or args.retries < 0:
+            parser.error("--epochs and --repeats must be at least 1, --retries at least 0")
         unknown = set(args.rows.split(",")) - set(KINDS[args.device]) if args.rows else set()
         if unknown:
             parser.error(f"--rows: unknown {sorted(unknown)}; expected {KINDS[args.device]}")
@@ -548,11 +580,12 @@ def main(argv: list[str] | None = None) -> int:
         profile(args)
         return 0
     specs = row_specs(args)
-    results = run_all(specs, args.repeats, args.quiet_wait)
+    results, thrown_away = run_all(specs, args)
     summaries = [summarise(s, r) for s, r in zip(specs, results)]
     body, ratios = table(args, specs, summaries)
     title = f"{args.device.upper()}: 784-{HIDDEN}-{CLASSES} MLP on Fashion-MNIST"
-    text = f"## {title}\n\n{body}\n\n{footer(args, results, summaries, ratios)}\n"
+    notes = footer(args, results, summaries, ratios, thrown_away)
+    text = f"## {title}\n\n{body}\n\n{notes}\n"
     print(text)
     if args.out:
         Path(args.out).write_text(text)
