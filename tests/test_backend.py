@@ -165,7 +165,6 @@ for _ in range(2):
     opt.zero_grad()
     loss.backward()
     opt.step()
-print(gd.available_backends())
 print(sorted(m for m in sys.modules if m.split(".")[0] in ("cupy", "cupyx", "torch")))
 """
     result = _run_python(code, GDNET_BACKEND="numpy")

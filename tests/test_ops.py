@@ -185,6 +185,10 @@ CASES = [
     ),
     # shapes and indexing
     Case("reshape", lambda a: a.reshape(2, 6), (N(3, 4),)),
+    Case("reshape-non-contiguous", lambda a: a.T.reshape(6), (N(2, 3),)),
+    Case("0d-times-1d", lambda a, b: a * b, (np.asarray(N(1)[0]), N(3, seed=1))),
+    Case("0d-exp-sum", lambda a: a.exp().sum(), (np.asarray(N(1)[0]),)),
+    Case("0d-max", lambda a: a.max(), (np.asarray(N(1)[0]),), lambda a: a.amax()),
     Case("reshape-infer", lambda a: ops.reshape(a, (-1,)), (N(2, 3, 2),), lambda a: a.reshape(-1)),
     Case(
         "permute_dims",
