@@ -30,6 +30,13 @@ def rel_err(got, want) -> float:
     return float(np.max(np.abs(got - want))) / max(float(np.max(np.abs(want))), 1e-12)
 
 
+@pytest.fixture
+def numpy_backend():
+    """The PyTorch comparisons run on the numpy row only."""
+    with gd.use_backend("numpy") as active:
+        yield active
+
+
 def params_as_inputs(module):
     """fn(x, *params) running ``module`` with the given parameter values, so gradcheck can
     bump parameters too (it passes new tensors; the module must use them)."""
@@ -72,9 +79,7 @@ LAYERS = [
     (
         "sequential",
         lambda: nn.Sequential(nn.Flatten(), nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3)),
-        lambda t: t.nn.Sequential(
-            t.nn.Flatten(), t.nn.Linear(6, 5), t.nn.Tanh(), t.nn.Linear(5, 3)
-        ),
+        lambda t: t.nn.Sequential(t.nn.Flatten(), t.nn.Linear(6, 5), t.nn.Tanh(), t.nn.Linear(5, 3)),
         N(4, 2, 3),
     ),
 ]
@@ -128,7 +133,7 @@ def _assert_matches_torch(model, torch_model, x_host, loss=None, torch_loss=None
 
 
 @pytest.mark.parametrize("make_layer, make_torch, x_host", LAYER_PARAMS)
-def test_layer_matches_torch(make_layer, make_torch, x_host):
+def test_layer_matches_torch(numpy_backend, make_layer, make_torch, x_host):
     torch = pytest.importorskip("torch")
     torch_layer = make_torch(torch).double()
     layer = make_layer().to("float64")
@@ -136,7 +141,7 @@ def test_layer_matches_torch(make_layer, make_torch, x_host):
     _assert_matches_torch(layer, torch_layer, x_host)
 
 
-def test_mlp_with_cross_entropy_matches_torch():
+def test_mlp_with_cross_entropy_matches_torch(numpy_backend):
     torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     torch_model = torch.nn.Sequential(
@@ -257,7 +262,7 @@ def test_activation_gradcheck(backend, float_dtype, fn, torch_fn):
 
 
 @pytest.mark.parametrize("fn, torch_fn", ACTIVATION_PARAMS)
-def test_activation_matches_torch(fn, torch_fn):
+def test_activation_matches_torch(numpy_backend, fn, torch_fn):
     torch = pytest.importorskip("torch")
     host = A(3, 4)
     x, tx = make(host, requires_grad=True), torch.tensor(host, requires_grad=True)
@@ -283,16 +288,12 @@ def test_loss_stays_on_device_and_dtype(backend, fn, torch_name, reduction, kind
     loss = fn(x, target)
     assert loss.device == x.device and loss.dtype == x.dtype
     assert loss.shape == (
-        (5,)
-        if reduction == "none" and torch_name != "mse_loss"
-        else (5, 4)
-        if reduction == "none"
-        else ()
+        (5,) if reduction == "none" and torch_name != "mse_loss" else (5, 4) if reduction == "none" else ()
     )
 
 
 @pytest.mark.parametrize("fn, torch_name, reduction, kind", LOSS_PARAMS)
-def test_loss_matches_torch(fn, torch_name, reduction, kind):
+def test_loss_matches_torch(numpy_backend, fn, torch_name, reduction, kind):
     torch = pytest.importorskip("torch")
     host = N(5, 4)
     x, tx = make(host, requires_grad=True), torch.tensor(host, requires_grad=True)
@@ -305,7 +306,7 @@ def test_loss_matches_torch(fn, torch_name, reduction, kind):
     assert rel_err(x.grad.numpy(), tx.grad.numpy()) < 1e-6
 
 
-def test_cross_entropy_probability_target_gradient_matches_torch():
+def test_cross_entropy_probability_target_gradient_matches_torch(numpy_backend):
     torch = pytest.importorskip("torch")
     host, probs = N(5, 4), _probs()
     x, p = make(host, requires_grad=True), make(probs, requires_grad=True)
@@ -356,9 +357,7 @@ def test_float_labels_are_refused(backend, float_dtype, loss):
 
 def test_probability_target_of_the_wrong_shape(backend, float_dtype):
     x = make(N(3, 4), float_dtype)
-    with pytest.raises(
-        ValueError, match=r"probability target has shape \(3, 5\); expected \(3, 4\)"
-    ):
+    with pytest.raises(ValueError, match=r"probability target has shape \(3, 5\); expected \(3, 4\)"):
         F.cross_entropy(x, make(np.full((3, 5), 0.2), float_dtype))
 
 
@@ -374,9 +373,7 @@ def test_unknown_reduction(backend, float_dtype, loss):
 
 
 def test_mse_loss_shape_mismatch(backend, float_dtype):
-    with pytest.raises(
-        ValueError, match=r"target has shape \(4, 3\); expected the input's shape \(3, 4\)"
-    ):
+    with pytest.raises(ValueError, match=r"target has shape \(4, 3\); expected the input's shape \(3, 4\)"):
         F.mse_loss(make(N(3, 4), float_dtype), make(N(4, 3), float_dtype))
 
 

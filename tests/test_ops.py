@@ -317,6 +317,13 @@ def rel_err(got, want) -> float:
     return float(np.max(np.abs(got - want))) / scale if want.size else 0.0
 
 
+@pytest.fixture
+def numpy_backend():
+    """The PyTorch comparisons run on the numpy row only."""
+    with gd.use_backend("numpy") as active:
+        yield active
+
+
 # -- every row of the matrix -------------------------------------------------------------------
 @pytest.mark.parametrize("case", _ids(CASES))
 def test_gradcheck(case, backend, float_dtype):
@@ -342,9 +349,7 @@ def test_output_and_gradients_stay_on_device_and_dtype(case, backend, float_dtyp
 
 
 @pytest.mark.parametrize("case", _ids(CASES))
-def test_matches_torch(case, backend):
-    if backend.name != "numpy":
-        pytest.skip("the PyTorch comparison runs on the numpy row")
+def test_matches_torch(case, numpy_backend):
     torch = pytest.importorskip("torch")
     ours = _gd_inputs(case, "float64")
     theirs = _torch_inputs(case)
