@@ -11,7 +11,8 @@ DATA_DIR := /usr/share/datasets/fashion-mnist
 # virtual environment with gdnet (editable), the test tools, and PyTorch's CPU build for the
 # comparison tests
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || { command -v apt-get >/dev/null 2>&1 && rm -rf $(VENV) && \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[tests]' torch==2.13.0
 	touch $(STAMP)
