@@ -370,21 +370,42 @@ def run_all(specs: list[dict], args) -> tuple[list[list[dict]], int]:
     return results, thrown_away
 
 
+def quiet_epochs(spec: dict, runs: list[dict]) -> tuple[list[float], list[float], int]:
+    """(seconds, other processes' load) of the undisturbed timed epochs of ``runs`` (all
+    timed epochs where none is undisturbed), and how many disturbed ones were left out."""
+    skip = warmup_epochs(spec)
+    timed = [pair for run in runs
+             for pair in zip(run["epoch_times"][skip:], run["epoch_loads"][skip:])]
+    quiet = [pair for pair in timed if pair[1] <= QUIET] or timed
+    return [t for t, _ in quiet], [load for _, load in quiet], len(timed) - len(quiet)
+
+
+def paired_ratio(specs: list[dict], results: list[list[dict]], kind: str, batch: int):
+    """Median over repeats of gdnet's run / the peer's run of the same repeat (each the
+    median of its epochs): runs of one repeat are close in time, so slow drifts of the
+    machine's speed cancel. None where a row has no runs."""
+    rows = {s["kind"]: r for s, r in zip(specs, results) if s["batch_size"] == batch}
+    spec = next(s for s in specs if s["kind"] == kind and s["batch_size"] == batch)
+    pairs = [(mine, theirs) for mine, theirs in zip(rows.get("gdnet", []), rows.get(kind, []))
+             if "epoch_times" in mine and "epoch_times" in theirs]
+    if not pairs:
+        return None
+    return statistics.median(
+        statistics.median(quiet_epochs(spec, [mine])[0])
+        / statistics.median(quiet_epochs(spec, [theirs])[0]) for mine, theirs in pairs)
+
+
 def summarise(spec: dict, runs: list[dict]) -> dict:
     first = runs[0]
     if "skipped" in first:
         return {"note": f"skipped: {first['skipped']}"}
     if "error" in first:
         return {"note": first["error"]}
-    skip = warmup_epochs(spec)
-    timed = [pair for run in runs
-             for pair in zip(run["epoch_times"][skip:], run["epoch_loads"][skip:])]
-    quiet = [pair for pair in timed if pair[1] <= QUIET] or timed
-    epochs = [seconds for seconds, _ in quiet]
+    epochs, loads, dropped = quiet_epochs(spec, runs)
     summary = {
         "median": statistics.median(epochs), "low": min(epochs), "high": max(epochs),
-        "count": len(epochs), "dropped": len(timed) - len(quiet),
-        "load": max(load for _, load in quiet), "rss": max(run["peak_rss_mb"] for run in runs),
+        "count": len(epochs), "dropped": dropped, "load": max(loads),
+        "rss": max(run["peak_rss_mb"] for run in runs),
         "accuracy": statistics.median(run["test_accuracy"] for run in runs),
     }
     for key in ("gpu_held_mb", "gpu_alloc_mb"):
@@ -426,8 +447,8 @@ def table(args, specs: list[dict], summaries: list[dict]) -> tuple[str, dict]:
     return "\n".join(lines), ratios
 
 
-def footer(args, results: list[list[dict]], summaries: list[dict], ratios: dict,
-           thrown_away: int) -> str:
+def footer(args, specs: list[dict], results: list[list[dict]], summaries: list[dict],
+           ratios: dict, thrown_away: int) -> str:
     runs = [run for rows in results for run in rows if "epoch_times" in run]
     counts = sorted({m["count"] for m in summaries if "count" in m})
     dropped = sum(m.get("dropped", 0) for m in summaries)
@@ -454,7 +475,9 @@ def footer(args, results: list[list[dict]], summaries: list[dict], ratios: dict,
         verdict = ""
         if target:
             verdict = f" (target <= {target}: {'met' if ratio <= target else 'MISSED'})"
-        lines.append(f"- gdnet / {kind}, batch {batch}: {ratio:.2f}{verdict}")
+        paired = paired_ratio(specs, results, kind, batch)
+        lines.append(f"- gdnet / {kind}, batch {batch}: {ratio:.2f}{verdict}; paired by "
+                     f"repeat: {paired:.2f}")
     torch_run = next((r for r in runs if "torch_threads" in r), None)
     if torch_run:
         gpu_name = f"; GPU {torch_run['gpu_name']}" if "gpu_name" in torch_run else ""
@@ -584,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     summaries = [summarise(s, r) for s, r in zip(specs, results)]
     body, ratios = table(args, specs, summaries)
     title = f"{args.device.upper()}: 784-{HIDDEN}-{CLASSES} MLP on Fashion-MNIST"
-    notes = footer(args, results, summaries, ratios, thrown_away)
+    notes = footer(args, specs, results, summaries, ratios, thrown_away)
     text = f"## {title}\n\n{body}\n\n{notes}\n"
     print(text)
     if args.out:
