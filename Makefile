@@ -26,7 +26,7 @@ data:
 setup: $(STAMP) data
 
 test: setup
-	$(PY) -m ruff check gdnet backends tests benchmarks examples
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 demo: setup
