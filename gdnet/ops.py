@@ -539,18 +539,16 @@ class SoftmaxCrossEntropy(Function):
 
     def forward(self, xp, logits, target):
         shifted = logits - xp.max(logits, axis=1, keepdims=True)
-        exp = xp.exp(shifted)
-        total = xp.sum(exp, axis=1, keepdims=True)
-        self.probs = exp / total
+        probs = xp.exp(shifted)
+        total = xp.sum(probs, axis=1, keepdims=True)
+        probs /= total  # probs is new: normalising in place saves an allocation
+        self.probs, self.target = probs, target
         self.by_index = dtype_is(xp, target.dtype, "integral")
         if self.by_index:
-            # a one-hot mask picks each row's target score (NumPy's take_along_axis is slower)
-            classes = xp.arange(logits.shape[1], device=logits.device)
-            self.target = xp.astype(target[:, None] == classes[None, :], logits.dtype)
-            picked = xp.sum(shifted * self.target, axis=1)
-            per_sample = xp.reshape(xp.log(total), (-1,)) - picked
+            # integer-array indexing picks each row's target score in one gather
+            rows = xp.arange(logits.shape[0], device=logits.device)
+            per_sample = xp.log(total[:, 0]) - shifted[rows, target]
         else:
-            self.target = target
             self.log_probs = shifted - xp.log(total)
             per_sample = -xp.sum(target * self.log_probs, axis=1)
         if self.reduction == "none":
@@ -564,8 +562,11 @@ class SoftmaxCrossEntropy(Function):
             g = g[:, None]
         elif self.reduction == "mean":
             g = g / float(probs.shape[0])
-        if self.by_index:  # target holds the one-hot mask
-            return ((probs - target) * g, None)
+        if self.by_index:
+            classes = xp.arange(probs.shape[1], device=probs.device)
+            grad = probs - xp.astype(target[:, None] == classes[None, :], probs.dtype)
+            grad *= g
+            return (grad, None)
         grad_logits = (probs * xp.sum(target, axis=1, keepdims=True) - target) * g if self.needs_grad[0] else None
         grad_target = -self.log_probs * g if self.needs_grad[1] else None
         return grad_logits, grad_target
