@@ -1,6 +1,7 @@
 """Neural-network building blocks: Module, Parameter, layers, functional, init."""
 
 from . import functional, init
+from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, MaxPool2d
 from .layers import (
     Flatten,
     Identity,
@@ -18,4 +19,5 @@ from .module import Module, Parameter
 __all__ = [
     "Flatten", "Identity", "LeakyReLU", "Linear", "LogSoftmax", "Module", "Parameter", "ReLU",
     "Sequential", "Sigmoid", "Softmax", "Tanh", "functional", "init",
+    "AdaptiveAvgPool2d", "AvgPool2d", "Conv1d", "Conv2d", "MaxPool2d",
 ]
