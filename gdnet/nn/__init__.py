@@ -2,6 +2,7 @@
 
 from . import functional, init
 from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, MaxPool2d
+from .dropout import Dropout
 from .layers import (
     Flatten,
     Identity,
@@ -15,9 +16,12 @@ from .layers import (
     Tanh,
 )
 from .module import Module, Parameter
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .regularization import l1_penalty, l2_penalty
 
 __all__ = [
     "Flatten", "Identity", "LeakyReLU", "Linear", "LogSoftmax", "Module", "Parameter", "ReLU",
     "Sequential", "Sigmoid", "Softmax", "Tanh", "functional", "init",
-    "AdaptiveAvgPool2d", "AvgPool2d", "Conv1d", "Conv2d", "MaxPool2d",
+    "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "Dropout",
+    "LayerNorm", "MaxPool2d", "l1_penalty", "l2_penalty",
 ]
