@@ -1,24 +1,41 @@
-"""Optimizer: parameter groups, per-parameter state, zero_grad, state_dict."""
+"""Optimizer: parameter groups, per-parameter state, step(), zero_grad, state_dict."""
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
+from .._backend import get_backend
 from .._creation import as_array_like
-from ..autograd import Tensor
+from ..autograd import Tensor, enable_grad, namespace_of
+from .transform import Transform, zeros
 
 
 class Optimizer:
-    """Base class: holds parameter groups (dicts with "params" and hyperparameters) and the
-    per-parameter state. Subclasses give ``defaults`` and implement ``step()``.
+    """Base class: parameter groups (dicts with "params" and hyperparameters), per-parameter
+    state, and PyTorch's ``step()`` surface over an update rule written as a ``Transform``.
+
+    A subclass sets ``transform`` (a chain, see ``gdnet.optim.transform``) and passes its
+    defaults to ``__init__``; the base validates groups with ``transform.check``, keeps each
+    parameter's state (``state["step"]`` counts its updates) and applies
+    ``p.data += transform.update(grad, state, p.data, group)`` in place. A subclass may name a
+    backend fast path (``fast_path``) and call it in ``_fast_step``.
 
     Args:
         params: an iterable of Tensors, or of dicts {"params": [...], **hyperparameters}.
         defaults: hyperparameters for groups that do not set their own.
     """
 
+    transform: Transform | None = None
+    # name of a fused kernel a backend may register for the whole update (see _fast_step)
+    fast_path: str | None = None
+
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]):
+        if isinstance(params, (Tensor, dict, set)):
+            raise TypeError(
+                "params should be an iterable of Tensors or of dicts (parameter groups), in a stable "
+                f"order; got {type(params).__name__} (pass a list, e.g. model.parameters())"
+            )
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[int, dict[str, Any]] = {}  # id(param) -> state
@@ -27,11 +44,18 @@ class Optimizer:
             raise ValueError("optimizer got an empty parameter list")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         for group in groups:
+            if not isinstance(group, dict):
+                raise TypeError(f"parameter groups must all be dicts; got a {type(group).__name__} among them")
             self.add_param_group(group)
 
     def add_param_group(self, group: dict[str, Any]) -> None:
+        """Add a group {"params": [...], **hyperparameters}; missing hyperparameters take the defaults."""
+        if "params" not in group:
+            raise ValueError(f"a parameter group needs a 'params' entry; got keys {sorted(group)}")
         group = dict(group)
         params = group["params"]
+        if isinstance(params, set):
+            raise TypeError("a group's params must be in a stable order (a list or tuple); got a set")
         params = [params] if isinstance(params, Tensor) else list(params)
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         for p in params:
@@ -39,6 +63,8 @@ class Optimizer:
                 raise TypeError(f"optimizer can only optimize Tensors; got {type(p).__name__}")
             if not p.requires_grad:
                 raise ValueError("optimizer got a tensor that does not require grad")
+            if not p.is_leaf:
+                raise ValueError("optimizer can only optimize leaf tensors (parameters); got an operation's result")
             if id(p) in seen:
                 raise ValueError("a parameter appears more than once in the optimizer's parameter groups")
             seen.add(id(p))
@@ -49,23 +75,63 @@ class Optimizer:
         self.param_groups.append(group)
 
     def _validate(self, group: dict[str, Any]) -> None:
-        """Raise ValueError naming a hyperparameter out of range (subclasses extend)."""
-        if group["lr"] < 0.0:
-            raise ValueError(f"Invalid learning rate: {group['lr']} (expected >= 0)")
+        """Raise ValueError naming a hyperparameter out of range; store numbers as Python floats."""
+        if self.transform is not None:
+            self.transform.check(group)
 
-    def zero_grad(self) -> None:
-        """Forget the gradients of every parameter (set to None)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient: None, or (``set_to_none=False``) new zero arrays
+        (never zeroed in place: gradient arrays may be shared)."""
         for group in self.param_groups:
             for p in group["params"]:
-                p.grad = None
+                if p.grad is not None:
+                    p.grad = None if set_to_none else Tensor(zeros(p.grad.data))
 
-    def step(self) -> None:
-        raise NotImplementedError
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a gradient, in place, on its device.
+
+        Args:
+            closure: optional; re-evaluates the model and returns the loss (called first, with
+                gradients recorded), as in PyTorch.
+        Returns:
+            the closure's loss, or None.
+        """
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        if self.transform is None:
+            raise NotImplementedError(f"{type(self).__name__} sets no transform and does not override step()")
+        update = self.transform.update
+        backend = get_backend()
+        kernel = backend.fast_path(self.fast_path) if self.fast_path is not None else None
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                data, grad = p.data, p.grad.data
+                state = self.state.get(id(p))
+                if state is None:
+                    state = self.state[id(p)] = self.transform.init(data, group)
+                    state["step"] = 0
+                state["step"] += 1
+                # a backend's kernel serves only arrays of that backend and device
+                if (kernel is not None and namespace_of(data) is backend.xp and data.device == backend.device
+                        and grad.dtype == data.dtype and self._fast_step(kernel, data, grad, state, group)):
+                    continue
+                data += update(grad, state, data, group)
+        return loss
+
+    def _fast_step(self, kernel: Callable[..., Any], param: Any, grad: Any, state: dict, group: dict) -> bool:
+        """Run the backend's fused ``kernel`` for this parameter (the whole update, in place);
+        False where it does not apply, so the reference runs instead."""
+        return False
 
     # -- saving ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """{"state": {index: {name: array}}, "param_groups": [{hyperparameters, "params": [index]}]}
-        with parameters numbered in group order, as PyTorch does."""
+        """{"type", "state": {index: {name: value}}, "param_groups": [{hyperparameters, "params":
+        [index]}]} with parameters numbered in group order, as PyTorch does. State arrays are
+        the live ones (copy them, e.g. to the host, to keep a snapshot)."""
         index = {}
         groups = []
         for group in self.param_groups:
@@ -79,7 +145,8 @@ class Optimizer:
         return {"type": type(self).__name__, "state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore hyperparameters and state saved by ``state_dict`` of the same optimizer."""
+        """Restore hyperparameters and state saved by ``state_dict`` of the same optimizer class
+        over parameters of the same shapes; arrays are copied onto each parameter's device."""
         kind = state_dict.get("type", type(self).__name__)
         if kind != type(self).__name__:
             raise ValueError(f"state dict is from a {kind} optimizer; expected {type(self).__name__}")
@@ -92,17 +159,30 @@ class Optimizer:
                 f"sizes {[len(g['params']) for g in groups]}, expected {[len(g['params']) for g in self.param_groups]}"
             )
         params = [p for g in self.param_groups for p in g["params"]]
-        self.state = {}
+        state = {}
         for key, entry in state_dict["state"].items():
             p = params[int(key)]
-            self.state[id(p)] = {
-                name: as_array_like(v, p.data) if hasattr(v, "shape") and v.shape == p.data.shape else copy.deepcopy(v)
-                for name, v in entry.items()
-            }
+            restored = {}
+            for name, value in entry.items():
+                if hasattr(value, "shape"):
+                    if tuple(value.shape) != p.shape:
+                        raise ValueError(
+                            f"state dict's {name!r} for parameter {key} has shape {tuple(value.shape)}; "
+                            f"expected {p.shape}, the parameter's"
+                        )
+                    restored[name] = as_array_like(value, p.data)
+                else:
+                    restored[name] = copy.deepcopy(value)
+            state[id(p)] = restored
+        loaded = []
         for mine, saved in zip(self.param_groups, groups):
-            for k, v in saved.items():
-                if k != "params":
-                    mine[k] = v
+            group = {k: copy.deepcopy(v) for k, v in saved.items() if k != "params"}
+            group["params"] = mine["params"]
+            self._validate(group)
+            loaded.append(group)
+        for mine, group in zip(self.param_groups, loaded):
+            mine.update(group)
+        self.state = state
 
     def __repr__(self) -> str:
         lines = [type(self).__name__ + " ("]

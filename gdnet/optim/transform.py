@@ -1,0 +1,240 @@
+"""Update rules as chains of small transforms (after optax), read per parameter group.
+
+A ``Transform`` is three functions over one parameter's raw arrays::
+
+    init(param, group) -> dict               the state it keeps for this parameter
+    update(u, state, param, group) -> array  the next update direction
+    check(group) -> None                     validate (and normalise) its hyperparameters
+
+``update`` reads its hyperparameters from the parameter group on every call, so per-group
+values, learning-rate schedules and ``load_state_dict`` take effect at once. It may change its
+own state arrays in place but never ``u`` (the first ``u`` is the gradient, which may be shared
+or read-only) nor ``param``. ``chain`` runs transforms in order; the optimizer adds the final
+direction to the parameter in place, so a chain ends with ``scale_by_learning_rate``, which
+turns it into ``-lr * u``. ``state["step"]`` (a Python int, 1 on the first update) is kept by
+the optimizer, so step-dependent terms cost no device work.
+
+Named optimizers are chains, e.g. Adam is
+``chain(add_decayed_weights(), scale_by_adam(), scale_by_learning_rate())``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Callable, NamedTuple
+
+from ..autograd import namespace_of
+
+Array = Any
+Group = dict  # a parameter group: {"params": [...], "lr": ..., ...}
+
+
+class Transform(NamedTuple):
+    """One link of an update rule: ``init``, ``update`` and ``check`` (see the module doc)."""
+
+    init: Callable[[Array, Group], dict]
+    update: Callable[[Array, dict, Array, Group], Array]
+    check: Callable[[Group], None]
+
+
+def _no_state(param: Array, group: Group) -> dict:
+    return {}
+
+
+def _no_check(group: Group) -> None:
+    return None
+
+
+def transform(update, init=_no_state, check=_no_check) -> Transform:
+    """A Transform from its functions; ``init`` and ``check`` default to none."""
+    return Transform(init, update, check)
+
+
+def chain(*links: Transform) -> Transform:
+    """The transforms applied one after another (optax.chain)."""
+    updates = tuple(link.update for link in links)
+
+    def init(param, group):
+        state: dict = {}
+        for link in links:
+            entries = link.init(param, group)
+            clash = state.keys() & entries.keys()
+            if clash:
+                raise ValueError(f"two transforms of one chain keep the same state {sorted(clash)}")
+            state.update(entries)
+        return state
+
+    def update(u, state, param, group):
+        for step in updates:
+            u = step(u, state, param, group)
+        return u
+
+    def check(group):
+        for link in links:
+            link.check(group)
+
+    return Transform(init, update, check)
+
+
+# -- arrays ----------------------------------------------------------------------------------
+def zeros(like: Array, fill: float = 0.0) -> Array:
+    """A new array of ``like``'s shape, dtype and device, filled with ``fill``."""
+    xp = namespace_of(like)
+    return xp.full(like.shape, fill, dtype=like.dtype, device=like.device)
+
+
+def buffer(state: dict, key: str, like: Array) -> Array:
+    """``state[key]``, created as zeros the first time (buffers a group setting switches on)."""
+    array = state.get(key)
+    if array is None:
+        array = state[key] = zeros(like)
+    return array
+
+
+def ema_(average: Array, value: Array, decay: float) -> None:
+    """In place: average <- decay * average + (1 - decay) * value (PyTorch's ``lerp_``)."""
+    change = value - average
+    change *= 1.0 - decay
+    average += change
+
+
+def ema_square_(average: Array, value: Array, decay: float) -> None:
+    """In place: average <- decay * average + (1 - decay) * value**2."""
+    square = value * value
+    square *= 1.0 - decay
+    average *= decay
+    average += square
+
+
+# -- hyperparameter checks -------------------------------------------------------------------
+def checked_number(value: Any, label: str, low: float = 0.0, high: float | None = None,
+                   high_open: bool = False) -> float:
+    """``value`` as a Python float (so NumPy scalars never reach the arrays), if it is a real
+    number in [low, high] ([low, high) with ``high_open``; no upper bound when ``high`` is None).
+
+    Raises:
+        TypeError: not a real number. ValueError: ``Invalid {label}: {value} (expected ...)``.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"Invalid {label}: {value!r} (expected a real number)")
+    number = float(value)
+    if high is None:
+        inside, expected = number >= low, f">= {low:g}"
+    else:
+        inside = low <= number < high if high_open else low <= number <= high
+        expected = f"a value in [{low:g}, {high:g}{')' if high_open else ']'}"
+    if not inside:  # NaN lands here too
+        raise ValueError(f"Invalid {label}: {value} (expected {expected})")
+    return number
+
+
+def check_number(group: Group, key: str, label: str, low: float = 0.0, high: float | None = None,
+                 high_open: bool = False) -> None:
+    """``group[key]`` checked by ``checked_number`` and stored back as a float."""
+    group[key] = checked_number(group[key], label, low, high, high_open)
+
+
+def check_flag(group: Group, key: str) -> None:
+    """``group[key]`` stored as a bool."""
+    group[key] = bool(group.get(key, False))
+
+
+def check_betas(group: Group) -> None:
+    """``group["betas"]`` must be a pair of numbers in [0, 1)."""
+    betas = group["betas"]
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"Invalid betas: {betas!r} (expected a pair (beta1, beta2))")
+    group["betas"] = tuple(
+        checked_number(beta, f"beta parameter at index {i}", 0.0, 1.0, high_open=True) for i, beta in enumerate(betas)
+    )
+
+
+def _check_lr(group: Group) -> None:
+    check_number(group, "lr", "learning rate")
+
+
+def _check_weight_decay(group: Group) -> None:
+    check_number(group, "weight_decay", "weight_decay value")
+    if "decoupled_weight_decay" in group:
+        check_flag(group, "decoupled_weight_decay")
+
+
+# -- links shared by several optimizers ------------------------------------------------------
+def add_decayed_weights(decoupled: bool = False) -> Transform:
+    """u <- u + weight_decay * param.
+
+    Placed before a rule's scaling it is an L2 penalty added to the gradient; placed after it,
+    it is decoupled weight decay (Loshchilov & Hutter, 2019, "Decoupled Weight Decay
+    Regularization"): p <- p - lr * (u + weight_decay * p). The link acts only in groups whose
+    ``decoupled_weight_decay`` equals ``decoupled``, so one chain with a link in each place
+    serves both settings.
+    """
+
+    def update(u, state, param, group):
+        decay = group["weight_decay"]
+        if decay == 0.0 or group.get("decoupled_weight_decay", False) != decoupled:
+            return u
+        return u + decay * param
+
+    return transform(update, check=_check_weight_decay)
+
+
+def _check_momentum(group: Group) -> None:
+    check_number(group, "momentum", "momentum value")
+    if "dampening" in group:
+        check_number(group, "dampening", "dampening value", 0.0, 1.0)
+    if "nesterov" in group:
+        check_flag(group, "nesterov")
+        dampening = group.get("dampening", 0.0)
+        if group["nesterov"] and (group["momentum"] <= 0.0 or dampening != 0.0):
+            raise ValueError(
+                "Nesterov momentum requires a momentum > 0 and zero dampening; got momentum "
+                f"{group['momentum']}, dampening {dampening}"
+            )
+
+
+def trace() -> Transform:
+    """Heavy-ball momentum, PyTorch's form (Polyak, 1964; Nesterov's variant after Sutskever et
+    al., 2013, "On the importance of initialization and momentum in deep learning")::
+
+        b = u                                    first step
+        b = momentum * b + (1 - dampening) * u   later steps
+        u = u + momentum * b   if nesterov, else   u = b
+
+    Reads ``momentum`` and, where the group has them, ``dampening`` and ``nesterov``; does
+    nothing while momentum is 0. The buffer is ``state["momentum_buffer"]``.
+    """
+
+    def update(u, state, param, group):
+        momentum = group["momentum"]
+        if momentum == 0.0:
+            return u
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            xp = namespace_of(u)
+            buf = state["momentum_buffer"] = xp.asarray(u, dtype=u.dtype, device=u.device, copy=True)
+        else:
+            dampening = group.get("dampening", 0.0)
+            buf *= momentum
+            buf += u if dampening == 0.0 else (1.0 - dampening) * u
+        return u + momentum * buf if group.get("nesterov", False) else buf
+
+    return transform(update, check=_check_momentum)
+
+
+def scale_by_learning_rate() -> Transform:
+    """u <- -lr * u, the last link of a chain (the optimizer then adds u to the parameter)."""
+
+    def update(u, state, param, group):
+        return u * -group["lr"]
+
+    return transform(update, check=_check_lr)
+
+
+def adam_scalars(step: int, beta1: float, beta2: float, eps: float) -> tuple[float, float]:
+    """(scale, eps') with m_hat / (sqrt(v_hat) + eps) == m / (sqrt(v) * scale + eps'), where
+    m_hat = m / (1 - beta1**step) and v_hat = v / (1 - beta2**step): both bias corrections
+    folded into two Python numbers. Shared by Adam's reference and its fused kernels."""
+    correction1 = 1.0 - beta1**step
+    return correction1 / math.sqrt(1.0 - beta2**step), eps * correction1
