@@ -1,6 +1,7 @@
-"""Optimizers: parameter groups and PyTorch's step() over chains of update transforms."""
+"""Optimizers (parameter groups, PyTorch's step() over chains of update transforms) and
+learning-rate schedules."""
 
-from . import transform
+from . import lr_scheduler, transform
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
@@ -13,5 +14,5 @@ from .sgd import SGD
 
 __all__ = [
     "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "NAdam", "Optimizer", "RAdam", "RMSprop", "SGD",
-    "transform",
+    "lr_scheduler", "transform",
 ]

@@ -1,0 +1,280 @@
+"""Learning-rate schedules: PyTorch's rate sequences over 100 steps (one table row per schedule),
+state round trips mid-run, the effect on the optimizer, and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import make
+
+import gdnet as gd
+from gdnet import optim
+from gdnet.optim import lr_scheduler
+
+STEPS = 100
+LRS = (0.1, 0.05)  # the two parameter groups' rates
+
+
+class Halving:
+    """A callable object as lr_lambda: its attributes are saved in the state dict."""
+
+    def __init__(self, every):
+        self.every = every
+
+    def __call__(self, step):
+        return 0.5 ** (step // self.every)
+
+
+def _plateau_losses():
+    """Falls, stalls, falls a little, stalls: the same numbers for both libraries."""
+    rng = np.random.default_rng(7)
+    losses = np.concatenate([1.0 / (1.0 + np.arange(20)), np.full(25, 0.05), np.linspace(0.05, 0.03, 15),
+                             np.full(40, 0.03)])
+    return [float(v) for v in losses + rng.normal(0.0, 1e-4, size=losses.shape)]
+
+
+LOSSES = _plateau_losses()
+
+
+def _each_step(scheduler, step):
+    scheduler.step()
+
+
+def _with_loss(scheduler, step):
+    scheduler.step(LOSSES[step])
+
+
+def _with_accuracy(scheduler, step):
+    scheduler.step(1.0 - LOSSES[step])
+
+
+def _fractional_epochs(scheduler, step):
+    scheduler.step(step / 7.0)
+
+
+# (id, optimizer, make(scheduler module, optimizer) -> scheduler, how to step it); the
+# optimizer is built with the same name in torch.optim and gdnet.optim, with two groups
+ROWS = [
+    ("step", "SGD", lambda S, o: S.StepLR(o, step_size=7, gamma=0.5), _each_step),
+    ("multistep", "SGD", lambda S, o: S.MultiStepLR(o, milestones=[10, 30, 30, 75], gamma=0.3), _each_step),
+    ("exponential", "SGD", lambda S, o: S.ExponentialLR(o, gamma=0.97), _each_step),
+    ("cosine", "SGD", lambda S, o: S.CosineAnnealingLR(o, T_max=30, eta_min=1e-3), _each_step),
+    ("cosine-warm-restarts", "SGD", lambda S, o: S.CosineAnnealingWarmRestarts(o, T_0=10, T_mult=2, eta_min=1e-4),
+     _each_step),
+    ("cosine-warm-restarts-fixed", "SGD", lambda S, o: S.CosineAnnealingWarmRestarts(o, T_0=13), _each_step),
+    ("cosine-warm-restarts-fractional", "SGD", lambda S, o: S.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2),
+     _fractional_epochs),
+    ("linear-warmup", "SGD", lambda S, o: S.LinearLR(o, start_factor=0.1, total_iters=20), _each_step),
+    ("linear-decay", "SGD", lambda S, o: S.LinearLR(o, start_factor=1.0, end_factor=0.2, total_iters=40), _each_step),
+    ("one-cycle", "SGD", lambda S, o: S.OneCycleLR(o, max_lr=[0.5, 0.2], total_steps=STEPS), _each_step),
+    ("one-cycle-adam-linear-three-phase", "Adam",
+     lambda S, o: S.OneCycleLR(o, max_lr=0.01, epochs=10, steps_per_epoch=10, anneal_strategy="linear",
+                               three_phase=True, pct_start=0.25), _each_step),
+    ("one-cycle-no-momentum", "SGD",
+     lambda S, o: S.OneCycleLR(o, max_lr=0.3, total_steps=STEPS, cycle_momentum=False, div_factor=10.0),
+     _each_step),
+    ("lambda", "SGD", lambda S, o: S.LambdaLR(o, lr_lambda=[lambda t: 0.95**t, Halving(9)]), _each_step),
+    ("sequential-warmup-cosine", "SGD",
+     lambda S, o: S.SequentialLR(o, [S.LinearLR(o, start_factor=0.1, total_iters=10), S.CosineAnnealingLR(o, T_max=90)],
+                                 milestones=[10]), _each_step),
+    ("sequential-three", "SGD",
+     lambda S, o: S.SequentialLR(o, [S.ExponentialLR(o, gamma=0.9), S.StepLR(o, step_size=5, gamma=0.7),
+                                     S.CosineAnnealingLR(o, T_max=20, eta_min=1e-3)], milestones=[20, 50]),
+     _each_step),
+    ("plateau-min", "SGD", lambda S, o: S.ReduceLROnPlateau(o, patience=3, cooldown=2, factor=0.5), _with_loss),
+    ("plateau-max-abs", "SGD",
+     lambda S, o: S.ReduceLROnPlateau(o, mode="max", threshold=1e-3, threshold_mode="abs", patience=2, factor=0.3,
+                                      min_lr=[1e-3, 1e-2]), _with_accuracy),
+]
+ROW = {row_id: rest for row_id, *rest in ROWS}
+
+
+def test_every_schedule_has_a_row():
+    made = set()
+    for name, build, _ in ROW.values():
+        opt = _gdnet_optimizer(name)
+        made |= {type(s).__name__ for s in _nested(build(lr_scheduler, opt))}
+    public = {"StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "CosineAnnealingWarmRestarts",
+              "LinearLR", "OneCycleLR", "ReduceLROnPlateau", "LambdaLR", "SequentialLR"}
+    assert made == public
+
+
+def _nested(scheduler):
+    yield scheduler
+    for inner in getattr(scheduler, "_schedulers", []):
+        yield from _nested(inner)
+
+
+def _gdnet_optimizer(name):
+    groups = [{"params": [make([1.0, 2.0], "float32", requires_grad=True)], "lr": lr} for lr in LRS]
+    return getattr(optim, name)(groups, lr=LRS[0], **({"momentum": 0.9} if name == "SGD" else {}))
+
+
+def _torch_optimizer(name):
+    torch = pytest.importorskip("torch")
+    groups = [{"params": [torch.zeros(2, requires_grad=True)], "lr": lr} for lr in LRS]
+    return getattr(torch.optim, name)(groups, lr=LRS[0], **({"momentum": 0.9} if name == "SGD" else {}))
+
+
+def _record(opt):
+    """What a schedule may move: each group's lr and its momentum (or beta1)."""
+    return [(g["lr"], g["momentum"] if "momentum" in g else g["betas"][0]) for g in opt.param_groups]
+
+
+def _run(opt, scheduler, drive, steps, start=0):
+    rates, moved = [], []
+    for step in range(start, start + steps):
+        opt.step()
+        drive(scheduler, step)
+        rates.append(scheduler.get_last_lr())
+        moved.append(_record(opt))
+    return rates, moved
+
+
+@pytest.mark.parametrize("row", ROW)
+def test_matches_torch(row):
+    name, build, drive = ROW[row]
+    torch_opt = _torch_optimizer(name)
+    torch_scheduler = build(pytest.importorskip("torch").optim.lr_scheduler, torch_opt)
+    opt = _gdnet_optimizer(name)
+    scheduler = build(lr_scheduler, opt)
+    np.testing.assert_allclose(np.array(_record(opt)), np.array(_record(torch_opt), dtype=float), rtol=1e-12)
+    np.testing.assert_allclose(scheduler.get_last_lr(), np.array(torch_scheduler.get_last_lr(), dtype=float),
+                               rtol=1e-12)
+    theirs, their_moved = _run(torch_opt, torch_scheduler, drive, STEPS)
+    ours, moved = _run(opt, scheduler, drive, STEPS)
+    np.testing.assert_allclose(np.array(ours), np.array(theirs, dtype=float), rtol=1e-6, atol=0)
+    np.testing.assert_allclose(np.array(moved), np.array(their_moved, dtype=float), rtol=1e-6, atol=0)
+    assert len({tuple(r) for r in ours}) > 1, "the schedule never moved the rate"
+
+
+@pytest.mark.parametrize("row", ROW)
+def test_state_dict_round_trip_mid_run_equals_uninterrupted(row):
+    name, build, drive = ROW[row]
+    opt = _gdnet_optimizer(name)
+    uninterrupted = _run(opt, build(lr_scheduler, opt), drive, STEPS)
+    opt = _gdnet_optimizer(name)
+    scheduler = build(lr_scheduler, opt)
+    first = _run(opt, scheduler, drive, STEPS // 2)
+    saved_opt, saved = opt.state_dict(), scheduler.state_dict()
+    fresh = _gdnet_optimizer(name)
+    resumed_scheduler = build(lr_scheduler, fresh)  # as PyTorch advises: the scheduler first
+    fresh.load_state_dict(saved_opt)
+    resumed_scheduler.load_state_dict(saved)
+    second = _run(fresh, resumed_scheduler, drive, STEPS - STEPS // 2, start=STEPS // 2)
+    assert first[0] + second[0] == uninterrupted[0]
+    assert first[1] + second[1] == uninterrupted[1]
+
+
+def test_the_optimizer_steps_with_the_scheduled_rate(backend, float_dtype):
+    w = make([1.0], float_dtype, requires_grad=True)
+    opt = optim.SGD([w], lr=1.0)
+    scheduler = lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    for expected in (0.0, -0.5, -0.75):
+        w.grad = make([1.0], float_dtype)
+        opt.step()
+        scheduler.step()
+        assert w.tolist() == [expected]
+
+
+def test_get_last_lr_is_a_copy():
+    opt = _gdnet_optimizer("SGD")
+    scheduler = lr_scheduler.ExponentialLR(opt, gamma=0.5)
+    scheduler.get_last_lr()[0] = 123.0
+    assert scheduler.get_last_lr() == list(LRS)
+    assert [g["initial_lr"] for g in opt.param_groups] == list(LRS)
+
+
+def test_lambda_functions_are_left_out_of_the_state_dict_and_objects_kept():
+    opt = _gdnet_optimizer("SGD")
+    scheduler = lr_scheduler.LambdaLR(opt, [lambda t: 1.0, Halving(3)])
+    saved = scheduler.state_dict()
+    assert saved["lr_lambdas"] == [None, {"every": 3}] and saved["type"] == "LambdaLR"
+    other = lr_scheduler.LambdaLR(_gdnet_optimizer("SGD"), [lambda t: 1.0, Halving(5)])
+    other.load_state_dict(saved)
+    assert other.lr_lambdas[1].every == 3
+
+
+def test_plateau_reads_a_tensor_metric(backend):
+    opt = _gdnet_optimizer("SGD")
+    scheduler = lr_scheduler.ReduceLROnPlateau(opt, patience=0, factor=0.5)
+    for loss in (1.0, 2.0, 3.0):
+        scheduler.step(gd.tensor(loss))
+    assert scheduler.get_last_lr() == pytest.approx([LRS[0] / 4, LRS[1] / 4])
+
+
+# -- bad input ----------------------------------------------------------------------------------
+def _sgd():
+    return _gdnet_optimizer("SGD")
+
+
+BAD = [
+    ("not-an-optimizer", lambda: lr_scheduler.StepLR(object(), step_size=1), TypeError, "needs a gdnet Optimizer"),
+    ("step-size", lambda: lr_scheduler.StepLR(_sgd(), step_size=0), ValueError, "positive integer step_size"),
+    ("t-max", lambda: lr_scheduler.CosineAnnealingLR(_sgd(), T_max=2.5), ValueError, "positive integer T_max"),
+    ("t-mult", lambda: lr_scheduler.CosineAnnealingWarmRestarts(_sgd(), T_0=5, T_mult=0), ValueError,
+     "integer T_mult >= 1"),
+    ("start-factor", lambda: lr_scheduler.LinearLR(_sgd(), start_factor=0.0), ValueError,
+     r"Invalid start_factor: 0.0 \(expected a value in \(0, 1\]\)"),
+    ("end-factor", lambda: lr_scheduler.LinearLR(_sgd(), end_factor=1.5), ValueError, "Invalid end_factor: 1.5"),
+    ("lambda-count", lambda: lr_scheduler.LambdaLR(_sgd(), [lambda t: 1.0]), ValueError,
+     r"lr_lambda has 1 values; expected one per parameter group \(2\)"),
+    ("lambda-not-callable", lambda: lr_scheduler.LambdaLR(_sgd(), 0.5), TypeError, "function of the step"),
+    ("one-cycle-length", lambda: lr_scheduler.OneCycleLR(_sgd(), max_lr=0.1), ValueError,
+     r"either total_steps OR \(epochs AND steps_per_epoch\)"),
+    ("one-cycle-pct", lambda: lr_scheduler.OneCycleLR(_sgd(), max_lr=0.1, total_steps=10, pct_start=1.5), ValueError,
+     "pct_start"),
+    ("one-cycle-anneal", lambda: lr_scheduler.OneCycleLR(_sgd(), 0.1, 10, anneal_strategy="cubic"), ValueError,
+     "anneal_strategy"),
+    ("one-cycle-momentum", lambda: lr_scheduler.OneCycleLR(optim.Adagrad([make([1.0], "float32", requires_grad=True)]),
+                                                           0.1, 10), ValueError, "must support momentum or beta1"),
+    ("plateau-factor", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), factor=1.0), ValueError, "Invalid factor: 1.0"),
+    ("plateau-mode", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), mode="lowest"), ValueError, "mode 'lowest'"),
+    ("plateau-threshold-mode", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), threshold_mode="pct"), ValueError,
+     "threshold mode 'pct'"),
+    ("resume-without-initial-lr", lambda: lr_scheduler.StepLR(_sgd(), step_size=2, last_epoch=5), KeyError,
+     "initial_lr"),
+]
+
+
+@pytest.mark.parametrize("build, error, message", [pytest.param(*rest, id=i) for i, *rest in BAD])
+def test_bad_input(build, error, message):
+    with pytest.raises(error, match=message):
+        build()
+
+
+def test_sequential_refuses_bad_parts():
+    opt = _sgd()
+    with pytest.raises(ValueError, match="one milestone fewer than schedulers"):
+        lr_scheduler.SequentialLR(opt, [lr_scheduler.ExponentialLR(opt, 0.9)], milestones=[3])
+    with pytest.raises(TypeError, match="ReduceLROnPlateau"):
+        lr_scheduler.SequentialLR(opt, [lr_scheduler.ExponentialLR(opt, 0.9), lr_scheduler.ReduceLROnPlateau(opt)],
+                                  milestones=[3])
+    with pytest.raises(ValueError, match="same optimizer"):
+        lr_scheduler.SequentialLR(opt, [lr_scheduler.ExponentialLR(_sgd(), 0.9)], milestones=[])
+    with pytest.raises(ValueError, match="at least one scheduler"):
+        lr_scheduler.SequentialLR(opt, [], milestones=[])
+
+
+def test_one_cycle_refuses_to_step_past_its_end():
+    scheduler = lr_scheduler.OneCycleLR(_sgd(), max_lr=0.1, total_steps=3)
+    for _ in range(3):
+        scheduler.step()
+    with pytest.raises(ValueError, match="Tried to step 4 times. The specified number of total steps is 3"):
+        scheduler.step()
+
+
+def test_a_state_dict_from_another_scheduler():
+    opt = _sgd()
+    saved = lr_scheduler.StepLR(opt, step_size=3).state_dict()
+    with pytest.raises(ValueError, match="state dict is from a StepLR scheduler; expected ExponentialLR"):
+        lr_scheduler.ExponentialLR(opt, gamma=0.9).load_state_dict(saved)
+
+
+def test_warm_restarts_refuse_a_negative_epoch():
+    scheduler = lr_scheduler.CosineAnnealingWarmRestarts(_sgd(), T_0=3)
+    with pytest.raises(ValueError, match="non-negative epoch"):
+        scheduler.step(-1.0)
+    assert math.isclose(scheduler.get_last_lr()[0], LRS[0])
