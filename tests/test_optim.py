@@ -3,6 +3,7 @@ on a quadratic and Rosenbrock, state round trips, validation, fast paths and the
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import numpy as np
@@ -493,45 +494,40 @@ def test_a_state_dict_with_bad_hyperparameters_is_refused_whole(backend):
 
 # -- no host reads inside step() ------------------------------------------------------------------
 def _refuse(*args, **kwargs):
-    raise AssertionError("a device value was read back to the host inside step()")
+    raise AssertionError("a device value was read back to the host")
+
+
+@contextlib.contextmanager
+def host_reads_refused(backend, monkeypatch):
+    """Inside the block, array_api_strict's device1 arrays refuse every conversion to a Python
+    value or to NumPy, and CuPy refuses to synchronise. Skips the rows where reading is free."""
+    if backend.name == "cupy":
+        cupyx = pytest.importorskip("cupyx")
+        with cupyx.allow_synchronize(False):
+            yield
+        return
+    if backend.name != "array_api_strict" or "device1" not in str(backend.device):
+        pytest.skip("the strict device1 row and the cupy row check this (others read for free)")
+    array = type(backend.xp.asarray(0, device=backend.device))
+    with monkeypatch.context() as patch:
+        for method in ("__bool__", "__float__", "__int__", "__index__", "__complex__", "__array__", "__dlpack__",
+                       "to_device"):
+            patch.setattr(array, method, _refuse, raising=False)
+        yield
 
 
 @pytest.mark.parametrize("row", [row for row in ROW if row.endswith(("custom", "two-groups"))])
 def test_step_reads_nothing_back(backend, float_dtype, monkeypatch, row):
-    """The array_api_strict rows refuse every conversion to Python values or NumPy; the cupy row
-    refuses device synchronisation."""
-    if backend.name == "numpy" or (backend.name == "array_api_strict" and "device1" not in str(backend.device)):
-        pytest.skip("the strict device1 row and the cupy row check this (others read freely)")
     name, kwargs, groups = ROW[row]
     params = {n: make(v, float_dtype, requires_grad=True) for n, v in _initial().items()}
     opt = getattr(optim, name)(_param_groups(params, groups), **kwargs)
     grads = [{n: make(g, float_dtype) for n, g in _gradients(step).items()} for step in range(3)]
-    if backend.name == "array_api_strict":
-        array = type(params["weight"].data)
-        for method in ("__bool__", "__float__", "__int__", "__index__", "__complex__", "__array__", "__dlpack__"):
-            monkeypatch.setattr(array, method, _refuse, raising=False)
-        monkeypatch.setattr(array, "to_device", _refuse)
-    guard = _no_sync() if backend.name == "cupy" else _nothing()
-    with guard:
+    with host_reads_refused(backend, monkeypatch):
         for step_grads in grads:
             for n, g in step_grads.items():
                 params[n].grad = g
             opt.step()
-    monkeypatch.undo()
     assert np.all(np.isfinite(params["weight"].numpy()))
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-def _no_sync():
-    cupyx = pytest.importorskip("cupyx")
-    return cupyx.allow_synchronize(False)
 
 
 # -- fast paths ---------------------------------------------------------------------------------

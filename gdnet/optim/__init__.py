@@ -1,11 +1,12 @@
-"""Optimizers (parameter groups, PyTorch's step() over chains of update transforms) and
-learning-rate schedules."""
+"""Optimizers (parameter groups, PyTorch's step() over chains of update transforms),
+learning-rate schedules and gradient clipping."""
 
 from . import lr_scheduler, transform
 from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .clip import clip_grad_norm_, clip_grad_value_
 from .nadam import NAdam
 from .optimizer import Optimizer
 from .radam import RAdam
@@ -14,5 +15,5 @@ from .sgd import SGD
 
 __all__ = [
     "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "NAdam", "Optimizer", "RAdam", "RMSprop", "SGD",
-    "lr_scheduler", "transform",
+    "clip_grad_norm_", "clip_grad_value_", "lr_scheduler", "transform",
 ]
