@@ -1,6 +1,7 @@
 """Neural-network building blocks: Module, Parameter, layers, functional, init."""
 
 from . import functional, init
+from .activations import ELU, GELU, Hardtanh, SiLU, Softplus
 from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, MaxPool2d
 from .dropout import Dropout
 from .layers import (
@@ -15,6 +16,7 @@ from .layers import (
     Softmax,
     Tanh,
 )
+from .losses import NTXentLoss
 from .module import Module, Parameter
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from .regularization import l1_penalty, l2_penalty
@@ -24,4 +26,5 @@ __all__ = [
     "Sequential", "Sigmoid", "Softmax", "Tanh", "functional", "init",
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "Dropout",
     "LayerNorm", "MaxPool2d", "l1_penalty", "l2_penalty",
+    "ELU", "GELU", "Hardtanh", "NTXentLoss", "SiLU", "Softplus",
 ]

@@ -5,11 +5,15 @@ Shapes: N is the batch size, C the number of classes.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .. import backends, ops
-from ..autograd import Tensor, check_same_device, dtype_is
+from ..autograd import Tensor, check_same_device, dtype_is, namespace_of
 from ..ops import linear, relu, sigmoid, tanh  # noqa: F401  (re-exported spellings)
+
+_SQRT_HALF = math.sqrt(0.5)
+_SQRT_TWO_OVER_PI = math.sqrt(2.0 / math.pi)
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -30,6 +34,65 @@ def _reduce(per_element: Tensor, reduction: str) -> Tensor:
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x where x > 0, else negative_slope * x."""
     return ops.where(x.data > 0, x, x * negative_slope)
+
+
+def check_activation(name: str, **settings: Any) -> None:
+    """Raise ValueError for settings an activation cannot take (its layer checks them when built)."""
+    approximate = settings.get("approximate", "none")
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"{name}: unknown approximate {approximate!r}; expected 'none' or 'tanh'")
+    if settings.get("beta") == 0:
+        raise ValueError(f"{name}: beta must not be 0")
+    if settings.get("min_val", 0.0) > settings.get("max_val", 0.0):
+        raise ValueError(
+            f"{name}: min_val ({settings['min_val']}) must not be greater than max_val ({settings['max_val']})"
+        )
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x where x > 0, else alpha * (exp(x) - 1)."""
+    positive = x.data > 0
+    # exp sees only the non-positive side, so large x never overflows into a NaN gradient
+    negative = (ops.exp(ops.where(positive, 0.0, x)) - 1.0) * alpha
+    return ops.where(positive, x, negative)
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """x * Phi(x), Phi the standard normal CDF (Hendrycks & Gimpel, 2016).
+
+    Args:
+        approximate: "none" (exact, through erf) or "tanh"
+            (0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))), as PyTorch.
+    """
+    check_activation("gelu", approximate=approximate)
+    if approximate == "none":
+        return x * (ops.erf(x * _SQRT_HALF) + 1.0) * 0.5
+    return x * (ops.tanh((x + x * x * x * 0.044715) * _SQRT_TWO_OVER_PI) + 1.0) * 0.5
+
+
+def silu(x: Tensor) -> Tensor:
+    """x * sigmoid(x) (also called swish)."""
+    return x * ops.sigmoid(x)
+
+
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold (as PyTorch)."""
+    check_activation("softplus", beta=beta)
+    scaled = x * beta if beta != 1.0 else x
+    smooth = ops.softplus(scaled) / beta if beta != 1.0 else ops.softplus(scaled)
+    return ops.where(scaled.data > threshold, x, smooth)
+
+
+def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """x clipped to [min_val, max_val]; the gradient is 1 strictly inside, else 0 (as PyTorch)."""
+    check_activation("hardtanh", min_val=min_val, max_val=max_val)
+    inside = (x.data > min_val) & (x.data < max_val)
+    return ops.where(inside, x, Tensor(x.xp.clip(x.data, float(min_val), float(max_val))))
+
+
+def _abs(x: Tensor) -> Tensor:
+    # |x| = x * sign(x) with the sign held constant: the gradient is sign(x), 0 at 0 as in PyTorch
+    return x * Tensor(x.xp.sign(x.data))
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
@@ -61,16 +124,45 @@ def _labels(input: Tensor, target: Any, name: str):
         )
     if not dtype_is(input.xp, labels.dtype, "integral"):
         raise TypeError(f"{name}: class-index target must be integers; got {labels.dtype}")
-    # values are checked only where reading them costs no device synchronisation; on a GPU
-    # the DataLoader checks labels once, on the host
-    if backends.sync_is_free(labels) and n:
-        xp = input.xp
-        low, high = int(xp.min(labels)), int(xp.max(labels))
-        if low < 0 or high >= classes:
-            raise ValueError(
-                f"{name}: labels must lie in [0, {classes - 1}] for {classes} classes; got values from {low} to {high}"
-            )
+    # on a GPU the DataLoader checks labels once, on the host
+    _check_index_range(name, "labels", labels, classes, "classes")
     return labels
+
+
+def _check_index_range(name: str, what: str, indices: Any, count: int, unit: str) -> None:
+    """Indices must lie in [0, count); read only where that costs no device synchronisation."""
+    if not backends.sync_is_free(indices) or not math.prod(indices.shape):
+        return
+    xp = namespace_of(indices)
+    low, high = int(xp.min(indices)), int(xp.max(indices))
+    if low < 0 or high >= count:
+        raise ValueError(
+            f"{name}: {what} must lie in [0, {count - 1}] for {count} {unit}; got values from {low} to {high}"
+        )
+
+
+def embedding(input: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """The rows of ``weight`` at integer indices: input (*) -> (*, embedding_dim).
+
+    Args:
+        input: integer indices in [0, num_embeddings), any shape (a Tensor, array or list).
+        weight: (num_embeddings, embedding_dim).
+        padding_idx: an index whose row receives no gradient (its output is the row as it is).
+    """
+    indices = input.data if isinstance(input, Tensor) else input
+    if hasattr(indices, "shape"):
+        check_same_device([weight.data, indices])
+    else:
+        indices = weight.xp.asarray(indices, device=weight.device)
+    xp = weight.xp
+    if not dtype_is(xp, indices.dtype, "integral"):
+        raise TypeError(f"embedding: indices must be integers; got {indices.dtype}")
+    _check_index_range("embedding", "indices", indices, weight.shape[0], "embeddings")
+    rows = ops.take(weight, xp.reshape(indices, (-1,)), axis=0)
+    out = ops.reshape(rows, tuple(indices.shape) + (weight.shape[1],))
+    if padding_idx is not None:
+        out = ops.where((indices == padding_idx)[..., None], out.detach(), out)
+    return out
 
 
 def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
@@ -108,14 +200,231 @@ def nll_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     return _reduce(-ops.sum(input * Tensor(one_hot), axis=1), reduction)
 
 
+def _same_shape(name: str, input: Tensor, target: Any, what: str = "target") -> Tensor:
+    """``target`` as a Tensor, once it is known to have the input's shape."""
+    shape = tuple(getattr(target, "shape", ()))
+    if shape != input.shape:
+        raise ValueError(f"{name}: {what} has shape {shape}; expected the input's shape {input.shape}")
+    return target if isinstance(target, Tensor) else Tensor(target)
+
+
+def _broadcastable(name: str, what: str, value: Any, shape: tuple[int, ...]) -> Tensor:
+    """``value`` (a weight) as a Tensor, once it is known to broadcast to ``shape``."""
+    got = tuple(getattr(value, "shape", ()))
+    fits = len(got) <= len(shape) and all(g in (1, n) for g, n in zip(got[::-1], shape[::-1]))
+    if not fits:
+        raise ValueError(f"{name}: {what} has shape {got}; expected a shape that broadcasts to {shape}")
+    return value if isinstance(value, Tensor) else Tensor(value)
+
+
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Mean squared error; input and target have the same shape."""
     _check_reduction(reduction)
-    target_shape = tuple(getattr(target, "shape", ()))
-    if target_shape != input.shape:
-        raise ValueError(f"mse_loss: target has shape {target_shape}; expected the input's shape {input.shape}")
-    diff = input - target
+    diff = input - _same_shape("mse_loss", input, target)
     return _reduce(diff * diff, reduction)
+
+
+def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Mean absolute error |input - target|; input and target have the same shape."""
+    _check_reduction(reduction)
+    return _reduce(_abs(input - _same_shape("l1_loss", input, target)), reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta, for d = input - target (Girshick, 2015).
+
+    beta = 0 is l1_loss.
+    """
+    _check_reduction(reduction)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be non-negative; got {beta}")
+    diff = input - _same_shape("smooth_l1_loss", input, target)
+    size = _abs(diff)
+    if beta == 0:
+        return _reduce(size, reduction)
+    return _reduce(ops.where(size.data < beta, diff * diff * (0.5 / beta), size - 0.5 * beta), reduction)
+
+
+def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), for d = input - target (Huber, 1964)."""
+    _check_reduction(reduction)
+    if delta <= 0:
+        raise ValueError(f"huber_loss: delta must be positive; got {delta}")
+    diff = input - _same_shape("huber_loss", input, target)
+    size = _abs(diff)
+    return _reduce(ops.where(size.data < delta, diff * diff * 0.5, (size - 0.5 * delta) * delta), reduction)
+
+
+def _clamped_log(p: Tensor) -> Tensor:
+    """log(p), at least -100 (PyTorch's clamp in binary_cross_entropy); no warning or NaN at p = 0."""
+    safe = ops.where(p.data > 0, p, 1.0)  # log(0) never runs, so its gradient is never 0 * inf
+    log = ops.log(safe)
+    return ops.where((log.data > -100.0) & (p.data > 0), log, -100.0)
+
+
+def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, reduction: str = "mean") -> Tensor:
+    """-(target log(input) + (1 - target) log(1 - input)), each log at least -100 (as PyTorch).
+
+    Args:
+        input: probabilities in [0, 1], any shape.
+        target: the same shape, values in [0, 1].
+        weight: optional rescaling, broadcast to the input's shape.
+        reduction: "mean" (default), "sum" or "none".
+    """
+    _check_reduction(reduction)
+    target = _same_shape("binary_cross_entropy", input, target)
+    if backends.sync_is_free(input.data) and input.size:
+        xp = input.xp
+        low, high = float(xp.min(input.data)), float(xp.max(input.data))
+        if not 0.0 <= low <= high <= 1.0:
+            raise ValueError(
+                f"binary_cross_entropy: input must be probabilities in [0, 1]; got values from {low} to {high} "
+                "(for scores, use binary_cross_entropy_with_logits)"
+            )
+    loss = -(target * _clamped_log(input) + (1.0 - target) * _clamped_log(1.0 - input))
+    if weight is not None:
+        loss = loss * _broadcastable("binary_cross_entropy", "weight", weight, input.shape)
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(
+    input: Tensor, target: Any, weight: Any = None, reduction: str = "mean", pos_weight: Any = None
+) -> Tensor:
+    """binary_cross_entropy(sigmoid(input), target), computed stably from the scores.
+
+    loss = (1 - target) input + (1 + (pos_weight - 1) target) softplus(-input).
+
+    Args:
+        input: scores (logits), any shape.
+        target: the same shape, values in [0, 1].
+        weight: optional rescaling, broadcast to the input's shape.
+        reduction: "mean" (default), "sum" or "none".
+        pos_weight: optional weight of the positive term, broadcast along the last axis
+            (one per class): above 1 raises recall, below 1 precision.
+    """
+    _check_reduction(reduction)
+    name = "binary_cross_entropy_with_logits"
+    target = _same_shape(name, input, target)
+    log_term = ops.softplus(-input)  # -log(sigmoid(input))
+    if pos_weight is not None:
+        log_term = log_term * ((_broadcastable(name, "pos_weight", pos_weight, input.shape) - 1.0) * target + 1.0)
+    loss = (1.0 - target) * input + log_term
+    if weight is not None:
+        loss = loss * _broadcastable(name, "weight", weight, input.shape)
+    return _reduce(loss, reduction)
+
+
+def kl_div(input: Tensor, target: Any, reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """Kullback-Leibler divergence KL(target || q), given ``input`` = log q (as PyTorch).
+
+    Pointwise target * (log(target) - input), 0 where target is 0.
+
+    Args:
+        input: log-probabilities, any shape (typically (N, C) from log_softmax).
+        target: probabilities of the same shape, or log-probabilities with ``log_target``.
+        reduction: "mean" (over every element, as PyTorch), "batchmean" (the sum divided by
+            N = input.shape[0]: the true KL divergence per sample), "sum" or "none".
+    """
+    if reduction not in _REDUCTIONS + ("batchmean",):
+        raise ValueError(f"unknown reduction {reduction!r}; expected one of {_REDUCTIONS + ('batchmean',)}")
+    target = _same_shape("kl_div", input, target)
+    if log_target:
+        loss = ops.exp(target) * (target - input)
+    else:
+        log = ops.log(ops.where(target.data > 0, target, 1.0))  # 0 log 0 = 0
+        loss = target * (log - input)
+    if reduction == "batchmean":
+        return loss.sum() / float(input.shape[0]) if input.ndim else loss.sum()
+    return _reduce(loss, reduction)
+
+
+def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """x / max(||x||_p, eps) along ``dim``: unit vectors (as torch.nn.functional.normalize)."""
+    if p == 2.0:
+        norm = ops.sqrt(ops.sum(x * x, axis=dim, keepdims=True))
+    else:
+        norm = ops.sum(_abs(x) ** float(p), axis=dim, keepdims=True) ** (1.0 / p)
+    return x / ops.maximum(norm, float(eps))
+
+
+def _embeddings(name: str, **tensors: Tensor) -> tuple[int, int]:
+    shapes = {key: t.shape for key, t in tensors.items()}
+    first = next(iter(shapes.values()))
+    if len(first) != 2 or any(s[-1:] != first[-1:] or len(s) != 2 for s in shapes.values()):
+        raise ValueError(f"{name}: expected (N, D) embeddings with one D; got shapes {shapes}")
+    return first
+
+
+def _self_masked(scores: Tensor) -> Tensor:
+    """Square scores with the diagonal pushed to the dtype's lowest value: softmax gives it 0."""
+    xp, n = scores.xp, scores.shape[0]
+    positions = xp.arange(n, device=scores.device)
+    lowest = float(xp.finfo(scores.dtype).min)
+    return ops.where(positions[:, None] == positions[None, :], lowest, scores)
+
+
+def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5, reduction: str = "mean") -> Tensor:
+    """SimCLR's normalized temperature-scaled cross-entropy (Chen et al., 2020).
+
+    The 2N embeddings of two views, z = [z1; z2], are L2-normalized; s_ij = z_i . z_j / temperature.
+    Each z_i is scored against its positive (the same example's other view) among the other
+    2N - 1 embeddings: loss_i = -log(exp(s_ip) / sum over k != i of exp(s_ik)), averaged over the 2N.
+
+    Args:
+        z1, z2: (N, D) embeddings of two views; row n of each comes from example n.
+        temperature: divides the cosine similarities (smaller: sharper).
+        reduction: "mean" (default), "sum" or "none" (the 2N per-embedding losses, z1's first).
+    """
+    _check_reduction(reduction)
+    if temperature <= 0:
+        raise ValueError(f"nt_xent: temperature must be positive; got {temperature}")
+    n, _ = _embeddings("nt_xent", z1=z1, z2=z2)
+    if z1.shape != z2.shape:
+        raise ValueError(f"nt_xent: z1 and z2 must have one shape (N, D); got {z1.shape} and {z2.shape}")
+    z = normalize(ops.concat([z1, z2]), dim=1)
+    scores = _self_masked(ops.matmul(z, z.mT) * (1.0 / temperature))
+    xp = z.xp
+    first = xp.arange(n, dtype=xp.int64, device=z.device)
+    positives = xp.concat([first + n, first])
+    return cross_entropy(scores, positives, reduction)
+
+
+def info_nce(
+    query: Tensor, positive_key: Tensor, negative_keys: Tensor | None = None, temperature: float = 0.1,
+    reduction: str = "mean",
+) -> Tensor:
+    """InfoNCE (van den Oord et al., 2018): pick each query's positive key by cosine similarity.
+
+    Without ``negative_keys`` the other rows' positive keys are the negatives (in-batch, as
+    in CLIP's one direction): logits = normalize(query) @ normalize(positive_key).T / temperature,
+    and row n's answer is column n. With ``negative_keys`` (M, D), every query is scored against
+    its own positive key and all M negatives, and the answer is the positive.
+
+    Args:
+        query, positive_key: (N, D); row n of each is a positive pair.
+        negative_keys: optional (M, D) negatives shared by every query.
+        temperature: divides the cosine similarities.
+        reduction: "mean" (default), "sum" or "none" (N per-query losses).
+    """
+    _check_reduction(reduction)
+    if temperature <= 0:
+        raise ValueError(f"info_nce: temperature must be positive; got {temperature}")
+    keys = {"query": query, "positive_key": positive_key}
+    if negative_keys is not None:
+        keys["negative_keys"] = negative_keys
+    n, _ = _embeddings("info_nce", **keys)
+    if positive_key.shape != query.shape:
+        raise ValueError(f"info_nce: positive_key has shape {positive_key.shape}; expected the query's {query.shape}")
+    xp = query.xp
+    q, k = normalize(query, dim=1), normalize(positive_key, dim=1)
+    if negative_keys is None:
+        logits = ops.matmul(q, k.mT)
+        answers = xp.arange(n, dtype=xp.int64, device=query.device)
+    else:
+        positive = ops.sum(q * k, axis=1, keepdims=True)
+        logits = ops.concat([positive, ops.matmul(q, normalize(negative_keys, dim=1).mT)], axis=1)
+        answers = xp.zeros((n,), dtype=xp.int64, device=query.device)
+    return cross_entropy(logits * (1.0 / temperature), answers, reduction)
 
 
 def flatten(x: Tensor, start_dim: int = 1, end_dim: int = -1) -> Tensor:
