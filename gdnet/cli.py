@@ -13,10 +13,9 @@ from typing import Any, Sequence
 
 from . import __version__
 from ._backend import available_backends, get_backend, manual_seed, use_backend
-from .autograd import no_grad
-from .nn import functional as F
 from .nn.init import SCHEMES
 from .nn.layers import Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
+from .train import evaluate, train_epoch
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}
 DATASETS = ("fashion-mnist", "mnist")
@@ -32,59 +31,6 @@ def build_mlp(in_features: int, hidden: Sequence[int], classes: int, activation:
         width = size
     layers.append(Linear(width, classes, init=init))
     return Sequential(*layers)
-
-
-def evaluate(model, loader) -> tuple[float, float]:
-    """(mean loss, accuracy) of ``model`` over ``loader``; one device read at the end."""
-    model.eval()
-    loss_sum = correct = None
-    count = 0
-    with no_grad():
-        for x, y in loader:
-            scores = model(x)
-            batch_loss = F.cross_entropy(scores, y, reduction="sum").data
-            batch_hits = F.accuracy(scores, y).data * float(len(y))
-            loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
-            correct = batch_hits if correct is None else correct + batch_hits
-            count += len(y)
-    model.train()
-    return float(loss_sum) / count, float(correct) / count
-
-
-def _progress(iterable, total: int, enabled: bool, description: str):
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=total, desc=description, leave=False, unit="batch")
-
-
-def train_epoch(model, loader, optimizer, progress: bool = False, description: str = "",
-                report_every: int = 50) -> tuple[float, float]:
-    """One pass over ``loader``; returns (mean training loss, training accuracy).
-
-    Loss and hit counts accumulate on the device and are read once at the end (and every
-    ``report_every`` steps for the progress bar, only when it is shown).
-    """
-    model.train()
-    loss_sum = correct = None
-    count = 0
-    bar = _progress(loader, len(loader), progress, description)
-    for step, (x, y) in enumerate(bar, start=1):
-        scores = model(x)
-        loss = F.cross_entropy(scores, y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        n = float(len(y))
-        batch_loss = loss.data * n
-        batch_hits = F.accuracy(scores.detach(), y).data * n
-        loss_sum = batch_loss if loss_sum is None else loss_sum + batch_loss
-        correct = batch_hits if correct is None else correct + batch_hits
-        count += len(y)
-        if progress and step % report_every == 0:
-            bar.set_postfix(loss=f"{float(loss_sum) / count:.4f}", acc=f"{float(correct) / count:.2%}")
-    return float(loss_sum) / count, float(correct) / count
 
 
 def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
@@ -110,7 +56,8 @@ def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
         history = []
         for epoch in range(1, args.epochs + 1):
             start = time.perf_counter()
-            train_loss, train_acc = train_epoch(model, train_loader, optimizer, progress, f"epoch {epoch}")
+            train_loss, train_acc = train_epoch(model, train_loader, optimizer, progress=progress,
+                                                    description=f"epoch {epoch}")
             backend.synchronize()
             seconds = time.perf_counter() - start
             test_loss, test_acc = evaluate(model, test_loader)
