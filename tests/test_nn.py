@@ -68,6 +68,7 @@ LAYERS = [
     ("linear-3d", lambda: nn.Linear(4, 2), lambda t: t.nn.Linear(4, 2), N(2, 3, 4)),
     ("flatten", lambda: nn.Flatten(), lambda t: t.nn.Flatten(), N(2, 3, 2)),
     ("flatten-range", lambda: nn.Flatten(0, 1), lambda t: t.nn.Flatten(0, 1), N(2, 3, 2)),
+    ("unflatten", lambda: nn.Unflatten(1, (2, 3)), lambda t: t.nn.Unflatten(1, (2, 3)), N(2, 6, 2)),
     ("identity", lambda: nn.Identity(), lambda t: t.nn.Identity(), N(2, 3)),
     ("relu", lambda: nn.ReLU(), lambda t: t.nn.ReLU(), A(3, 4)),
     ("leaky-relu", lambda: nn.LeakyReLU(0.1), lambda t: t.nn.LeakyReLU(0.1), A(3, 4)),
@@ -667,3 +668,8 @@ def test_same_seed_gives_identical_weights_on_every_backend(backend):
         np.testing.assert_array_equal(here[name], reference[name])
     other = _weights_for_seed(4)
     assert not np.array_equal(other["0.weight"], here["0.weight"])
+
+
+def test_unflatten_wrong_size_names_expected_and_got(backend):
+    with pytest.raises(ValueError, match=r"has size 7; expected 6"):
+        nn.Unflatten(1, (2, 3))(make(np.zeros((2, 7)), "float32"))

@@ -66,6 +66,31 @@ class Flatten(Module):
         return F.flatten(x, self.start_dim, self.end_dim)
 
 
+class Unflatten(Module):
+    """Split dimension ``dim`` into ``sizes``: (N, 784) -> (N, 1, 28, 28) with Unflatten(1, (1, 28, 28)).
+
+    Shape:
+        input (..., prod(sizes), ...) -> output (..., *sizes, ...).
+    """
+
+    def __init__(self, dim: int, sizes: tuple[int, ...]):
+        super().__init__()
+        self.dim, self.sizes = dim, tuple(sizes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        dim = self.dim % x.ndim
+        expected = 1
+        for n in self.sizes:
+            expected *= n
+        if x.shape[dim] != expected:
+            raise ValueError(f"Unflatten: dimension {dim} of input {x.shape} has size {x.shape[dim]}; "
+                             f"expected {expected} to split into {self.sizes}")
+        return x.reshape(x.shape[:dim] + self.sizes + x.shape[dim + 1:])
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, sizes={self.sizes}"
+
+
 class Identity(Module):
     def forward(self, x: Tensor) -> Tensor:
         return x
