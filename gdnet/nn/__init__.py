@@ -4,6 +4,7 @@ from . import functional, init
 from .activations import ELU, GELU, Hardtanh, SiLU, Softplus
 from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, MaxPool2d
 from .dropout import Dropout
+from .embedding import Embedding
 from .layers import (
     Flatten,
     Identity,
@@ -20,6 +21,7 @@ from .layers import (
 from .losses import NTXentLoss
 from .module import Module, Parameter
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .regularization import l1_penalty, l2_penalty
 
 __all__ = [
@@ -27,5 +29,6 @@ __all__ = [
     "Sequential", "Sigmoid", "Softmax", "Tanh", "Unflatten", "functional", "init",
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "Dropout",
     "LayerNorm", "MaxPool2d", "l1_penalty", "l2_penalty",
-    "ELU", "GELU", "Hardtanh", "NTXentLoss", "SiLU", "Softplus",
+    "ELU", "Embedding", "GELU", "GRU", "GRUCell", "Hardtanh", "LSTM", "LSTMCell", "NTXentLoss", "RNN", "RNNCell",
+    "SiLU", "Softplus",
 ]
