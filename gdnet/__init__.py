@@ -5,7 +5,7 @@
     model = gd.nn.Sequential(gd.nn.Flatten(), gd.nn.Linear(784, 100), gd.nn.ReLU(), gd.nn.Linear(100, 10))
 """
 
-from . import data, nn, ops, optim
+from . import data, nn, ops, optim, train
 from ._backend import (
     available_backends,
     default_float,
@@ -28,5 +28,5 @@ __all__ = [
     "BackendUnavailableError", "DeviceMismatchError", "GradcheckError", "Tensor",
     "available_backends", "data", "datasets", "default_float", "enable_grad", "exp", "get_backend", "gradcheck",
     "is_grad_enabled", "log", "manual_seed", "matmul", "maximum", "nn", "no_grad", "ones", "ops",
-    "optim", "rand", "randn", "set_backend", "sqrt", "take", "tensor", "use_backend", "where", "zeros",
+    "optim", "rand", "train", "randn", "set_backend", "sqrt", "take", "tensor", "use_backend", "where", "zeros",
 ]
