@@ -12,7 +12,17 @@ from conftest import make
 
 import gdnet as gd
 from gdnet import backends, optim
+from gdnet.autograd import namespace_of
 from gdnet.optim import SGD, Optimizer
+from gdnet.optim.adam import scale_by_adam
+from gdnet.optim.transform import (
+    Transform,
+    add_decayed_weights,
+    chain,
+    no_state,
+    scale_by_learning_rate,
+    trace,
+)
 
 STEPS = 100
 SHAPES = {"weight": (3, 4), "bias": (3,)}
@@ -283,6 +293,40 @@ def test_gradients_are_never_written(backend, float_dtype, name):
         w.grad = grad
         opt.step()
     assert grad.tolist() == [0.5, 0.25, -1.0]
+
+
+def scale_by_sign():
+    def update(u, state, param, group):
+        return namespace_of(u).sign(u)
+
+    return Transform(no_state, update, lambda group: None)
+
+
+class SignSGD(Optimizer):
+    """signSGD with momentum (Bernstein et al., 2018): one new link in a chain of existing ones."""
+
+    transform = chain(add_decayed_weights(), scale_by_sign(), trace(), scale_by_learning_rate())
+
+    def __init__(self, params, lr=1e-3, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+
+def test_a_new_optimizer_is_a_chain_of_transforms(backend, float_dtype):
+    w = make([1.0, -2.0], float_dtype, requires_grad=True)
+    opt = SignSGD([w], lr=0.1, momentum=0.5)
+    for expected in ([0.9, -1.9], [0.75, -1.75]):  # buffers [1, -1] then [1.5, -1.5]
+        w.grad = make([0.5, -3.0], float_dtype)
+        opt.step()
+        np.testing.assert_allclose(w.numpy(), expected, rtol=1e-6)
+    assert opt.state_dict()["type"] == "SignSGD" and opt.state_dict()["state"][0]["step"] == 2
+    with pytest.raises(ValueError, match="Invalid momentum value: -1"):
+        SignSGD([w], momentum=-1)
+
+
+def test_a_chain_refuses_two_links_keeping_the_same_state(backend):
+    twice = chain(scale_by_adam(), scale_by_adam())
+    with pytest.raises(ValueError, match=r"keep the same state \['exp_avg', 'exp_avg_sq'\]"):
+        twice.init(_param().data, {"amsgrad": False})
 
 
 def test_state_dict_layout(backend):

@@ -6,7 +6,7 @@ from typing import Any, Iterable
 
 from ..autograd import namespace_of
 from .optimizer import Optimizer
-from .transform import Transform, add_decayed_weights, chain, check_number, transform, zeros
+from .transform import Transform, add_decayed_weights, chain, check_number, no_state, zeros
 
 
 def scale_by_rss() -> Transform:
@@ -40,7 +40,7 @@ def scale_by_decayed_learning_rate() -> Transform:
         check_number(group, "lr", "learning rate")
         check_number(group, "lr_decay", "lr_decay value")
 
-    return transform(update, check=check)
+    return Transform(no_state, update, check)
 
 
 class Adagrad(Optimizer):

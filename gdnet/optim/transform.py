@@ -15,7 +15,17 @@ turns it into ``-lr * u``. ``state["step"]`` (a Python int, 1 on the first updat
 the optimizer, so step-dependent terms cost no device work.
 
 Named optimizers are chains, e.g. Adam is
-``chain(add_decayed_weights(), scale_by_adam(), scale_by_learning_rate())``.
+``chain(add_decayed_weights(), scale_by_adam(), scale_by_learning_rate())``, and a new rule is
+one new link in a chain::
+
+    def scale_by_sign():  # signSGD (Bernstein et al., 2018)
+        return Transform(no_state, lambda u, state, param, group: namespace_of(u).sign(u), lambda group: None)
+
+    class SignSGD(Optimizer):
+        transform = chain(add_decayed_weights(), scale_by_sign(), trace(), scale_by_learning_rate())
+
+        def __init__(self, params, lr=1e-3, momentum=0.0, weight_decay=0.0):
+            super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
 """
 
 from __future__ import annotations
@@ -38,17 +48,9 @@ class Transform(NamedTuple):
     check: Callable[[Group], None]
 
 
-def _no_state(param: Array, group: Group) -> dict:
+def no_state(param: Array, group: Group) -> dict:
+    """The ``init`` of a transform that starts with no state (it may add entries as it goes)."""
     return {}
-
-
-def _no_check(group: Group) -> None:
-    return None
-
-
-def transform(update, init=_no_state, check=_no_check) -> Transform:
-    """A Transform from its functions; ``init`` and ``check`` default to none."""
-    return Transform(init, update, check)
 
 
 def chain(*links: Transform) -> Transform:
@@ -177,7 +179,7 @@ def add_decayed_weights(decoupled: bool = False) -> Transform:
             return u
         return u + decay * param
 
-    return transform(update, check=_check_weight_decay)
+    return Transform(no_state, update, _check_weight_decay)
 
 
 def _check_momentum(group: Group) -> None:
@@ -220,7 +222,7 @@ def trace() -> Transform:
             buf += u if dampening == 0.0 else (1.0 - dampening) * u
         return u + momentum * buf if group.get("nesterov", False) else buf
 
-    return transform(update, check=_check_momentum)
+    return Transform(no_state, update, _check_momentum)
 
 
 def scale_by_learning_rate() -> Transform:
@@ -229,7 +231,7 @@ def scale_by_learning_rate() -> Transform:
     def update(u, state, param, group):
         return u * -group["lr"]
 
-    return transform(update, check=_check_lr)
+    return Transform(no_state, update, _check_lr)
 
 
 def adam_scalars(step: int, beta1: float, beta2: float, eps: float) -> tuple[float, float]:
