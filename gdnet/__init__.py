@@ -9,6 +9,7 @@ from . import data, nn, ops, optim, train
 from ._backend import (
     available_backends,
     default_float,
+    device_rng,
     get_backend,
     manual_seed,
     set_backend,
@@ -18,7 +19,7 @@ from ._creation import ones, rand, randn, tensor, zeros
 from .autograd import DeviceMismatchError, Tensor, enable_grad, is_grad_enabled, no_grad
 from .backends import BackendUnavailableError
 from .gradcheck import GradcheckError, gradcheck
-from .ops import exp, log, matmul, maximum, sqrt, take, where
+from .ops import chunk, concat, erf, exp, log, matmul, maximum, sqrt, stack, take, unbind, where
 
 __version__ = "0.1.0"
 
@@ -26,7 +27,8 @@ datasets = data.datasets  # gd.datasets.fashion_mnist(), as DESIGN.md spells it
 
 __all__ = [
     "BackendUnavailableError", "DeviceMismatchError", "GradcheckError", "Tensor",
-    "available_backends", "data", "datasets", "default_float", "enable_grad", "exp", "get_backend", "gradcheck",
-    "is_grad_enabled", "log", "manual_seed", "matmul", "maximum", "nn", "no_grad", "ones", "ops",
-    "optim", "rand", "train", "randn", "set_backend", "sqrt", "take", "tensor", "use_backend", "where", "zeros",
+    "available_backends", "chunk", "concat", "data", "datasets", "default_float", "device_rng",
+    "enable_grad", "erf", "exp", "get_backend", "gradcheck", "is_grad_enabled", "log", "manual_seed",
+    "matmul", "maximum", "nn", "no_grad", "ones", "ops", "optim", "rand", "randn", "set_backend",
+    "sqrt", "stack", "take", "tensor", "train", "unbind", "use_backend", "where", "zeros",
 ]
