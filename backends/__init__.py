@@ -40,3 +40,20 @@ def sync_is_free(array) -> bool:
     """True where reading ``array``'s values in Python needs no device synchronisation."""
     module = type(array).__module__
     return not module.startswith("cupy")
+
+
+def integer_range(array) -> tuple[int, int] | None:
+    """(min, max) of an integer array, or None where reading values would synchronise a device.
+
+    Validation of labels and indices calls this every step, so NumPy arrays use their own
+    methods (several times faster than the array-API wrappers on small arrays).
+    """
+    module = type(array).__module__
+    if module.startswith("cupy"):
+        return None
+    if module.startswith("numpy"):
+        return int(array.min()), int(array.max())
+    import array_api_compat
+
+    xp = array_api_compat.array_namespace(array)
+    return int(xp.min(array)), int(xp.max(array))

@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from .. import backends, ops
-from ..autograd import Tensor, check_same_device, dtype_is, namespace_of
+from ..autograd import Tensor, check_same_device, dtype_is
 from ..ops import linear, relu, sigmoid, tanh  # noqa: F401  (re-exported spellings)
 
 _SQRT_HALF = math.sqrt(0.5)
@@ -131,10 +131,12 @@ def _labels(input: Tensor, target: Any, name: str):
 
 def _check_index_range(name: str, what: str, indices: Any, count: int, unit: str) -> None:
     """Indices must lie in [0, count); read only where that costs no device synchronisation."""
-    if not backends.sync_is_free(indices) or not math.prod(indices.shape):
+    if not math.prod(indices.shape):
         return
-    xp = namespace_of(indices)
-    low, high = int(xp.min(indices)), int(xp.max(indices))
+    bounds = backends.integer_range(indices)
+    if bounds is None:  # reading would synchronise the device
+        return
+    low, high = bounds
     if low < 0 or high >= count:
         raise ValueError(
             f"{name}: {what} must lie in [0, {count - 1}] for {count} {unit}; got values from {low} to {high}"
