@@ -99,8 +99,9 @@ def to_numpy(array: Any) -> np.ndarray:
     if module.startswith("array_api_strict"):
         import array_api_strict
 
-        return np.asarray(array.to_device(array_api_strict.Device("CPU_DEVICE")))
-    return np.asarray(array)
+        return np.array(array.to_device(array_api_strict.Device("CPU_DEVICE")), copy=True)
+    # a copy even where the array already lives on the host: callers own what they get
+    return np.array(array, copy=True)
 
 
 def dtype_kind(array: np.ndarray) -> str:

@@ -33,6 +33,25 @@ def build_mlp(in_features: int, hidden: Sequence[int], classes: int, activation:
     return Sequential(*layers)
 
 
+OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "nadam", "adamax", "radam")
+
+
+def make_optimizer(args: argparse.Namespace, params):
+    """The optimizer ``--optimizer`` names, with --lr and --weight-decay (and --momentum,
+    --nesterov for SGD, --momentum for RMSprop)."""
+    from . import optim
+
+    settings = dict(lr=args.lr, weight_decay=args.weight_decay)
+    if args.optimizer == "sgd":
+        momentum = 0.9 if args.momentum is None else args.momentum
+        return optim.SGD(params, momentum=momentum, nesterov=args.nesterov, **settings)
+    if args.optimizer == "rmsprop":
+        return optim.RMSprop(params, momentum=args.momentum or 0.0, **settings)
+    classes = {"adagrad": optim.Adagrad, "adadelta": optim.Adadelta, "adam": optim.Adam, "adamw": optim.AdamW,
+               "nadam": optim.NAdam, "adamax": optim.Adamax, "radam": optim.RAdam}
+    return classes[args.optimizer](params, **settings)
+
+
 def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
     """Train an MLP as ``gdnet train`` describes; print one line per epoch; return the figures."""
     from . import data, optim
@@ -47,10 +66,12 @@ def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
         train_loader = data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed)
         test_loader = data.DataLoader(test_set, batch_size=1000)
         model = build_mlp(28 * 28, args.hidden, 10, args.activation, args.init)
-        optimizer = optim.SGD(model.parameters(), lr=args.lr, momentum=args.momentum,
-                              nesterov=args.nesterov, weight_decay=args.weight_decay)
+        optimizer = make_optimizer(args, model.parameters())
+        schedule = None
+        if args.schedule == "cosine":
+            schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
         print(f"gdnet {__version__}: {args.dataset}, MLP 784-{'-'.join(map(str, args.hidden))}-10 "
-              f"({args.activation}, init {args.init}), SGD lr {args.lr} momentum {args.momentum}, "
+              f"({args.activation}, init {args.init}), {args.optimizer} lr {args.lr} ({args.schedule}), "
               f"batch {args.batch_size}, {backend.describe()}, seed {args.seed}", file=out)
         progress = not args.quiet and sys.stderr.isatty()
         history = []
@@ -58,6 +79,8 @@ def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
             start = time.perf_counter()
             train_loss, train_acc = train_epoch(model, train_loader, optimizer, progress=progress,
                                                     description=f"epoch {epoch}")
+            if schedule is not None:
+                schedule.step()
             backend.synchronize()
             seconds = time.perf_counter() - start
             test_loss, test_acc = evaluate(model, test_loader)
@@ -91,9 +114,11 @@ def make_parser() -> argparse.ArgumentParser:
                        help="hidden layer sizes, e.g. --hidden 256 128")
     train.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     train.add_argument("--init", choices=["default", *SCHEMES], default="he")
-    train.add_argument("--optimizer", choices=["sgd"], default="sgd")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
     train.add_argument("--lr", type=float, default=0.05)
-    train.add_argument("--momentum", type=float, default=0.9)
+    train.add_argument("--momentum", type=float, default=None, help="SGD's (default 0.9) or RMSprop's (default 0)")
+    train.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                       help="learning rate per epoch: constant, or cosine annealing to 0 over the epochs")
     train.add_argument("--nesterov", action="store_true")
     train.add_argument("--weight-decay", type=float, default=0.0)
     train.add_argument("--batch-size", type=_positive_int, default=128)

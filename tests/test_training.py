@@ -104,3 +104,12 @@ def test_info_lists_backends():
     done = _gdnet("info")
     assert done.returncode == 0, done.stderr
     assert "numpy" in done.stdout and "cupy" in done.stdout and "array_api_strict" in done.stdout
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "rmsprop"])
+def test_command_trains_with_another_optimizer_and_a_cosine_schedule(optimizer):
+    _fashion_mnist_or_skip()
+    result = _train("--backend", "numpy", "--train-subset", "2000", "--epochs", "2", "--optimizer", optimizer,
+                    "--lr", "1e-3", "--schedule", "cosine")
+    assert result["history"][1]["loss"] < result["history"][0]["loss"]
+    assert result["test_accuracy"] > 0.6
