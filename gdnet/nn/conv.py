@@ -2,8 +2,9 @@
 
 Portable on every array-API library: a kh x kw kernel is kh*kw strided slices of the padded
 input. Convolution stacks the slices into one column matrix (im2col) and multiplies once;
-the backward adds the column gradients back slice by slice into a zero buffer, so no scatter
-is needed (the standard has none). Pooling takes the max or the sum of the same slices.
+the backward adds the column gradients back slice by slice into a zero buffer (or, where the
+windows tile the input, stacks them), so no scatter is needed (the standard has none).
+Pooling is separable: the max (or sum) over each window's columns, then over its rows.
 
 Layout: convolution works channel-major, on x permuted to (C, N, H, W). The columns are then
 (C*kh*kw, N*Ho*Wo), so the forward and both weight and input gradients are each one large GEMM
@@ -33,63 +34,119 @@ def _pair(value: IntPair, name: str, minimum: int) -> tuple[int, int]:
     return pair  # type: ignore[return-value]
 
 
-class _Windows:
-    """Where each kernel offset's strided slice lies in a padded (..., H, W) array.
+class _Axis:
+    """Sliding windows along one axis: where each kernel offset's strided slice lies in the
+    padded axis, and how to add slices of that shape back (the VJP of taking them)."""
 
-    ``pads`` is (top, bottom, left, right). The slices run over the kernel in row-major order,
-    the order of PyTorch's weight (out, in, kh, kw) and of the window scan in its max pooling.
-    """
+    def __init__(self, size: int, kernel: int, stride: int, dilation: int, before: int, after: int):
+        self.size, self.kernel, self.before = size, kernel, before
+        self.padded = size + before + after
+        self.extent = dilation * (kernel - 1) + 1
+        self.out = (self.padded - self.extent) // stride + 1
+        self.slices = [slice(i * dilation, i * dilation + (self.out - 1) * stride + 1, stride) for i in range(kernel)]
+        # windows side by side covering the padded axis exactly: the slices interleave, so
+        # stacking pieces after the window axis and merging the two rebuilds the axis
+        self.tiles = stride == kernel and dilation == 1 and self.out * kernel == self.padded
+        # windows that never share a position can be written back without adding
+        self.overlap = stride < self.extent
+
+    def take(self, x: Array, axis: int) -> list[Array]:
+        """The kernel's slices of x along ``axis``."""
+        return [x[(slice(None),) * axis + (window, Ellipsis)] for window in self.slices]
+
+    def fold(self, xp: Any, pieces: Sequence[Array], axis: int) -> Array:
+        """Pieces shaped like ``take``'s slices, added back into one array of the padded length."""
+        first = pieces[0]
+        shape = tuple(first.shape[:axis]) + (self.padded,) + tuple(first.shape[axis + 1 :])
+        if self.tiles:  # contiguous writes instead of strided ones, and no zero fill
+            return xp.reshape(xp.stack(pieces, axis=axis + 1), shape)
+        buffer = xp.zeros(shape, dtype=first.dtype, device=first.device)
+        for window, piece in zip(self.slices, pieces):
+            key = (slice(None),) * axis + (window, Ellipsis)
+            if self.overlap:
+                buffer[key] += piece
+            else:
+                buffer[key] = piece
+        return buffer
+
+
+class _Windows:
+    """kh x kw windows over the last two axes (H, W) of a 4-D array, padded by
+    ``pads`` = (top, bottom, left, right). Kernel offsets run in row-major order, the order of
+    PyTorch's weight (out, in, kh, kw) and of the window scan of its max pooling."""
 
     def __init__(self, size, kernel, stride, dilation, pads, name: str, shape):
-        (h, w), (kh, kw), (sh, sw), (dh, dw) = size, kernel, stride, dilation
         top, bottom, left, right = pads
-        self.size, self.pads = (h, w), pads
-        self.padded = (h + top + bottom, w + left + right)
-        extent = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
-        if extent[0] > self.padded[0] or extent[1] > self.padded[1]:
+        self.rows = _Axis(size[0], kernel[0], stride[0], dilation[0], top, bottom)
+        self.cols = _Axis(size[1], kernel[1], stride[1], dilation[1], left, right)
+        self.pads = pads
+        if self.rows.extent > self.rows.padded or self.cols.extent > self.cols.padded:
             raise ValueError(
-                f"{name}: kernel {kh}x{kw} (dilated extent {extent[0]}x{extent[1]}) is larger than the "
-                f"padded input {self.padded[0]}x{self.padded[1]} (input shape {shape}, padding {pads})"
+                f"{name}: kernel {kernel[0]}x{kernel[1]} (dilated extent {self.rows.extent}x{self.cols.extent}) "
+                f"is larger than the padded input {self.rows.padded}x{self.cols.padded} (input shape {shape}, "
+                f"padding {pads})"
             )
-        ho = (self.padded[0] - extent[0]) // sh + 1
-        wo = (self.padded[1] - extent[1]) // sw + 1
-        self.out = (ho, wo)
-        self.slices = [
-            (slice(i * dh, i * dh + (ho - 1) * sh + 1, sh), slice(j * dw, j * dw + (wo - 1) * sw + 1, sw))
-            for i in range(kh)
-            for j in range(kw)
-        ]
-        # windows that never share an input position can be written back without adding
-        self.overlap = sh < extent[0] or sw < extent[1]
+        self.out = (self.rows.out, self.cols.out)
 
     def pad(self, xp: Any, x: Array, fill: float) -> Array:
-        """x (A, B, H, W) inside a (A, B, Hp, Wp) buffer of ``fill``; x itself without padding."""
+        """x (A, B, H, W) inside an (A, B, Hp, Wp) buffer of ``fill``; x itself without padding."""
         if not any(self.pads):
             return x
-        top, _, left, _ = self.pads
-        h, w = self.size
-        buffer = xp.full(tuple(x.shape[:2]) + self.padded, fill, dtype=x.dtype, device=x.device)
-        buffer[:, :, top : top + h, left : left + w] = x
+        rows, cols = self.rows, self.cols
+        buffer = xp.full(tuple(x.shape[:2]) + (rows.padded, cols.padded), fill, dtype=x.dtype, device=x.device)
+        buffer[:, :, rows.before : rows.before + rows.size, cols.before : cols.before + cols.size] = x
         return buffer
+
+    def crop(self, x: Array) -> Array:
+        """The VJP of ``pad``: the (A, B, H, W) inside of a padded array."""
+        if not any(self.pads):
+            return x
+        rows, cols = self.rows, self.cols
+        return x[:, :, rows.before : rows.before + rows.size, cols.before : cols.before + cols.size]
 
     def windows(self, x: Array) -> list[Array]:
         """The kh*kw strided slices of a padded (A, B, Hp, Wp) array, each (A, B, Ho, Wo)."""
-        return [x[:, :, rows, cols] for rows, cols in self.slices]
+        return [x[:, :, r, c] for r in self.rows.slices for c in self.cols.slices]
 
-    def fold(self, xp: Any, pieces, lead: tuple[int, int], like: Array) -> Array:
-        """The VJP of ``windows``: each piece (A, B, Ho, Wo) added back where its slice came from,
-        then the padding cropped off -> (A, B, H, W)."""
-        buffer = xp.zeros(lead + self.padded, dtype=like.dtype, device=like.device)
-        for (rows, cols), piece in zip(self.slices, pieces):
-            if self.overlap:
-                buffer[:, :, rows, cols] += piece
-            else:
-                buffer[:, :, rows, cols] = piece
-        if not any(self.pads):
-            return buffer
-        top, _, left, _ = self.pads
-        h, w = self.size
-        return buffer[:, :, top : top + h, left : left + w]
+    def fold(self, xp: Any, pieces: Sequence[Array]) -> Array:
+        """The VJP of ``windows`` (then of ``pad``): kh*kw pieces (A, B, Ho, Wo) -> (A, B, H, W)."""
+        kw = self.cols.kernel
+        rows = [self.cols.fold(xp, pieces[i * kw : (i + 1) * kw], 3) for i in range(self.rows.kernel)]
+        return self.crop(self.rows.fold(xp, rows, 2))
+
+
+# Pooling is separable: a window's max (or sum) is the max over its rows of the max over each
+# row's columns. Two passes of kernel-1 elementwise ops on shrinking arrays read far less than
+# kh*kw slices of the input.
+def _max_along(xp: Any, x: Array, axis: int, geo: _Axis) -> tuple[Array, list[Array]]:
+    """Max over the windows of one axis; ``masks[i - 1]`` marks where slice i beat slices < i."""
+    slices = geo.take(x, axis)
+    best, masks = slices[0], []
+    for candidate in slices[1:]:
+        masks.append(candidate > best)  # strictly: a tie stays with the earlier position
+        best = xp.maximum(best, candidate)
+    return best, masks
+
+
+def _unmax_along(xp: Any, g: Array, masks: list[Array], axis: int, geo: _Axis) -> Array:
+    """The VJP of ``_max_along``: all of g to each window's winner, the last slice that beat
+    every earlier one (so the first maximum); a 0/1 mask multiplies faster than where()."""
+    pieces, rest = [g] * geo.kernel, g
+    for i in range(geo.kernel - 1, 0, -1):
+        pieces[i] = rest * xp.astype(masks[i - 1], g.dtype)
+        rest = rest - pieces[i]
+    pieces[0] = rest
+    return geo.fold(xp, pieces, axis)
+
+
+def _sum_along(xp: Any, x: Array, axis: int, geo: _Axis) -> Array:
+    slices = geo.take(x, axis)
+    if len(slices) == 1:
+        return slices[0]
+    total = slices[0] + slices[1]
+    for piece in slices[2:]:
+        total += piece  # total is new: in place saves an allocation per slice
+    return total
 
 
 # -- primitives ----------------------------------------------------------------------------------
@@ -130,68 +187,59 @@ class Conv2dFunction(Function):
             n, c = self.n_c
             k = weight.shape[2] * weight.shape[3]
             grad_columns = xp.reshape(xp.matmul(xp.reshape(weight, (o, -1)).mT, g2), (c, k, n) + geo.out)
-            pieces = (grad_columns[:, i, ...] for i in range(k))
-            grad_x = xp.permute_dims(geo.fold(xp, pieces, (c, n), g), (1, 0, 2, 3))
+            pieces = [grad_columns[:, i, ...] for i in range(k)]
+            grad_x = xp.permute_dims(geo.fold(xp, pieces), (1, 0, 2, 3))
         return grad_x, grad_w, grad_b
 
 
 class MaxPool2dFunction(Function):
-    """Max over each window of x (N, C, H, W), padded with -inf.
+    """Max over each window of x (N, C, H, W), padded with -inf, in two separable passes.
 
     Ties: like PyTorch, the gradient goes to one position only, the first maximum in the
-    window's row-major order (a later slice must be strictly greater to take over).
+    window's row-major order (the first row holding the maximum, and its first column there).
     """
 
     def __init__(self, windows: _Windows):
         self.geometry = windows
 
     def forward(self, xp, x):
-        slices = self.geometry.windows(self.geometry.pad(xp, x, -math.inf))
-        best = slices[0]
-        # which slice holds each maximum; int8 is enough for windows of up to 127 positions
-        index_dtype = xp.int8 if len(slices) <= 127 else xp.int32
-        self.argmax = xp.zeros(tuple(best.shape), dtype=index_dtype, device=x.device)
-        for position, candidate in enumerate(slices[1:], start=1):
-            self.argmax = xp.where(candidate > best, position, self.argmax)
-            best = xp.maximum(best, candidate)
-        self.x_shape = tuple(x.shape)
-        return best
+        geo = self.geometry
+        row_maxima, self.col_masks = _max_along(xp, geo.pad(xp, x, -math.inf), 3, geo.cols)
+        out, self.row_masks = _max_along(xp, row_maxima, 2, geo.rows)
+        return out
 
     def backward(self, g):
-        xp, argmax = self.xp, self.argmax
-        pieces = (xp.where(argmax == position, g, 0.0) for position in range(len(self.geometry.slices)))
-        return (self.geometry.fold(xp, pieces, self.x_shape[:2], g),)
+        xp, geo = self.xp, self.geometry
+        row_grad = _unmax_along(xp, g, self.row_masks, 2, geo.rows)
+        return (geo.crop(_unmax_along(xp, row_grad, self.col_masks, 3, geo.cols)),)
 
 
 class AvgPool2dFunction(Function):
-    """Mean over each window of x (N, C, H, W), zero-padded; ``divisor`` is the window size,
-    or (count_include_pad=False) an (Ho, Wo) array counting each window's real positions."""
+    """Mean over each window of x (N, C, H, W), zero-padded, in two separable passes;
+    the divisor is the window size, or (count_include_pad=False) an (Ho, Wo) array counting
+    each window's real positions."""
 
     def __init__(self, windows: _Windows, count_include_pad: bool):
         self.geometry, self.count_include_pad = windows, count_include_pad
 
     def _window_sums(self, xp, x):
-        slices = self.geometry.windows(self.geometry.pad(xp, x, 0.0))
-        if len(slices) == 1:
-            return slices[0]
-        total = slices[0] + slices[1]
-        for piece in slices[2:]:
-            total += piece  # total is new: in place saves an allocation per slice
-        return total
+        geo = self.geometry
+        return _sum_along(xp, _sum_along(xp, geo.pad(xp, x, 0.0), 3, geo.cols), 2, geo.rows)
 
     def forward(self, xp, x):
         geo = self.geometry
         if self.count_include_pad or not any(geo.pads):
-            self.divisor = float(len(geo.slices))
+            self.divisor = float(geo.rows.kernel * geo.cols.kernel)
         else:  # how many real positions each window covers
-            self.divisor = self._window_sums(xp, xp.ones((1, 1) + geo.size, dtype=x.dtype, device=x.device))
-        self.x_shape = tuple(x.shape)
+            ones = xp.ones((1, 1, geo.rows.size, geo.cols.size), dtype=x.dtype, device=x.device)
+            self.divisor = self._window_sums(xp, ones)
         return self._window_sums(xp, x) / self.divisor
 
     def backward(self, g):
+        xp, geo = self.xp, self.geometry
         share = g / self.divisor
-        pieces = (share for _ in self.geometry.slices)
-        return (self.geometry.fold(self.xp, pieces, self.x_shape[:2], g),)
+        row_grad = geo.rows.fold(xp, [share] * geo.rows.kernel, 2)
+        return (geo.crop(geo.cols.fold(xp, [row_grad] * geo.cols.kernel, 3)),)
 
 
 # -- functional spellings ------------------------------------------------------------------------
