@@ -143,6 +143,18 @@ def test_running_statistics_update_on_the_device_without_a_graph(backend, float_
     assert bn.num_batches_tracked.item() == 1
 
 
+def test_running_statistics_keep_their_dtype(backend, float_dtype):
+    if float_dtype != "float64":
+        pytest.skip("this device has no float64 input to mix in")
+    bn = nn.BatchNorm1d(3)  # float32 buffers
+    bn(make(N(4, 3), "float64"))
+    bn.momentum = None
+    bn(make(N(4, 3), "float64"))
+    for name, buffer in bn.named_buffers():
+        expected = backend.xp.int64 if name == "num_batches_tracked" else backend.xp.float32
+        assert buffer.dtype == expected, name
+
+
 def test_untracked_batchnorm_has_no_buffers_and_uses_batch_statistics(backend):
     bn = nn.BatchNorm1d(3, track_running_stats=False)
     assert list(bn.state_dict()) == ["weight", "bias"]

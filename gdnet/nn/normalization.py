@@ -144,7 +144,9 @@ def batch_norm(
         with no_grad():
             unbiased = xp.reshape(fn.batch_var, (channels,)) * (count / (count - 1))
             for running, batch in ((running_mean, xp.reshape(fn.batch_mean, (channels,))), (running_var, unbiased)):
-                running.data = running.data * (1.0 - momentum) + batch * momentum
+                new = running.data * (1.0 - momentum) + batch * momentum
+                # the buffers keep their dtype, whatever the input's
+                running.data = new if new.dtype == running.dtype else xp.astype(new, running.dtype)
     return y
 
 
