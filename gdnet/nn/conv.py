@@ -9,8 +9,9 @@ Pooling is separable: the max (or sum) over each window's columns, then over its
 Layout: convolution works channel-major, on x permuted to (C, N, H, W). The columns are then
 (C*kh*kw, N*Ho*Wo), so the forward and both weight and input gradients are each one large GEMM
 with PyTorch's weight (out, in, kh, kw) read as an (out, in*kh*kw) matrix, and the output
-(out, N, Ho, Wo) is handed on as an NCHW view without a copy. On NumPy this is 2-3x faster than
-a batch of per-sample GEMMs or an NHWC column layout.
+(out, N, Ho, Wo) is handed on as an NCHW view without a copy. On NumPy, for the second
+convolution of benchmarks/cnn.py, this forward is 2.3x and this backward 1.6x faster than a batch
+of per-sample GEMMs or an NHWC column layout.
 """
 
 from __future__ import annotations
@@ -117,7 +118,9 @@ class _Windows:
 
 # Pooling is separable: a window's max (or sum) is the max over its rows of the max over each
 # row's columns. Two passes of kernel-1 elementwise ops on shrinking arrays read far less than
-# kh*kw slices of the input.
+# kh*kw slices of the input: for 2x2 max pooling of (128, 32, 28, 28) on NumPy, 8 ms forward and
+# 9 ms backward, against 21 and 17 ms for four 2-D slices with an argmax index, and 90 ms for a
+# max over the two window axes of a (N, C, Ho, 2, Wo, 2) reshape (short-axis reductions are slow).
 def _max_along(xp: Any, x: Array, axis: int, geo: _Axis) -> tuple[Array, list[Array]]:
     """Max over the windows of one axis; ``masks[i - 1]`` marks where slice i beat slices < i."""
     slices = geo.take(x, axis)
