@@ -148,3 +148,9 @@ def count_nan(array: np.ndarray) -> int:
 def itemsize(dtype: str) -> int:
     """Bytes per element of ``dtype`` (a NumPy name such as 'uint8' or 'float32')."""
     return int(np.dtype(dtype).itemsize)
+
+
+def to_list(array: Any) -> list:
+    """An array of any backend -> its values as (nested lists of) Python numbers, through one
+    device->host transfer."""
+    return to_numpy(array).tolist()

@@ -1,6 +1,10 @@
-"""Training helpers: one epoch of gradient descent and an evaluation pass, both reading the
-device once at the end (metrics accumulate on the device)."""
+"""Training: ``fit`` (the loop with metrics, validation, callbacks and a progress bar), its
+History and callbacks, and ``train_epoch``/``evaluate``, the passes it is made of. Metrics
+accumulate on the device and are read once per pass."""
 
-from .loop import evaluate, train_epoch
+from .callbacks import Callback, LearningRateScheduler
+from .fitting import FitRun, fit
+from .history import History
+from .loop import METRICS, evaluate, train_epoch
 
-__all__ = ["evaluate", "train_epoch"]
+__all__ = ["METRICS", "Callback", "FitRun", "History", "LearningRateScheduler", "evaluate", "fit", "train_epoch"]

@@ -1,49 +1,129 @@
 """One epoch of training and one pass of evaluation for classifiers.
 
-These are sugar over the plain loop in the README, not a framework: the loss, correct-count and
-example-count accumulate as device arrays and are read once at the end, so a training step has
-no host synchronisation.
+These are sugar over the plain loop in the README, not a framework: the loss and each metric
+accumulate as device arrays and are read once at the end, so a training step has no host
+synchronisation. ``fit`` runs the same passes.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import sys
+from typing import Any, Callable, Iterable, Mapping
 
-from ..autograd import Tensor, no_grad
+from ..autograd import Tensor, namespace_of, no_grad
+from ..backends import host
 from ..nn import functional as F
 
 Loss = Callable[[Tensor, Any], Tensor]
+# metric(scores, labels) -> the batch's mean as a 0-d Tensor (or array), computed on the device
+Metric = Callable[[Tensor, Any], Any]
+
+METRICS: dict[str, Metric] = {"accuracy": F.accuracy}
+
+
+def resolve_metrics(metrics: Iterable[str | Metric]) -> dict[str, Metric]:
+    """Names from ``METRICS`` or functions ``metric(scores, labels)`` -> {log name: function}."""
+    if isinstance(metrics, str) or callable(metrics):
+        raise TypeError(f"metrics must be a sequence of names or functions, e.g. ('accuracy',); got {metrics!r}")
+    resolved: dict[str, Metric] = {}
+    for metric in metrics:
+        if isinstance(metric, str):
+            if metric not in METRICS:
+                raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(METRICS)} "
+                                 "or a function metric(scores, labels) returning the batch mean")
+            name, fn = metric, METRICS[metric]
+        elif callable(metric):
+            name, fn = getattr(metric, "__name__", type(metric).__name__), metric
+        else:
+            raise TypeError(f"a metric must be a name or a function; got {type(metric).__name__}")
+        if name == "loss" or name in resolved:
+            raise ValueError(f"metric name {name!r} is used twice (or is 'loss', which is always logged)")
+        resolved[name] = fn
+    return resolved
 
 
 class _Tally:
-    """Sums of loss and hits over batches, kept on the device until read."""
+    """Example-weighted sums of the loss and each metric over batches, kept on the device
+    until read."""
 
-    def __init__(self) -> None:
-        self.loss_sum: Any = None
-        self.hits: Any = None
+    def __init__(self, metrics: Mapping[str, Metric] | None = None) -> None:
+        self.metrics = dict(METRICS if metrics is None else metrics)
+        self.sums: list[Any] | None = None
         self.count = 0
 
     def add(self, loss: Tensor, scores: Tensor, labels: Any, batch: int) -> None:
         n = float(batch)
-        loss_sum = loss.data * n
-        hits = F.accuracy(scores.detach(), labels).data * n
-        self.loss_sum = loss_sum if self.loss_sum is None else self.loss_sum + loss_sum
-        self.hits = hits if self.hits is None else self.hits + hits
+        scores = scores.detach()
+        values = [loss.data * n]
+        for fn in self.metrics.values():
+            value = fn(scores, labels)
+            values.append((value.data if isinstance(value, Tensor) else value) * n)
+        self.sums = values if self.sums is None else [total + v for total, v in zip(self.sums, values)]
         self.count += batch
 
-    def read(self) -> tuple[float, float]:
-        """(mean loss, accuracy): the one device read."""
+    def read(self) -> dict[str, float]:
+        """{"loss": mean loss, metric name: mean value}: one device read for all of them."""
         if not self.count:
             raise ValueError("no batches: the loader is empty")
-        return float(self.loss_sum) / self.count, float(self.hits) / self.count
+        first = self.sums[0]
+        xp = namespace_of(first)
+        stacked = xp.stack([xp.astype(xp.reshape(s, ()), first.dtype) for s in self.sums])
+        values = host.to_list(stacked)
+        return {name: value / self.count for name, value in zip(["loss", *self.metrics], values)}
 
 
-def _progress(iterable, total: int, enabled: bool, description: str):
-    if not enabled:
-        return iterable
+def progress_bar(total: int | None, description: str, leave: bool):
+    """A tqdm bar on standard error, counting batches."""
     from tqdm import tqdm
 
-    return tqdm(iterable, total=total, desc=description, leave=False, unit="batch")
+    return tqdm(total=total, desc=description, leave=leave, unit="batch", file=sys.stderr)
+
+
+def show_metrics(bar, values: Mapping[str, float]) -> None:
+    bar.set_postfix({name: f"{value:.4f}" for name, value in values.items()}, refresh=False)
+
+
+def train_pass(model, loader, optimizer, loss_fn: Loss, metrics: Mapping[str, Metric], bar=None,
+               report_every: int = 50, after_step: Callable[[Tensor], bool] | None = None,
+               ) -> tuple[dict[str, float], int]:
+    """One pass of gradient descent over ``loader``: ({"loss": ..., metric: ...} over the pass,
+    examples seen).
+
+    ``bar`` (a tqdm bar) advances every step and shows the running values every
+    ``report_every`` steps (a device read each time). ``after_step(loss)`` runs after every
+    step; the pass ends early when it returns True.
+    """
+    model.train()
+    tally = _Tally(metrics)
+    for step, (x, y) in enumerate(loader, start=1):
+        scores = model(x)
+        loss = loss_fn(scores, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        tally.add(loss, scores, y, x.shape[0])
+        if bar is not None:
+            bar.update(1)
+            if step % report_every == 0:
+                show_metrics(bar, tally.read())
+        if after_step is not None and after_step(loss):
+            break
+    return tally.read(), tally.count
+
+
+def evaluation_pass(model, loader, loss_fn: Loss, metrics: Mapping[str, Metric]) -> dict[str, float]:
+    """{"loss": ..., metric: ...} of ``model`` over ``loader`` in eval mode, without gradients."""
+    was_training = model.training
+    model.eval()
+    tally = _Tally(metrics)
+    try:
+        with no_grad():
+            for x, y in loader:
+                scores = model(x)
+                tally.add(loss_fn(scores, y), scores, y, x.shape[0])
+    finally:
+        model.train(was_training)
+    return tally.read()
 
 
 def train_epoch(model, loader, optimizer, loss_fn: Loss = F.cross_entropy, progress: bool = False,
@@ -59,30 +139,16 @@ def train_epoch(model, loader, optimizer, loss_fn: Loss = F.cross_entropy, progr
     Returns:
         (mean training loss, training accuracy) over the epoch.
     """
-    model.train()
-    tally = _Tally()
-    bar = _progress(loader, len(loader), progress, description)
-    for step, (x, y) in enumerate(bar, start=1):
-        scores = model(x)
-        loss = loss_fn(scores, y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        tally.add(loss, scores, y, len(y))
-        if progress and step % report_every == 0:
-            loss_now, accuracy_now = tally.read()
-            bar.set_postfix(loss=f"{loss_now:.4f}", acc=f"{accuracy_now:.2%}")
-    return tally.read()
+    bar = progress_bar(len(loader), description, leave=False) if progress else None
+    try:
+        values, _ = train_pass(model, loader, optimizer, loss_fn, METRICS, bar, report_every)
+    finally:
+        if bar is not None:
+            bar.close()
+    return values["loss"], values["accuracy"]
 
 
 def evaluate(model, loader, loss_fn: Loss = F.cross_entropy) -> tuple[float, float]:
     """(mean loss, accuracy) of ``model`` over ``loader`` in eval mode, without gradients."""
-    was_training = model.training
-    model.eval()
-    tally = _Tally()
-    with no_grad():
-        for x, y in loader:
-            scores = model(x)
-            tally.add(loss_fn(scores, y), scores, y, len(y))
-    model.train(was_training)
-    return tally.read()
+    values = evaluation_pass(model, loader, loss_fn, METRICS)
+    return values["loss"], values["accuracy"]

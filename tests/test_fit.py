@@ -1,0 +1,261 @@
+"""fit and History on small synthetic data: the rows it logs, the one device read per pass,
+the progress bar, validation and schedules, and bad input. Helpers here serve the callback
+and checkpoint tests too."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+
+import numpy as np
+import pytest
+from gdnet.backends import host
+
+import gdnet as gd
+from gdnet.nn import functional as F
+from gdnet.optim import lr_scheduler
+from gdnet.train import fitting as fit_module
+
+FEATURES, CLASSES = 8, 4
+
+
+def blobs(n=256, seed=0):
+    """Four classes told apart by the signs of the first two features."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, FEATURES)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64") + 2 * (x[:, 1] > 0).astype("int64")
+    return x, y
+
+
+def loaders(n=256, batch_size=32, validation=True):
+    """(train loader, validation loader or None) on the active backend, shuffled with seed 1."""
+    x, y = blobs(n)
+    train = gd.data.DataLoader((x, y), batch_size=batch_size, shuffle=True, seed=1)
+    val = gd.data.DataLoader(blobs(64, seed=9), batch_size=64) if validation else None
+    return train, val
+
+
+def mlp(dropout=0.0):
+    layers = [gd.nn.Linear(FEATURES, 16), gd.nn.ReLU()]
+    if dropout:
+        layers.append(gd.nn.Dropout(dropout))
+    return gd.nn.Sequential(*layers, gd.nn.Linear(16, CLASSES))
+
+
+def weights(model) -> dict[str, np.ndarray]:
+    """Host copies of the model's parameters and buffers."""
+    return {name: host.to_numpy(array) for name, array in model.state_dict().items()}
+
+
+def setup(lr=0.1, dropout=0.0, validation=True, n=256, batch_size=32):
+    """(model, SGD with momentum, train loader, validation loader) from seed 0."""
+    gd.manual_seed(0)
+    model = mlp(dropout)
+    optimizer = gd.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    train, val = loaders(n, batch_size, validation)
+    return model, optimizer, train, val
+
+
+@contextlib.contextmanager
+def counted_host_reads(backend, monkeypatch):
+    """Counts every read of a device1 array's values back to Python or NumPy (the list's
+    length), with label range checks skipped as on CuPy (where they would synchronise)."""
+    if backend.name != "array_api_strict" or "device1" not in str(backend.device):
+        pytest.skip("the strict device1 row counts device reads")
+    reads = []
+    array = type(backend.xp.asarray(0, device=backend.device))
+    with monkeypatch.context() as patch:
+        patch.setattr(gd.backends, "integer_range", lambda indices: None)
+        for method in ("__bool__", "__float__", "__int__", "__index__", "__array__", "__dlpack__", "to_device"):
+            original = getattr(array, method, None)
+            if original is None:
+                continue
+
+            def counting(self, *args, _original=original, _method=method, **kwargs):
+                reads.append(_method)
+                return _original(self, *args, **kwargs)
+
+            patch.setattr(array, method, counting)
+        yield reads
+
+
+# -- what fit logs -----------------------------------------------------------------------------
+def test_fit_trains_and_logs_one_row_per_epoch(backend):
+    model, optimizer, train, val = setup()
+    history = gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=3, val_loader=val, verbose=0)
+    assert len(history) == 3 and history["epoch"] == [1, 2, 3]
+    assert history.keys() == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds",
+                              "examples_per_second"]
+    assert history["loss"][-1] < history["loss"][0]
+    assert history["accuracy"][-1] > 0.6 and history["val_accuracy"][-1] > 0.6
+    assert all(isinstance(v, float) for row in history for k, v in row.items() if k != "epoch")
+    assert history["lr"] == [0.1, 0.1, 0.1]
+    for seconds, rate in zip(history["seconds"], history["examples_per_second"]):
+        assert seconds > 0 and rate * seconds == pytest.approx(256)
+    assert all(p.device == backend.device for p in model.parameters())
+    assert history.stop_reason is None
+
+
+def test_fit_is_the_loop_of_train_epoch_and_evaluate():
+    """Two epochs of fit give bit-identical weights, losses and accuracies to two train_epoch calls."""
+    model, optimizer, train, val = setup()
+    history = gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=2, val_loader=val, verbose=0)
+    plain, plain_optimizer, plain_train, plain_val = setup()
+    for epoch in range(2):
+        loss, accuracy = gd.train.train_epoch(plain, plain_train, plain_optimizer)
+        val_loss, val_accuracy = gd.train.evaluate(plain, plain_val)
+        assert (loss, accuracy) == (history["loss"][epoch], history["accuracy"][epoch])
+        assert (val_loss, val_accuracy) == (history["val_loss"][epoch], history["val_accuracy"][epoch])
+    for name, value in weights(model).items():
+        assert np.array_equal(value, weights(plain)[name]), name
+
+
+def test_without_validation_and_with_other_metrics():
+    def top2(scores, labels):
+        xp = scores.xp
+        ranked = xp.argsort(scores.data, axis=1, descending=True)[:, :2]
+        return gd.Tensor(xp.mean(xp.astype(xp.any(ranked == labels.data[:, None], axis=1), scores.dtype)))
+
+    model, optimizer, train, _ = setup(validation=False)
+    history = gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=2, metrics=("accuracy", top2),
+                           verbose=0)
+    assert history.keys() == ["epoch", "loss", "accuracy", "top2", "lr", "seconds", "examples_per_second"]
+    assert all(top >= accuracy for top, accuracy in zip(history["top2"], history["accuracy"]))
+    history = gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=1, metrics=(), verbose=0)
+    assert history.keys() == ["epoch", "loss", "lr", "seconds", "examples_per_second"]
+
+
+def test_one_rate_per_parameter_group():
+    model, _, train, _ = setup(validation=False)
+    first, last = list(model.children())[0], list(model.children())[-1]
+    optimizer = gd.optim.SGD([{"params": list(first.parameters())}, {"params": list(last.parameters()), "lr": 0.01}],
+                             lr=0.1)
+    history = gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=1, verbose=0)
+    assert (history["lr"], history["lr_1"]) == ([0.1], [0.01])
+
+
+def test_the_training_step_reads_nothing_back(backend, monkeypatch):
+    """On device1 the number of device reads per epoch does not grow with the number of steps:
+    the loss and metrics are read once per pass."""
+    counts = []
+    for batch_size in (64, 16):  # 4 and 16 steps per epoch
+        model, optimizer, train, val = setup(batch_size=batch_size)
+        with counted_host_reads(backend, monkeypatch) as reads:
+            gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=2, val_loader=val, verbose=0)
+        counts.append(len(reads))
+    assert counts[0] == counts[1]
+    assert counts[0] <= 2 * 2 * 3  # two epochs, two passes, a few reads to fetch one stacked array
+
+
+def test_initial_epoch_continues_the_numbering():
+    model, optimizer, train, _ = setup(validation=False)
+    history = gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=5, initial_epoch=3, verbose=0)
+    assert history["epoch"] == [4, 5]
+    assert len(gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=5, initial_epoch=5, verbose=0)) == 0
+
+
+# -- schedules ----------------------------------------------------------------------------------
+def test_scheduler_steps_once_per_epoch():
+    model, optimizer, train, _ = setup(validation=False)
+    schedule = lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    history = gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=3, scheduler=schedule, verbose=0)
+    assert history["lr"] == [0.1, 0.05, 0.025]
+    assert schedule.last_epoch == 3 and optimizer.param_groups[0]["lr"] == 0.0125
+
+
+@pytest.mark.parametrize("validation", [True, False], ids=["val_loss", "loss"])
+def test_plateau_schedule_gets_the_validation_loss_or_else_the_training_loss(validation, monkeypatch):
+    model, optimizer, train, val = setup(validation=validation)
+    schedule = lr_scheduler.ReduceLROnPlateau(optimizer, patience=0)
+    seen = []
+    original = schedule.step
+    monkeypatch.setattr(schedule, "step", lambda value: (seen.append(value), original(value)))
+    history = gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=3, val_loader=val, scheduler=schedule,
+                           verbose=0)
+    assert seen == history["val_loss" if validation else "loss"]
+
+
+# -- progress -----------------------------------------------------------------------------------
+def test_silent_when_not_a_terminal_or_verbose_0(capsys, monkeypatch):
+    model, optimizer, train, val = setup()
+    gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=1, val_loader=val)
+    assert capsys.readouterr() == ("", "")
+    monkeypatch.setattr(fit_module, "_is_terminal", lambda stream: True)
+    gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=1, val_loader=val, verbose=0)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_bar_per_epoch_on_a_terminal(capsys, monkeypatch):
+    monkeypatch.setattr(fit_module, "_is_terminal", lambda stream: True)
+    model, optimizer, train, val = setup()
+    gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=2, val_loader=val)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "epoch 1/2" in err and "epoch 2/2" in err and "8/8" in err
+    assert "loss=" in err and "accuracy=" in err and "val_accuracy=" in err
+
+
+def test_verbose_2_prints_a_line_per_epoch(capsys):
+    model, optimizer, train, val = setup()
+    gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=2, val_loader=val, verbose=2)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [["epoch", "1/2"], ["epoch", "2/2"]]
+    assert "val_accuracy" in lines[0] and "ex/s" in lines[0]
+
+
+# -- History -----------------------------------------------------------------------------------
+def test_history_round_trips_through_json(tmp_path):
+    history = gd.train.History([{"epoch": 1, "loss": 0.5, "accuracy": 0.75}, {"epoch": 2, "loss": math.nan,
+                                                                              "accuracy": 0.8}])
+    assert history.to_dict() == {"epoch": [1, 2], "loss": [0.5, history["loss"][1]], "accuracy": [0.75, 0.8]}
+    text = history.to_json(tmp_path / "history.json")
+    assert json.loads(text)["loss"] == [0.5, None]  # standard JSON: NaN written as null
+    assert (tmp_path / "history.json").read_text() == text
+    again = gd.train.History.from_json(text)
+    assert again["epoch"] == [1, 2] and math.isnan(again["loss"][1]) and again["accuracy"] == [0.75, 0.8]
+    with pytest.raises(KeyError, match="has no 'val_loss'"):
+        history["val_loss"]
+    with pytest.raises(ValueError, match="one value per epoch"):
+        gd.train.History.from_dict({"epoch": [1, 2], "loss": [0.5]})
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        history.to_json(tmp_path / "missing" / "history.json")
+
+
+# -- bad input ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(epochs=0), ValueError, "epochs must be an int >= 1"),
+        (dict(epochs=2.0), ValueError, "epochs must be an int"),
+        (dict(initial_epoch=-1), ValueError, "initial_epoch must be an int >= 0"),
+        (dict(initial_epoch=3), ValueError, r"initial_epoch \(3\) is past the last epoch \(2\)"),
+        (dict(verbose=3), ValueError, "verbose must be 0, 1 or 2"),
+        (dict(metrics=("f1",)), ValueError, "unknown metric 'f1'"),
+        (dict(metrics="accuracy"), TypeError, "metrics must be a sequence"),
+        (dict(metrics=("accuracy", "accuracy")), ValueError, "used twice"),
+        (dict(metrics=(3,)), TypeError, "a metric must be a name or a function"),
+        (dict(callbacks=[print]), TypeError, "callbacks must be gdnet.train.Callback objects"),
+        (dict(loss="cross_entropy"), TypeError, "loss must be a function"),
+    ],
+)
+def test_bad_arguments(kwargs, error, message):
+    model, optimizer, train, _ = setup(validation=False)
+    arguments = dict(loss=F.cross_entropy, epochs=2, verbose=0)
+    arguments.update(kwargs)
+    before = weights(model)
+    with pytest.raises(error, match=message):
+        gd.train.fit(model, arguments.pop("loss"), optimizer, train, **arguments)
+    assert all(np.array_equal(v, weights(model)[k]) for k, v in before.items())
+
+
+def test_an_empty_loader_is_a_clear_error():
+    model, optimizer, _, _ = setup()
+    with pytest.raises(ValueError, match="the loader is empty"):
+        gd.train.fit(model, F.cross_entropy, optimizer, [], epochs=1, verbose=0)
+
+
+def test_line_format_reads_like_the_command():
+    line = fit_module._epoch_line(3, 10, {"loss": 0.25, "accuracy": 0.9, "lr": 0.1, "seconds": 1.5,
+                                          "examples_per_second": 40000.0})
+    assert line == "epoch   3/10  loss 0.25  accuracy 0.9  lr 0.1  1.50 s  40000 ex/s"
