@@ -110,10 +110,13 @@ class _Windows:
         return [x[:, :, r, c] for r in self.rows.slices for c in self.cols.slices]
 
     def fold(self, xp: Any, pieces: Sequence[Array]) -> Array:
-        """The VJP of ``windows`` (then of ``pad``): kh*kw pieces (A, B, Ho, Wo) -> (A, B, H, W)."""
+        """The VJP of ``windows`` (then of ``pad``): kh*kw pieces (A, B, Ho, Wo) -> (A, B, H, W).
+
+        Rows first: adding row slices moves whole (Ho, Wo) planes, column slices only Wo-long
+        runs, so the kh*kw adds go where they are cheap and only kw go column by column."""
         kw = self.cols.kernel
-        rows = [self.cols.fold(xp, pieces[i * kw : (i + 1) * kw], 3) for i in range(self.rows.kernel)]
-        return self.crop(self.rows.fold(xp, rows, 2))
+        columns = [self.rows.fold(xp, pieces[j::kw], 2) for j in range(kw)]
+        return self.crop(self.cols.fold(xp, columns, 3))
 
 
 # Pooling is separable: a window's max (or sum) is the max over its rows of the max over each
