@@ -1,0 +1,366 @@
+"""Checkpoints: a model's weights with everything a resumed run needs, in one safetensors file.
+
+    gd.train.save("run/last.safetensors", model, optimizer, scheduler, loader, epoch=3, lr=0.05)
+    checkpoint = gd.train.load_into("run/last.safetensors", model, optimizer, scheduler, loader)
+    gd.train.fit(model, loss, optimizer, loader, epochs=10, scheduler=scheduler, initial_epoch=checkpoint.epoch)
+
+The model's parameters and buffers are tensors under their PyTorch names, so
+``safetensors.torch.load_file`` reads them into the same PyTorch model, and a PyTorch
+safetensors file loads into the gdnet model. Optimizer state arrays are tensors too, under
+names with a "/" ("optimizer/state/0/momentum_buffer"), which no parameter name has. The rest
+(epoch, step, optimizer hyperparameters, schedule, loader position, random generator states,
+your hyperparameters, the gdnet version and the model's architecture: names, shapes, dtypes)
+is JSON in the header's "__metadata__", with a SHA-256 of every tensor and of the metadata.
+
+Writes are atomic (a temporary file, fsync, rename); loading never unpickles; a damaged,
+truncated or foreign file, or one of another architecture, raises CheckpointError saying what
+is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .._backend import device_rng, get_backend, host_rng
+from ..autograd import Tensor, dtype_is, namespace_of
+from ..backends import host
+from . import _safetensors as st
+from ._files import atomic_write
+
+FORMAT = "gdnet.checkpoint"
+FORMAT_VERSION = 1
+_CONTAINERS = {"dict": dict, "OrderedDict": OrderedDict, "Counter": Counter}
+
+
+class CheckpointError(ValueError):
+    """A file is not a usable checkpoint: damaged, truncated, not safetensors, or of another
+    architecture or optimizer than the one it is loaded into."""
+
+
+@dataclass
+class Checkpoint:
+    """What ``load`` read. Arrays are host (NumPy) arrays; the states are what each object's
+    ``state_dict()`` returned, ready for its ``load_state_dict()``.
+
+    Attributes:
+        path: the file.
+        model_state: parameter and buffer arrays by name, in the model's order.
+        architecture: [(name, shape, dtype name)] of the model's parameters and buffers.
+        epoch, step: as given to ``save`` (None when not given).
+        optimizer_state, scheduler_state, loader_state: None where not saved.
+        rng_state: {"host": ..., "device": {"backend", "device", "state"} or None}.
+        extra: the keyword arguments given to ``save``.
+        gdnet_version: the version that wrote the file (None for files from other programs).
+    """
+
+    path: str
+    model_state: "OrderedDict[str, Any]"
+    architecture: list[tuple[str, tuple[int, ...], str]]
+    epoch: int | None = None
+    step: int | None = None
+    optimizer_state: dict | None = None
+    scheduler_state: dict | None = None
+    loader_state: dict | None = None
+    rng_state: dict | None = None
+    extra: dict = field(default_factory=dict)
+    gdnet_version: str | None = None
+    backend: str | None = None
+
+
+# -- JSON for states that hold tuples, int keys and arrays --------------------------------------
+def _is_array(value: Any) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype") and not isinstance(value, (int, float, str))
+
+
+def _encode(value: Any, path: tuple[str, ...], arrays: dict[str, Any]) -> Any:
+    """``value`` as JSON, arrays moved into ``arrays`` under their path joined by "/", and
+    tuples and dicts with non-string keys tagged so ``_decode`` gives back the same types."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Tensor):
+        value = value.data
+    if _is_array(value):
+        name = "/".join(path)
+        if name in arrays:
+            raise CheckpointError(f"two arrays would be stored under the name {name!r}")
+        arrays[name] = value
+        return {"~tensor": name}
+    if isinstance(value, list):
+        return [_encode(v, (*path, str(i)), arrays) for i, v in enumerate(value)]
+    if isinstance(value, tuple):
+        return {"~tuple": [_encode(v, (*path, str(i)), arrays) for i, v in enumerate(value)]}
+    if type(value).__name__ in _CONTAINERS and isinstance(value, dict):
+        kind = type(value).__name__
+        if kind == "dict" and all(isinstance(k, str) and not k.startswith("~") for k in value):
+            return {k: _encode(v, (*path, k), arrays) for k, v in value.items()}
+        return {"~" + kind: [[_encode(k, (*path, "key"), arrays), _encode(v, (*path, str(k)), arrays)]
+                             for k, v in value.items()]}
+    raise CheckpointError(f"cannot store the {type(value).__name__} at {'.'.join(path)}: a checkpoint holds "
+                          "numbers, strings, lists, tuples, dicts and arrays")
+
+
+def _decode(value: Any, arrays: dict[str, Any]) -> Any:
+    if isinstance(value, list):
+        return [_decode(v, arrays) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        (tag, content), = value.items()
+        if tag == "~tensor":
+            return arrays[content]
+        if tag == "~tuple":
+            return tuple(_decode(v, arrays) for v in content)
+        if tag[1:] in _CONTAINERS and tag.startswith("~"):
+            return _CONTAINERS[tag[1:]](OrderedDict((_decode(k, arrays), _decode(v, arrays)) for k, v in content))
+    return {k: _decode(v, arrays) for k, v in value.items()}
+
+
+# -- the model's architecture -------------------------------------------------------------------
+_DTYPE_NAMES = ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint64", "uint32", "uint16",
+                "uint8", "bool")
+
+
+def _dtype_name(array: Any) -> str:
+    xp = namespace_of(array)
+    for name in _DTYPE_NAMES:
+        if getattr(xp, name, None) is not None and array.dtype == getattr(xp, name):
+            return name
+    raise CheckpointError(f"arrays of dtype {array.dtype} cannot be stored in a checkpoint")
+
+
+def architecture(model) -> list[tuple[str, tuple[int, ...], str]]:
+    """(name, shape, dtype name) of each parameter and buffer, in the model's order."""
+    return [(name, tuple(array.shape), _dtype_name(array)) for name, array in model.state_dict().items()]
+
+
+def _differences(saved: list, model) -> list[str]:
+    theirs = {name: (tuple(shape), dtype) for name, shape, dtype in saved}
+    mine = {name: (shape, dtype) for name, shape, dtype in architecture(model)}
+    found = []
+    missing = [name for name in mine if name not in theirs]
+    if missing:
+        found.append(f"missing from the checkpoint: {missing}")
+    unexpected = [name for name in theirs if name not in mine]
+    if unexpected:
+        found.append(f"not in the model: {unexpected}")
+    for name in (n for n in mine if n in theirs):
+        (shape, dtype), (model_shape, model_dtype) = theirs[name], mine[name]
+        if shape != model_shape:
+            found.append(f"{name!r} has shape {shape} in the checkpoint and {model_shape} in the model")
+        elif dtype != model_dtype:
+            found.append(f"{name!r} is {dtype} in the checkpoint and {model_dtype} in the model")
+    return found
+
+
+def all_finite(arrays: Iterable[Any]) -> bool:
+    """Whether every floating value of ``arrays`` is finite: one device read for all of them."""
+    flags = None
+    for array in arrays:
+        array = array.data if isinstance(array, Tensor) else array
+        xp = namespace_of(array)
+        if not dtype_is(xp, array.dtype, "real floating"):
+            continue
+        finite = xp.all(xp.isfinite(array))
+        flags = finite if flags is None else xp.logical_and(flags, finite)
+    return True if flags is None else bool(flags)
+
+
+# -- random generators --------------------------------------------------------------------------
+def _rng_state() -> dict:
+    backend = get_backend()
+    generator = device_rng(backend)
+    device = None
+    if hasattr(generator, "get_state"):
+        device = {"backend": backend.name, "device": str(backend.device), "state": generator.get_state()}
+    return {"host": host_rng().get_state(), "device": device}
+
+
+def _restore_rng(state: dict) -> None:
+    host_rng().set_state(state["host"])
+    device = state.get("device")
+    backend = get_backend()
+    generator = device_rng(backend)
+    if device is not None and device["backend"] == backend.name and hasattr(generator, "set_state"):
+        generator.set_state(device["state"])
+
+
+# -- saving ------------------------------------------------------------------------------------
+def _digest(data: Any) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _metadata_digest(metadata: dict[str, str]) -> str:
+    return _digest(json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+
+
+def save(path: str | os.PathLike, model, optimizer=None, scheduler=None, loader=None, *, epoch: int | None = None,
+         step: int | None = None, **extra: Any) -> None:
+    """Write ``model``'s parameters and buffers, and the state of ``optimizer``, ``scheduler``,
+    ``loader`` and gdnet's random generators, to a safetensors file at ``path``, atomically.
+
+    Args:
+        path: the file to write (its directory must exist); replaced only once complete.
+        model: the Module whose weights to store (under their PyTorch names).
+        optimizer, scheduler, loader: optional; their ``state_dict()`` is stored.
+        epoch, step: where training stands (``load`` gives them back).
+        extra: hyperparameters or anything else JSON can hold (numbers, strings, lists,
+            dicts; arrays are stored as tensors), given back as ``Checkpoint.extra``.
+    """
+    from .. import __version__
+
+    arrays: dict[str, Any] = OrderedDict(model.state_dict())
+    layout = architecture(model)
+    state = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "gdnet_version": __version__,
+        "backend": get_backend().describe(),
+        "architecture": [[name, list(shape), dtype] for name, shape, dtype in layout],
+        "epoch": epoch,
+        "step": step,
+        "optimizer": None if optimizer is None else _encode(optimizer.state_dict(), ("optimizer",), arrays),
+        "scheduler": None if scheduler is None else _encode(scheduler.state_dict(), ("scheduler",), arrays),
+        "loader": None if loader is None else _encode(loader.state_dict(), ("loader",), arrays),
+        "rng": _encode(_rng_state(), ("rng",), arrays),
+        "extra": _encode(extra, ("extra",), arrays),
+    }
+    entries, chunks, listing = [], [], {}
+    for name, array in arrays.items():
+        values = host.to_numpy(array)
+        code = st.CODES.get(host.dtype_name(values))
+        if code is None:
+            raise CheckpointError(f"{name!r} has dtype {host.dtype_name(values)}, which safetensors cannot hold")
+        data = host.to_bytes(values, st.DTYPES[code][1])
+        shape = tuple(values.shape)
+        entries.append((name, code, shape, len(data)))
+        chunks.append(data)
+        listing[name] = [code, list(shape), _digest(data)]
+    state["tensors"] = listing
+    metadata = {"format": "pt", "gdnet": json.dumps(state, separators=(",", ":"))}
+    metadata["gdnet_sha256"] = _metadata_digest(metadata)
+    atomic_write(path, [st.encode_header(entries, metadata), *chunks])
+
+
+# -- loading ------------------------------------------------------------------------------------
+def load(path: str | os.PathLike) -> Checkpoint:
+    """Read and verify a checkpoint (or any safetensors file of weights) without changing anything.
+
+    Raises:
+        CheckpointError: not safetensors (a pickle or zip file, say), truncated, or damaged:
+            the header, a tensor's bytes or the metadata do not match what was written.
+        FileNotFoundError: no file at ``path``.
+    """
+    source = os.fspath(path)
+    with open(source, "rb") as file:
+        buffer = file.read()
+    try:
+        entries, metadata = st.parse(buffer, source)
+    except st.SafetensorsError as exc:
+        raise CheckpointError(str(exc)) from exc
+    if "gdnet" not in metadata and "gdnet_sha256" not in metadata:
+        return _foreign(source, buffer, entries)
+    saved_digest = metadata.get("gdnet_sha256")
+    rest = {k: v for k, v in metadata.items() if k != "gdnet_sha256"}
+    if saved_digest != _metadata_digest(rest) or "gdnet" not in rest:
+        raise CheckpointError(f"{source} is damaged: its metadata does not match its SHA-256")
+    state = json.loads(rest["gdnet"])
+    if state.get("format") != FORMAT or not isinstance(state.get("format_version"), int):
+        raise CheckpointError(f"{source}: the metadata is not a gdnet checkpoint's")
+    if state["format_version"] > FORMAT_VERSION:
+        raise CheckpointError(f"{source} has checkpoint format {state['format_version']}, newer than this gdnet "
+                              f"({FORMAT_VERSION}); upgrade gdnet to read it")
+    _verify(source, buffer, entries, state["tensors"])
+    arrays = _arrays(buffer, entries)
+    layout = [(name, tuple(shape), dtype) for name, shape, dtype in state["architecture"]]
+    return Checkpoint(
+        path=source,
+        model_state=OrderedDict((name, arrays[name]) for name, _, _ in layout),
+        architecture=layout,
+        epoch=state["epoch"],
+        step=state["step"],
+        optimizer_state=_decode(state["optimizer"], arrays),
+        scheduler_state=_decode(state["scheduler"], arrays),
+        loader_state=_decode(state["loader"], arrays),
+        rng_state=_decode(state["rng"], arrays),
+        extra=_decode(state["extra"], arrays),
+        gdnet_version=state["gdnet_version"],
+        backend=state["backend"],
+    )
+
+
+def _verify(source: str, buffer: bytes, entries: dict[str, st.Entry], listing: dict[str, list]) -> None:
+    """Every tensor is the one the metadata lists: same names, dtypes, shapes and SHA-256."""
+    if set(entries) != set(listing):
+        raise CheckpointError(f"{source} is damaged: the header's tensors {sorted(set(entries) ^ set(listing))} "
+                              "do not match the metadata's list")
+    view = memoryview(buffer)
+    for name, entry in entries.items():
+        code, shape, digest = listing[name]
+        if entry.dtype != code or list(entry.shape) != shape:
+            raise CheckpointError(f"{source} is damaged: tensor {name!r} is {entry.dtype} {entry.shape} in the "
+                                  f"header and {code} {tuple(shape)} in the metadata")
+        if _digest(view[entry.start:entry.stop]) != digest:
+            raise CheckpointError(f"{source} is damaged: the bytes of tensor {name!r} do not match their SHA-256")
+
+
+def _arrays(buffer: bytes, entries: dict[str, st.Entry]) -> dict[str, Any]:
+    return {name: host.array_from_bytes(buffer, st.DTYPES[e.dtype][1], e.shape, e.start) for name, e in entries.items()}
+
+
+def _foreign(source: str, buffer: bytes, entries: dict[str, st.Entry]) -> Checkpoint:
+    """A safetensors file another program wrote (PyTorch's weights, say): tensors only."""
+    ordered = sorted(entries.items(), key=lambda item: item[1].start)
+    arrays = _arrays(buffer, entries)
+    return Checkpoint(
+        path=source,
+        model_state=OrderedDict((name, arrays[name]) for name, _ in ordered),
+        architecture=[(name, e.shape, st.DTYPES[e.dtype][0]) for name, e in ordered],
+    )
+
+
+def load_into(path: str | os.PathLike, model, optimizer=None, scheduler=None, loader=None,
+              restore_rng: bool = True) -> Checkpoint:
+    """Put a checkpoint back: the model's weights, and the state of whichever of ``optimizer``,
+    ``scheduler`` and ``loader`` are given, and (``restore_rng``) gdnet's random generators.
+    Resuming ``fit`` from there (``initial_epoch=checkpoint.epoch``) continues the run exactly.
+
+    Everything is checked before anything changes: the architecture (names, shapes, dtypes of
+    the parameters and buffers) and the presence and type of each state.
+
+    Returns:
+        the Checkpoint, for its epoch, step and extra.
+    Raises:
+        CheckpointError: as ``load``, or the file holds another architecture (naming each
+            parameter that differs), lacks a state asked for, or holds another kind of one.
+    """
+    checkpoint = load(path)
+    differences = _differences(checkpoint.architecture, model)
+    if differences:
+        raise CheckpointError(f"{checkpoint.path} holds another architecture than this {type(model).__name__}: "
+                              + "; ".join(differences))
+    parts = [("optimizer", optimizer, checkpoint.optimizer_state), ("scheduler", scheduler, checkpoint.scheduler_state),
+             ("loader", loader, checkpoint.loader_state)]
+    for what, target, state in parts:
+        if target is None:
+            continue
+        if state is None:
+            raise CheckpointError(f"{checkpoint.path} holds no {what} state (it was saved without one)")
+        kind = state.get("type") if isinstance(state, dict) else None
+        if kind is not None and kind != type(target).__name__:
+            raise CheckpointError(f"{checkpoint.path} holds the state of the {what} {kind}; this {what} is "
+                                  f"{type(target).__name__}")
+    for what, target, state in parts:
+        if target is not None:
+            try:
+                target.load_state_dict(state)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise CheckpointError(f"{checkpoint.path}: the {what} state does not fit this {what}: {exc}") from exc
+    model.load_state_dict(checkpoint.model_state)
+    if restore_rng and checkpoint.rng_state is not None:
+        _restore_rng(checkpoint.rng_state)
+    return checkpoint

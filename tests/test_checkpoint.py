@@ -1,0 +1,400 @@
+"""Checkpoints: round trips of every state, resuming bit for bit, atomic writes, refusing damaged,
+truncated, pickled and mismatched files, and weights shared with PyTorch through safetensors."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gdnet.backends import host
+from test_fit import CLASSES, FEATURES, loaders, mlp, setup, weights
+from test_lr_scheduler import ROW, STEPS, _gdnet_optimizer, _run
+
+import gdnet as gd
+from gdnet.nn import functional as F
+from gdnet.optim import lr_scheduler
+from gdnet.train import checkpoint as checkpoint_module
+
+CheckpointError = gd.train.CheckpointError
+
+
+def trained(backend_row=None):
+    """(model with dropout and batch norm, Adam, StepLR, loader) after two epochs of fit."""
+    gd.manual_seed(0)
+    model = gd.nn.Sequential(gd.nn.Linear(FEATURES, 16), gd.nn.BatchNorm1d(16), gd.nn.ReLU(), gd.nn.Dropout(0.2),
+                             gd.nn.Linear(16, CLASSES))
+    optimizer = gd.optim.Adam(model.parameters(), lr=0.01)
+    schedule = lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    train, _ = loaders(validation=False)
+    gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=2, scheduler=schedule, verbose=0)
+    return model, optimizer, schedule, train
+
+
+def assert_same_state(a, b, path="state"):
+    """Equal nested states: arrays bit for bit (on the host), everything else with ==, types too."""
+    if hasattr(a, "shape") and not isinstance(a, (int, float)):
+        x, y = host.to_numpy(a), host.to_numpy(b)
+        assert x.dtype == y.dtype and np.array_equal(x, y), path
+    elif isinstance(a, dict):
+        assert type(a) is type(b) and list(a) == list(b), path
+        for key in a:
+            assert_same_state(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, (list, tuple)):
+        assert type(a) is type(b) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same_state(x, y, f"{path}[{i}]")
+    else:
+        assert type(a) is type(b) and a == b, path
+
+
+# -- round trips ---------------------------------------------------------------------------------
+def test_round_trip_of_model_optimizer_schedule_loader_and_generators(backend, tmp_path):
+    model, optimizer, schedule, train = trained()
+    path = tmp_path / "run.safetensors"
+    gd.train.save(path, model, optimizer, schedule, train, epoch=2, step=16, lr=0.01, hidden=(16,), note="first")
+    host_state, device_state = gd._backend.host_rng().get_state(), gd.device_rng().get_state()
+
+    gd.manual_seed(5)  # everything below starts elsewhere
+    other = gd.nn.Sequential(gd.nn.Linear(FEATURES, 16), gd.nn.BatchNorm1d(16), gd.nn.ReLU(), gd.nn.Dropout(0.2),
+                             gd.nn.Linear(16, CLASSES))
+    other_optimizer = gd.optim.Adam(other.parameters(), lr=0.5)
+    other_schedule = lr_scheduler.StepLR(other_optimizer, step_size=3, gamma=0.1)
+    other_loader, _ = loaders(validation=False)
+    other_loader.load_state_dict({**other_loader.state_dict(), "seed": 7, "epoch": 0})
+    gd.device_rng().normal((3,), gd.default_float())
+    checkpoint = gd.train.load_into(path, other, other_optimizer, other_schedule, other_loader)
+
+    assert (checkpoint.epoch, checkpoint.step) == (2, 16)
+    assert checkpoint.extra == {"lr": 0.01, "hidden": (16,), "note": "first"}
+    assert checkpoint.gdnet_version == gd.__version__ and checkpoint.backend == backend.describe()
+    assert checkpoint.architecture == checkpoint_module.architecture(model)
+    assert_same_state(dict(other.state_dict()), dict(model.state_dict()), "model")
+    assert all(p.device == backend.device for p in other.parameters())
+    assert_same_state(other_optimizer.state_dict(), optimizer.state_dict(), "optimizer")
+    assert all(v.device == backend.device for s in other_optimizer.state.values() for v in s.values()
+               if hasattr(v, "device"))
+    assert_same_state(other_schedule.state_dict(), schedule.state_dict(), "scheduler")
+    assert_same_state(other_loader.state_dict(), train.state_dict(), "loader")
+    assert_same_state(gd._backend.host_rng().get_state(), host_state, "host generator")
+    assert_same_state(gd.device_rng().get_state(), device_state, "device generator")
+
+
+@pytest.mark.parametrize("row", ROW)
+def test_every_schedule_state_survives_a_file(row, tmp_path):
+    """Mid-run, each schedule of test_lr_scheduler (whose own round trip shows that equal
+    states continue equally) comes back from a checkpoint with the same state, types included."""
+    name, build, drive = ROW[row]
+    optimizer = _gdnet_optimizer(name)
+    schedule = build(lr_scheduler, optimizer)
+    _run(optimizer, schedule, drive, STEPS // 2)
+    model = gd.nn.Linear(2, 1)
+    gd.train.save(tmp_path / "schedule.safetensors", model, optimizer, schedule)
+    fresh = _gdnet_optimizer(name)
+    resumed = build(lr_scheduler, fresh)
+    gd.train.load_into(tmp_path / "schedule.safetensors", model, fresh, resumed)
+    assert_same_state(resumed.state_dict(), schedule.state_dict())
+    assert_same_state(fresh.state_dict(), optimizer.state_dict())
+
+
+def test_resumed_training_equals_uninterrupted_training_bit_for_bit(tmp_path):
+    """Two epochs, a checkpoint, new objects from another seed, load, two more epochs: the same
+    weights, to the bit, as four epochs in one go (dropout draws, shuffles and Adam included)."""
+    model, optimizer, schedule, train = trained()
+    history = gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=4, initial_epoch=2, scheduler=schedule,
+                           verbose=0)
+
+    interrupted, interrupted_optimizer, interrupted_schedule, interrupted_train = trained()
+    gd.train.save(tmp_path / "epoch2.safetensors", interrupted, interrupted_optimizer, interrupted_schedule,
+                  interrupted_train, epoch=2)
+    del interrupted, interrupted_optimizer, interrupted_schedule, interrupted_train
+
+    gd.manual_seed(123)
+    resumed = gd.nn.Sequential(gd.nn.Linear(FEATURES, 16), gd.nn.BatchNorm1d(16), gd.nn.ReLU(), gd.nn.Dropout(0.2),
+                               gd.nn.Linear(16, CLASSES))
+    resumed_optimizer = gd.optim.Adam(resumed.parameters(), lr=0.01)
+    resumed_schedule = lr_scheduler.StepLR(resumed_optimizer, step_size=1, gamma=0.5)
+    resumed_train = gd.data.DataLoader(loaders(validation=False)[0].dataset, batch_size=32, shuffle=True, seed=99)
+    checkpoint = gd.train.load_into(tmp_path / "epoch2.safetensors", resumed, resumed_optimizer, resumed_schedule,
+                                    resumed_train)
+    resumed_history = gd.train.fit(resumed, F.cross_entropy, resumed_optimizer, resumed_train, epochs=4,
+                                   initial_epoch=checkpoint.epoch, scheduler=resumed_schedule, verbose=0)
+
+    assert resumed_history["loss"] == history["loss"] and resumed_history["lr"] == history["lr"]
+    for name, value in weights(model).items():
+        assert np.array_equal(value, weights(resumed)[name]), name
+
+
+# -- atomic writes -------------------------------------------------------------------------------
+def _write_two(tmp_path):
+    """A checkpoint of a model at ``path``, and a second model with other weights."""
+    gd.manual_seed(0)
+    first = mlp()
+    path = tmp_path / "model.safetensors"
+    gd.train.save(path, first)
+    gd.manual_seed(1)
+    return path, first, mlp()
+
+
+@pytest.mark.parametrize("failing", ["replace", "fsync"])
+def test_a_failed_save_leaves_the_previous_checkpoint(failing, tmp_path, monkeypatch):
+    path, first, second = _write_two(tmp_path)
+    before = path.read_bytes()
+
+    def fail(*args, **kwargs):
+        raise OSError(f"simulated failure in os.{failing}")
+
+    monkeypatch.setattr(os, failing, fail)
+    with pytest.raises(OSError, match="simulated failure"):
+        gd.train.save(path, second)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]  # the temporary file is gone
+    assert_same_state(dict(gd.train.load(path).model_state), weights(first))
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_a_process_killed_while_saving_leaves_the_previous_checkpoint(tmp_path):
+    """The child saves once, then is killed (SIGKILL, no clean-up) in the middle of a second
+    save: after writing the new bytes, before the rename."""
+    path = tmp_path / "model.safetensors"
+    script = textwrap.dedent(f"""
+        import os, signal
+        import gdnet as gd
+        gd.manual_seed(0)
+        small = gd.nn.Sequential(gd.nn.Linear(8, 16), gd.nn.ReLU(), gd.nn.Linear(16, 4))
+        gd.train.save({str(path)!r}, small)
+        large = gd.nn.Sequential(gd.nn.Linear(8, 16), gd.nn.ReLU(), gd.nn.Linear(16, 4), gd.nn.Linear(4, 4096))
+        os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL)
+        gd.train.save({str(path)!r}, large)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    gd.manual_seed(0)
+    small = mlp()
+    assert_same_state(dict(gd.train.load(path).model_state), weights(small))
+    partial = [p for p in tmp_path.iterdir() if p.name != path.name]
+    assert len(partial) == 1 and partial[0].name.startswith(".model.safetensors.")  # left by the killed writer
+    assert partial[0].stat().st_size > path.stat().st_size
+
+
+def test_saving_into_a_missing_directory_or_unstorable_values(tmp_path):
+    model = mlp()
+    with pytest.raises(FileNotFoundError, match="the directory .*missing.* does not exist"):
+        gd.train.save(tmp_path / "missing" / "model.safetensors", model)
+    with pytest.raises(CheckpointError, match="cannot store the function at extra.loss"):
+        gd.train.save(tmp_path / "model.safetensors", model, loss=F.cross_entropy)
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- refusing bad files --------------------------------------------------------------------------
+@pytest.fixture
+def small_checkpoint(tmp_path):
+    """A small complete checkpoint's bytes (a linear model, SGD with momentum, schedule, loader)."""
+    gd.manual_seed(0)
+    model = gd.nn.Linear(FEATURES, CLASSES)
+    optimizer = gd.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    schedule = lr_scheduler.ReduceLROnPlateau(optimizer)
+    train, _ = loaders(n=64, validation=False)
+    gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=1, scheduler=schedule, verbose=0)
+    path = tmp_path / "small.safetensors"
+    gd.train.save(path, model, optimizer, schedule, train, epoch=1)
+    return path.read_bytes()
+
+
+def _load_bytes(data: bytes, tmp_path: Path, name="damaged.safetensors"):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return gd.train.load(path)
+
+
+def _accepted(variants, tmp_path) -> list:
+    """The labels of the (label, bytes) variants that load without a CheckpointError."""
+    accepted = []
+    for label, data in variants:
+        try:
+            _load_bytes(data, tmp_path)
+        except CheckpointError:
+            continue
+        accepted.append(label)
+    return accepted
+
+
+def test_every_truncation_is_refused(small_checkpoint, tmp_path):
+    cuts = ((length, small_checkpoint[:length]) for length in range(len(small_checkpoint)))
+    assert _accepted(cuts, tmp_path) == []
+
+
+def test_every_flipped_byte_is_refused(small_checkpoint, tmp_path):
+    def flipped():
+        for position in range(len(small_checkpoint)):
+            for flip in (0x01, 0x80):
+                data = bytearray(small_checkpoint)
+                data[position] ^= flip
+                yield (position, flip), bytes(data)
+
+    assert _accepted(flipped(), tmp_path) == []
+
+
+def test_what_a_damaged_file_error_says(small_checkpoint, tmp_path):
+    checkpoint = _load_bytes(small_checkpoint, tmp_path, "good.safetensors")
+    assert checkpoint.epoch == 1
+    with pytest.raises(CheckpointError, match="is truncated: its tensors need"):
+        _load_bytes(small_checkpoint[:-1], tmp_path)
+    with pytest.raises(CheckpointError, match="header length says"):
+        _load_bytes(small_checkpoint[:100], tmp_path)
+    data = bytearray(small_checkpoint)
+    data[-1] ^= 0x01  # the last tensor's last byte
+    with pytest.raises(CheckpointError, match=r"the bytes of tensor '.*' do not match their SHA-256"):
+        _load_bytes(bytes(data), tmp_path)
+    data = bytearray(small_checkpoint)
+    position = small_checkpoint.index(b'\\"epoch\\":1') + len(b'\\"epoch\\":')
+    data[position] = ord("7")
+    with pytest.raises(CheckpointError, match="its metadata does not match its SHA-256"):
+        _load_bytes(bytes(data), tmp_path)
+    with pytest.raises(CheckpointError, match="0 bytes, too short"):
+        _load_bytes(b"", tmp_path)
+    with pytest.raises(CheckpointError, match="not a JSON object"):
+        _load_bytes(b"\x04\x00\x00\x00\x00\x00\x00\x00oops", tmp_path)
+
+
+class _Trap:
+    """Unpickling this creates a marker file: the proof that loading ran code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_pickle_renamed_to_safetensors_is_refused_unopened(tmp_path):
+    marker = tmp_path / "code-ran"
+    for protocol in (2, 4, 5):
+        path = tmp_path / f"weights-{protocol}.safetensors"
+        path.write_bytes(pickle.dumps({"0.weight": _Trap(marker)}, protocol=protocol))
+        with pytest.raises(CheckpointError, match=f"pickle file \\(protocol {protocol}\\).*never unpickles"):
+            gd.train.load(path)
+        with pytest.raises(CheckpointError, match="pickle file"):
+            gd.train.load_into(path, mlp())
+    assert not marker.exists()
+    pickle.loads(pickle.dumps(_Trap(marker)))  # the trap is armed: unpickling does create the marker
+    assert marker.exists()
+
+
+def test_a_torch_save_file_renamed_to_safetensors_is_refused(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "weights.safetensors"
+    torch.save({"0.weight": torch.zeros(2, 2)}, path)
+    with pytest.raises(CheckpointError, match="zip archive.*safetensors.torch.save_file"):
+        gd.train.load(path)
+
+
+def test_another_architecture_is_named(tmp_path):
+    path = tmp_path / "model.safetensors"
+    gd.train.save(path, mlp())
+    wider = gd.nn.Sequential(gd.nn.Linear(FEATURES, 32), gd.nn.ReLU(), gd.nn.Linear(32, CLASSES))
+    before = weights(wider)
+    with pytest.raises(CheckpointError, match=r"another architecture than this Sequential: '0.weight' has shape "
+                                              r"\(16, 8\) in the checkpoint and \(32, 8\) in the model; '0.bias'"):
+        gd.train.load_into(path, wider)
+    assert_same_state(weights(wider), before)  # nothing changed
+    deeper = gd.nn.Sequential(gd.nn.Linear(FEATURES, 16), gd.nn.ReLU(), gd.nn.Linear(16, 16), gd.nn.ReLU(),
+                              gd.nn.Linear(16, CLASSES))
+    with pytest.raises(CheckpointError, match=r"missing from the checkpoint: \['4.weight', '4.bias'\]; '2.weight' "
+                                              r"has shape \(4, 16\) in the checkpoint and \(16, 16\)"):
+        gd.train.load_into(path, deeper)
+    with pytest.raises(CheckpointError, match=r"not in the model: \['2.weight', '2.bias'\]"):
+        gd.train.load_into(path, gd.nn.Sequential(gd.nn.Linear(FEATURES, 16)))
+    with pytest.raises(CheckpointError, match="'0.weight' is float32 in the checkpoint and float64 in the model"):
+        gd.train.load_into(path, mlp().to("float64"))
+
+
+def test_missing_or_mismatched_states_are_named(tmp_path):
+    model, optimizer, train, _ = setup()
+    path = tmp_path / "model.safetensors"
+    gd.train.save(path, model)
+    with pytest.raises(CheckpointError, match="holds no optimizer state"):
+        gd.train.load_into(path, model, optimizer)
+    gd.train.save(path, model, optimizer, loader=train)
+    adam = gd.optim.Adam(model.parameters())
+    with pytest.raises(CheckpointError, match="holds the state of the optimizer SGD; this optimizer is Adam"):
+        gd.train.load_into(path, model, adam)
+    first_layer = gd.optim.SGD(list(model.children())[0].parameters(), lr=0.1, momentum=0.9)
+    with pytest.raises(CheckpointError, match="the optimizer state does not fit this optimizer: .*parameter groups"):
+        gd.train.load_into(path, model, first_layer)
+    other_data = gd.data.DataLoader(loaders(n=100)[0].dataset, batch_size=10)
+    with pytest.raises(CheckpointError, match="the loader state does not fit this loader: .*256 examples"):
+        gd.train.load_into(path, model, loader=other_data)
+
+
+def test_a_checkpoint_from_a_newer_format_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpoint_module, "FORMAT_VERSION", 2)
+    gd.train.save(tmp_path / "new.safetensors", mlp())
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match="checkpoint format 2, newer than this gdnet"):
+        gd.train.load(tmp_path / "new.safetensors")
+
+
+# -- other programs' safetensors -----------------------------------------------------------------
+def test_the_safetensors_library_reads_what_gdnet_writes_and_back(tmp_path):
+    numpy_io = pytest.importorskip("safetensors.numpy")
+    model, optimizer, train, _ = setup()
+    gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=1, verbose=0)
+    gd.train.save(tmp_path / "gdnet.safetensors", model, optimizer)
+    read = numpy_io.load_file(tmp_path / "gdnet.safetensors")
+    for name, value in weights(model).items():
+        assert np.array_equal(read[name], value)
+    assert sorted(k for k in read if "/" in k) == [f"optimizer/state/{i}/momentum_buffer" for i in range(4)]
+    arrays = {"a": np.arange(6, dtype="int16").reshape(2, 3), "b": np.array(True), "c": np.zeros((0, 3), "float64")}
+    numpy_io.save_file(arrays, tmp_path / "other.safetensors", metadata={"made_by": "somebody"})
+    checkpoint = gd.train.load(tmp_path / "other.safetensors")
+    assert checkpoint.gdnet_version is None and checkpoint.optimizer_state is None
+    assert_same_state(dict(sorted(checkpoint.model_state.items())), arrays)
+
+
+def _torch_twin():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("safetensors.torch")
+    return torch, torch.nn.Sequential(torch.nn.Linear(FEATURES, 16), torch.nn.ReLU(), torch.nn.Linear(16, CLASSES))
+
+
+def _assert_twins(torch, model, twin):
+    """The same weights to the bit, and so the same outputs (up to float32 summation order)."""
+    theirs = {name: value.detach().numpy() for name, value in twin.state_dict().items()}
+    assert_same_state(weights(model), theirs)
+    x = np.random.default_rng(3).normal(size=(5, FEATURES)).astype("float32")
+    np.testing.assert_allclose(model(gd.tensor(x)).numpy(), twin(torch.from_numpy(x)).detach().numpy(), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_gdnet_weights_load_into_the_same_pytorch_model(tmp_path):
+    torch, twin = _torch_twin()
+    from safetensors.torch import load_file
+
+    model, optimizer, train, _ = setup()
+    gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=1, verbose=0)
+    gd.train.save(tmp_path / "weights.safetensors", model)
+    twin.load_state_dict(load_file(tmp_path / "weights.safetensors"))
+    gd.train.save(tmp_path / "with-optimizer.safetensors", model, optimizer)
+    tensors = load_file(tmp_path / "with-optimizer.safetensors")
+    twin.load_state_dict({name: value for name, value in tensors.items() if "/" not in name})
+    _assert_twins(torch, model, twin)
+
+
+def test_pytorch_weights_load_into_the_same_gdnet_model(tmp_path):
+    torch, twin = _torch_twin()
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    save_file(twin.state_dict(), tmp_path / "torch.safetensors")
+    model = mlp()
+    checkpoint = gd.train.load_into(tmp_path / "torch.safetensors", model)
+    assert checkpoint.epoch is None and checkpoint.extra == {}
+    _assert_twins(torch, model, twin)
