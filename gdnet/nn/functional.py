@@ -448,6 +448,6 @@ def accuracy(scores: Tensor, labels: Any) -> Tensor:
 
 
 # spellings defined beside their layers
-from .conv import adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d, max_pool2d  # noqa: E402,F401,I001
+from .conv import adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d, max_pool2d  # noqa: E402,F401
 from .dropout import dropout  # noqa: E402,F401
 from .normalization import batch_norm, layer_norm  # noqa: E402,F401
