@@ -102,3 +102,10 @@ def device_rng(backend: Backend | None = None):
 def default_float(backend: Backend | None = None):
     """float32, the dtype every parameter and batch gets unless another is asked for."""
     return (backend or get_backend()).xp.float32
+
+
+def fast_path_for(xp, name: str):
+    """The active backend's fast path ``name`` when ``xp`` is that backend's namespace, else
+    None (arrays of another library, or no fast path: use the portable reference)."""
+    backend = get_backend()
+    return backend.fast_path(name) if backend.xp is xp else None

@@ -10,6 +10,7 @@ import builtins
 import math
 from typing import Any, Sequence
 
+from ._backend import fast_path_for
 from .autograd import Array, Function, Tensor, check_same_device, dtype_is
 
 Scalar = (int, float)
@@ -538,12 +539,16 @@ class SoftmaxCrossEntropy(Function):
         self.reduction = reduction
 
     def forward(self, xp, logits, target):
+        self.by_index = dtype_is(xp, target.dtype, "integral")
+        self.target, self.fused = target, fast_path_for(xp, "softmax_cross_entropy") if self.by_index else None
+        if self.fused is not None:  # a backend's fused forward and backward, equal to the code below
+            loss, self.probs = self.fused.forward(logits, target, self.reduction)
+            return loss
         shifted = logits - xp.max(logits, axis=1, keepdims=True)
         probs = xp.exp(shifted)
         total = xp.sum(probs, axis=1, keepdims=True)
         probs /= total  # probs is new: normalising in place saves an allocation
-        self.probs, self.target = probs, target
-        self.by_index = dtype_is(xp, target.dtype, "integral")
+        self.probs = probs
         if self.by_index:
             # integer-array indexing picks each row's target score in one gather
             rows = xp.arange(logits.shape[0], device=logits.device)
@@ -558,6 +563,8 @@ class SoftmaxCrossEntropy(Function):
 
     def backward(self, g):
         xp, target, probs = self.xp, self.target, self.probs
+        if self.fused is not None:
+            return (self.fused.backward(probs, target, g, self.reduction), None)
         if self.reduction == "none":
             g = g[:, None]
         elif self.reduction == "mean":
