@@ -3,6 +3,7 @@ truncated, pickled and mismatched files, and weights shared with PyTorch through
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import signal
@@ -25,15 +26,21 @@ from gdnet.train import checkpoint as checkpoint_module
 CheckpointError = gd.train.CheckpointError
 
 
-def trained(backend_row=None):
+def net():
+    """An MLP with batch norm (buffers) and dropout (device draws)."""
+    return gd.nn.Sequential(gd.nn.Linear(FEATURES, 16), gd.nn.BatchNorm1d(16), gd.nn.ReLU(), gd.nn.Dropout(0.2),
+                            gd.nn.Linear(16, CLASSES))
+
+
+def trained(callbacks=()):
     """(model with dropout and batch norm, Adam, StepLR, loader) after two epochs of fit."""
     gd.manual_seed(0)
-    model = gd.nn.Sequential(gd.nn.Linear(FEATURES, 16), gd.nn.BatchNorm1d(16), gd.nn.ReLU(), gd.nn.Dropout(0.2),
-                             gd.nn.Linear(16, CLASSES))
+    model = net()
     optimizer = gd.optim.Adam(model.parameters(), lr=0.01)
     schedule = lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
     train, _ = loaders(validation=False)
-    gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=2, scheduler=schedule, verbose=0)
+    gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=2, scheduler=schedule, callbacks=callbacks,
+                 verbose=0)
     return model, optimizer, schedule, train
 
 
@@ -62,8 +69,7 @@ def test_round_trip_of_model_optimizer_schedule_loader_and_generators(backend, t
     host_state, device_state = gd._backend.host_rng().get_state(), gd.device_rng().get_state()
 
     gd.manual_seed(5)  # everything below starts elsewhere
-    other = gd.nn.Sequential(gd.nn.Linear(FEATURES, 16), gd.nn.BatchNorm1d(16), gd.nn.ReLU(), gd.nn.Dropout(0.2),
-                             gd.nn.Linear(16, CLASSES))
+    other = net()
     other_optimizer = gd.optim.Adam(other.parameters(), lr=0.5)
     other_schedule = lr_scheduler.StepLR(other_optimizer, step_size=3, gamma=0.1)
     other_loader, _ = loaders(validation=False)
@@ -104,25 +110,22 @@ def test_every_schedule_state_survives_a_file(row, tmp_path):
 
 
 def test_resumed_training_equals_uninterrupted_training_bit_for_bit(tmp_path):
-    """Two epochs, a checkpoint, new objects from another seed, load, two more epochs: the same
-    weights, to the bit, as four epochs in one go (dropout draws, shuffles and Adam included)."""
+    """Two epochs with ModelCheckpoint, new objects from another seed, load, two more epochs: the
+    same weights, to the bit, as four epochs in one go (dropout draws, shuffles, batch-norm
+    statistics, Adam and the schedule included)."""
     model, optimizer, schedule, train = trained()
     history = gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=4, initial_epoch=2, scheduler=schedule,
                            verbose=0)
 
-    interrupted, interrupted_optimizer, interrupted_schedule, interrupted_train = trained()
-    gd.train.save(tmp_path / "epoch2.safetensors", interrupted, interrupted_optimizer, interrupted_schedule,
-                  interrupted_train, epoch=2)
-    del interrupted, interrupted_optimizer, interrupted_schedule, interrupted_train
+    saver = gd.train.ModelCheckpoint(tmp_path, save_best=False)
+    trained(callbacks=[saver])  # the run is interrupted here: only its checkpoint goes on
 
     gd.manual_seed(123)
-    resumed = gd.nn.Sequential(gd.nn.Linear(FEATURES, 16), gd.nn.BatchNorm1d(16), gd.nn.ReLU(), gd.nn.Dropout(0.2),
-                               gd.nn.Linear(16, CLASSES))
+    resumed = net()
     resumed_optimizer = gd.optim.Adam(resumed.parameters(), lr=0.01)
     resumed_schedule = lr_scheduler.StepLR(resumed_optimizer, step_size=1, gamma=0.5)
     resumed_train = gd.data.DataLoader(loaders(validation=False)[0].dataset, batch_size=32, shuffle=True, seed=99)
-    checkpoint = gd.train.load_into(tmp_path / "epoch2.safetensors", resumed, resumed_optimizer, resumed_schedule,
-                                    resumed_train)
+    checkpoint = gd.train.load_into(saver.last_path, resumed, resumed_optimizer, resumed_schedule, resumed_train)
     resumed_history = gd.train.fit(resumed, F.cross_entropy, resumed_optimizer, resumed_train, epochs=4,
                                    initial_epoch=checkpoint.epoch, scheduler=resumed_schedule, verbose=0)
 
@@ -208,30 +211,28 @@ def small_checkpoint(tmp_path):
     return path.read_bytes()
 
 
-def _load_bytes(data: bytes, tmp_path: Path, name="damaged.safetensors"):
-    path = tmp_path / name
-    path.write_bytes(data)
-    return gd.train.load(path)
+def _load_bytes(data: bytes):
+    return gd.train.load(io.BytesIO(data))
 
 
-def _accepted(variants, tmp_path) -> list:
+def _accepted(variants) -> list:
     """The labels of the (label, bytes) variants that load without a CheckpointError."""
     accepted = []
     for label, data in variants:
         try:
-            _load_bytes(data, tmp_path)
+            _load_bytes(data)
         except CheckpointError:
             continue
         accepted.append(label)
     return accepted
 
 
-def test_every_truncation_is_refused(small_checkpoint, tmp_path):
+def test_every_truncation_is_refused(small_checkpoint):
     cuts = ((length, small_checkpoint[:length]) for length in range(len(small_checkpoint)))
-    assert _accepted(cuts, tmp_path) == []
+    assert _accepted(cuts) == []
 
 
-def test_every_flipped_byte_is_refused(small_checkpoint, tmp_path):
+def test_every_flipped_byte_is_refused(small_checkpoint):
     def flipped():
         for position in range(len(small_checkpoint)):
             for flip in (0x01, 0x80):
@@ -239,29 +240,34 @@ def test_every_flipped_byte_is_refused(small_checkpoint, tmp_path):
                 data[position] ^= flip
                 yield (position, flip), bytes(data)
 
-    assert _accepted(flipped(), tmp_path) == []
+    assert _accepted(flipped()) == []
 
 
 def test_what_a_damaged_file_error_says(small_checkpoint, tmp_path):
-    checkpoint = _load_bytes(small_checkpoint, tmp_path, "good.safetensors")
+    checkpoint = _load_bytes(small_checkpoint)
     assert checkpoint.epoch == 1
     with pytest.raises(CheckpointError, match="is truncated: its tensors need"):
-        _load_bytes(small_checkpoint[:-1], tmp_path)
+        _load_bytes(small_checkpoint[:-1])
     with pytest.raises(CheckpointError, match="header length says"):
-        _load_bytes(small_checkpoint[:100], tmp_path)
+        _load_bytes(small_checkpoint[:100])
     data = bytearray(small_checkpoint)
     data[-1] ^= 0x01  # the last tensor's last byte
     with pytest.raises(CheckpointError, match=r"the bytes of tensor '.*' do not match their SHA-256"):
-        _load_bytes(bytes(data), tmp_path)
+        _load_bytes(bytes(data))
     data = bytearray(small_checkpoint)
     position = small_checkpoint.index(b'\\"epoch\\":1') + len(b'\\"epoch\\":')
     data[position] = ord("7")
     with pytest.raises(CheckpointError, match="its metadata does not match its SHA-256"):
-        _load_bytes(bytes(data), tmp_path)
-    with pytest.raises(CheckpointError, match="0 bytes, too short"):
-        _load_bytes(b"", tmp_path)
+        _load_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="<file object> is not a safetensors file: 0 bytes, too short"):
+        _load_bytes(b"")
+    (tmp_path / "cut.safetensors").write_bytes(small_checkpoint[:-8])
+    with pytest.raises(CheckpointError, match=f"^{tmp_path / 'cut.safetensors'} is truncated"):
+        gd.train.load(tmp_path / "cut.safetensors")
+    with pytest.raises(FileNotFoundError):
+        gd.train.load(tmp_path / "absent.safetensors")
     with pytest.raises(CheckpointError, match="not a JSON object"):
-        _load_bytes(b"\x04\x00\x00\x00\x00\x00\x00\x00oops", tmp_path)
+        _load_bytes(b"\x04\x00\x00\x00\x00\x00\x00\x00oops")
 
 
 class _Trap:

@@ -24,7 +24,7 @@ import json
 import os
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Iterable
 
 from .._backend import device_rng, get_backend, host_rng
 from ..autograd import Tensor, dtype_is, namespace_of
@@ -247,17 +247,22 @@ def save(path: str | os.PathLike, model, optimizer=None, scheduler=None, loader=
 
 
 # -- loading ------------------------------------------------------------------------------------
-def load(path: str | os.PathLike) -> Checkpoint:
+def load(path: str | os.PathLike | BinaryIO) -> Checkpoint:
     """Read and verify a checkpoint (or any safetensors file of weights) without changing anything.
 
+    Args:
+        path: the file, or a binary file object open for reading (read to its end).
     Raises:
         CheckpointError: not safetensors (a pickle or zip file, say), truncated, or damaged:
             the header, a tensor's bytes or the metadata do not match what was written.
         FileNotFoundError: no file at ``path``.
     """
-    source = os.fspath(path)
-    with open(source, "rb") as file:
-        buffer = file.read()
+    if hasattr(path, "read"):
+        source, buffer = str(getattr(path, "name", "<file object>")), path.read()
+    else:
+        source = os.fspath(path)
+        with open(source, "rb") as file:
+            buffer = file.read()
     try:
         entries, metadata = st.parse(buffer, source)
     except st.SafetensorsError as exc:
@@ -323,7 +328,7 @@ def _foreign(source: str, buffer: bytes, entries: dict[str, st.Entry]) -> Checkp
     )
 
 
-def load_into(path: str | os.PathLike, model, optimizer=None, scheduler=None, loader=None,
+def load_into(path: str | os.PathLike | BinaryIO, model, optimizer=None, scheduler=None, loader=None,
               restore_rng: bool = True) -> Checkpoint:
     """Put a checkpoint back: the model's weights, and the state of whichever of ``optimizer``,
     ``scheduler`` and ``loader`` are given, and (``restore_rng``) gdnet's random generators.

@@ -25,7 +25,9 @@ class FitRun:
     """One ``fit`` call as its callbacks see it.
 
     Attributes:
-        model, loss, optimizer, scheduler, train_loader, val_loader: what ``fit`` was given.
+        model, loss, optimizer, train_loader, val_loader: what ``fit`` was given.
+        scheduler: the schedule fit steps (``scheduler=``, else the first LearningRateScheduler
+            callback's), or None.
         epochs: the last epoch to train; epoch: the current one (counted from 1).
         step: optimizer steps so far (counting ``initial_epoch`` full epochs before this call).
         history: the rows so far.
@@ -112,8 +114,12 @@ def fit(model, loss: Loss, optimizer, train_loader, epochs: int, val_loader=None
         if not isinstance(callback, Callback):
             raise TypeError(f"callbacks must be gdnet.train.Callback objects; got {type(callback).__name__}")
     metric_fns = resolve_metrics(metrics)
-    hooks = ([LearningRateScheduler(scheduler)] if scheduler is not None else []) + callbacks
-    run = FitRun(model, loss, optimizer, scheduler, train_loader, val_loader, epochs, metric_fns, initial_epoch)
+    # schedules step before the other callbacks see the epoch (so checkpoints hold the stepped one)
+    schedules = [LearningRateScheduler(scheduler)] if scheduler is not None else []
+    schedules += [c for c in callbacks if isinstance(c, LearningRateScheduler)]
+    hooks = schedules + [c for c in callbacks if not isinstance(c, LearningRateScheduler)]
+    run = FitRun(model, loss, optimizer, schedules[0].scheduler if schedules else None, train_loader, val_loader,
+                 epochs, metric_fns, initial_epoch)
     backend = get_backend()
     show_bar = verbose >= 1 and _is_terminal(sys.stderr)
 
