@@ -4,6 +4,7 @@ and checkpoint tests too."""
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import math
@@ -220,6 +221,47 @@ def test_history_round_trips_through_json(tmp_path):
         gd.train.History.from_dict({"epoch": [1, 2], "loss": [0.5]})
     with pytest.raises(FileNotFoundError, match="does not exist"):
         history.to_json(tmp_path / "missing" / "history.json")
+
+
+# -- plots --------------------------------------------------------------------------------------
+def test_history_plot_draws_loss_and_accuracy_curves(tmp_path):
+    image = pytest.importorskip("matplotlib.image")
+    model, optimizer, train, val = setup()
+    history = gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=3, val_loader=val, verbose=0)
+    path = history.plot(tmp_path / "curves.png", title="four blobs")
+    assert path == tmp_path / "curves.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width, _ = image.imread(path).shape
+    assert width > height >= 300
+    figure = history.figure()
+    panels = {axes.get_title(): axes for axes in figure.axes}
+    assert list(panels) == ["loss", "accuracy"]
+    for name, axes in panels.items():
+        lines = {line.get_label(): line for line in axes.get_lines()}
+        assert list(lines) == ["training", "validation"]
+        assert list(lines["training"].get_xdata()) == [1, 2, 3]
+        assert list(lines["training"].get_ydata()) == history[name]
+        assert list(lines["validation"].get_ydata()) == history[f"val_{name}"]
+    assert history.plot(tmp_path / "curves.svg").read_bytes().startswith(b"<?xml")
+    with pytest.raises(ValueError, match="nothing to plot"):
+        gd.train.History().plot(tmp_path / "empty.png")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        history.plot(tmp_path / "missing" / "curves.png")
+
+
+def test_history_plot_without_matplotlib_says_what_to_install(tmp_path, monkeypatch):
+    history = gd.train.History([{"epoch": 1, "loss": 0.5}])
+    real_import = builtins.__import__
+
+    def without_matplotlib(name, *args, **kwargs):
+        if name.partition(".")[0] == "matplotlib":
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_matplotlib)
+    with pytest.raises(ImportError, match=r"History.plot needs matplotlib; install it with `pip install "
+                                          r"'gdnet-array\[plot\]'`"):
+        history.plot(tmp_path / "curves.png")
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- bad input ---------------------------------------------------------------------------------

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
+from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from ._files import atomic_write
+from ._files import atomic_write, existing_parent
+
+# columns that are not curves of a metric
+_NOT_CURVES = ("epoch", "seconds", "examples_per_second")
 
 
 def finite_or_none(value: Any) -> Any:
@@ -24,7 +30,8 @@ class History:
     "lr" (the first parameter group's rate during the epoch; "lr_1", ... for other groups),
     "seconds" (the training pass) and "examples_per_second".
 
-    ``history["loss"]`` is a column (one value per epoch); ``history.rows`` the rows.
+    ``history["loss"]`` is a column (one value per epoch); ``history.rows`` the rows;
+    ``to_dict()``/``to_json()`` save it; ``plot("curves.png")`` draws it (with matplotlib).
 
     Attributes:
         rows: one dict per epoch, in order.
@@ -85,6 +92,51 @@ class History:
     def from_json(cls, text: str) -> "History":
         """The History ``to_json()`` wrote."""
         return cls.from_dict(json.loads(text))
+
+    # -- plotting ----------------------------------------------------------------------------
+    def figure(self, title: str | None = None):
+        """A matplotlib Figure with one panel per logged value (loss first, then each metric),
+        training and validation curves against the epoch. Needs matplotlib (no pyplot: nothing
+        global changes)."""
+        if not self.rows:
+            raise ValueError("nothing to plot: the history has no epochs")
+        try:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
+        except ImportError as exc:
+            raise ImportError("History.plot needs matplotlib; install it with `pip install 'gdnet-array[plot]'` "
+                              "(or `pip install matplotlib`)") from exc
+        names = [k for k in self.keys() if k not in _NOT_CURVES and not k.startswith(("val_", "lr"))]
+        figure = Figure(figsize=(4.5 * len(names), 3.6), layout="constrained")
+        FigureCanvasAgg(figure)  # the Agg canvas draws without a display
+        epochs = self["epoch"]
+        for axes, name in zip(figure.subplots(1, len(names), squeeze=False)[0], names):
+            axes.plot(epochs, self[name], marker="o", label="training")
+            if f"val_{name}" in self:
+                axes.plot(epochs, self[f"val_{name}"], marker="o", label="validation")
+            axes.set(title=name, xlabel="epoch", ylabel=name)
+            axes.xaxis.get_major_locator().set_params(integer=True)  # no epoch 1.5
+            axes.grid(alpha=0.3)
+            axes.legend()
+        if title:
+            figure.suptitle(title)
+        return figure
+
+    def plot(self, path: str | os.PathLike, title: str | None = None, dpi: int = 100) -> Path:
+        """Draw the loss and accuracy (and other metrics') curves, training and validation, into
+        an image file: PNG, or the format ``path``'s suffix names (svg, pdf, ...). Written
+        atomically; returns the path.
+
+        Raises:
+            ImportError: matplotlib is missing (``pip install 'gdnet-array[plot]'``).
+            FileNotFoundError: ``path``'s directory does not exist.
+        """
+        existing_parent(path)
+        figure = self.figure(title)
+        image = io.BytesIO()
+        figure.savefig(image, format=Path(path).suffix[1:].lower() or "png", dpi=dpi)
+        atomic_write(path, [image.getvalue()])
+        return Path(path)
 
     def __repr__(self) -> str:
         last = self.rows[-1] if self.rows else {}
