@@ -270,18 +270,19 @@ def test_bad_model_checkpoint_arguments(tmp_path):
 # -- TerminateOnNaN ------------------------------------------------------------------------------
 def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(tmp_path):
     """The rate jumps to 1e7 in epoch 3: the loss turns NaN, the run stops within ``every``
-    steps, epoch 3 is logged (NaN as null in JSON) but not saved, and last.safetensors still
-    holds epoch 2, finite."""
+    steps, epoch 3 is logged (NaN as null in JSON) but not saved, last.safetensors still holds
+    epoch 2, finite, and EarlyStopping puts epoch 2's weights back into the model."""
     model, optimizer, train, _ = setup(validation=False)
     schedule = lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0 if epoch < 2 else 1e7)
     saver = gd.train.ModelCheckpoint(tmp_path / "checkpoints", monitor="loss")
     stopper = gd.train.TerminateOnNaN(every=2)
+    best = gd.train.EarlyStopping(monitor="loss", patience=5, restore_best_weights=True)
     watch = Watch(tmp_path / "checkpoints")
     csv_log, json_log = gd.train.CSVLogger(tmp_path / "log.csv"), gd.train.JSONLinesLogger(tmp_path / "log.jsonl")
     with np.errstate(over="ignore", invalid="ignore"), pytest.warns(
             RuntimeWarning, match="ModelCheckpoint: epoch 3 not saved: its loss or weights are not finite"):
         history = gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=6, scheduler=schedule, verbose=0,
-                               callbacks=[saver, stopper, watch, csv_log, json_log])
+                               callbacks=[saver, stopper, best, watch, csv_log, json_log])
     assert history["epoch"] == [1, 2, 3] and math.isnan(history["loss"][2])
     assert stopper.stopped_step % 2 == 0 and 16 < stopper.stopped_step <= 24
     assert history.stop_reason == f"TerminateOnNaN: the loss is nan at step {stopper.stopped_step}"
@@ -289,7 +290,8 @@ def test_a_diverging_run_stops_and_keeps_its_last_good_checkpoint(tmp_path):
     assert saver.skipped == [3] and watch.last == [1, 2, 2] and watch.best == [1, 2, 2]
     checkpoint = gd.train.load(saver.last_path)
     assert checkpoint.epoch == 2 and all(np.isfinite(v).all() for v in checkpoint.model_state.values())
-    assert not all(np.isfinite(v).all() for v in weights(model).values())
+    assert best.best_epoch == 2  # and the model is back at epoch 2's weights, those of the checkpoint
+    assert_all_equal(weights(model), checkpoint.model_state)
     rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2, 3] and rows[2]["loss"] is None
     assert rows[1] == history.rows[1]

@@ -94,7 +94,8 @@ def fit(model, loss: Loss, optimizer, train_loader, epochs: int, val_loader=None
             ``metric(scores, y)`` returning the batch's mean; logged under their names.
         callbacks: Callback objects (EarlyStopping, ModelCheckpoint, TerminateOnNaN, ...).
         scheduler: a learning-rate schedule stepped once per epoch; ReduceLROnPlateau gets
-            the validation loss (the training loss without ``val_loader``).
+            the validation loss (the training loss without ``val_loader``). A schedule counted
+            in steps goes in ``callbacks`` as ``LearningRateScheduler(s, interval="step")``.
         verbose: 0 silent; 1 a tqdm bar per epoch with loss and metrics when standard error is
             a terminal; 2 also one printed line per epoch.
         initial_epoch: epochs already trained (when resuming from a checkpoint).
