@@ -409,7 +409,7 @@ def resolve_dtype(xp: Any, dtype: Any):
 
 
 def _accumulate_leaf(leaf: Tensor, grad: Array) -> None:
-    if tuple(grad.shape) != leaf.shape:  # a primitive's backward broke its contract
+    if grad.shape != leaf.data.shape:  # a primitive's backward broke its contract
         raise RuntimeError(f"gradient of shape {tuple(grad.shape)} for a leaf of shape {leaf.shape}")
     if leaf.grad is None:
         leaf.grad = Tensor(grad)

@@ -663,7 +663,7 @@ def matmul(a, b) -> Tensor:
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.mT + bias, fused: x (..., in), weight (out, in), bias (out,) -> (..., out)."""
-    if x.shape[-1] != weight.shape[-1]:
+    if x.data.shape[-1] != weight.data.shape[-1]:
         raise ValueError(
             f"linear: input has {x.shape[-1]} features (shape {x.shape}); expected "
             f"{weight.shape[-1]} (weight shape {weight.shape})"

@@ -237,7 +237,7 @@ class DataLoader:
         # the resident dataset is the caller's own array)
         inputs = xp.astype(inputs, xp.float32)
         if self.scale is not None:
-            inputs = inputs * self.scale
+            inputs *= self.scale  # in place: inputs is the new array astype made
         if targets is not None:
             targets = xp.astype(targets, targets.dtype)
         return Tensor(inputs), None if targets is None else Tensor(targets)
