@@ -20,6 +20,7 @@ from .autograd import DeviceMismatchError, Tensor, enable_grad, is_grad_enabled,
 from .backends import BackendUnavailableError
 from .gradcheck import GradcheckError, gradcheck
 from .ops import chunk, concat, erf, exp, log, matmul, maximum, sqrt, stack, take, unbind, where
+from .train import load, load_into, save
 
 __version__ = "0.1.0"
 
@@ -28,7 +29,8 @@ datasets = data.datasets  # gd.datasets.fashion_mnist(), as DESIGN.md spells it
 __all__ = [
     "BackendUnavailableError", "DeviceMismatchError", "GradcheckError", "Tensor",
     "available_backends", "chunk", "concat", "data", "datasets", "default_float", "device_rng",
-    "enable_grad", "erf", "exp", "get_backend", "gradcheck", "is_grad_enabled", "log", "manual_seed",
-    "matmul", "maximum", "nn", "no_grad", "ones", "ops", "optim", "rand", "randn", "set_backend",
+    "enable_grad", "erf", "exp", "get_backend", "gradcheck", "is_grad_enabled", "load", "load_into", "log",
+    "manual_seed",
+    "matmul", "maximum", "nn", "no_grad", "ones", "ops", "optim", "rand", "randn", "save", "set_backend",
     "sqrt", "stack", "take", "tensor", "train", "unbind", "use_backend", "where", "zeros",
 ]
