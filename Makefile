@@ -30,7 +30,8 @@ test: setup
 	$(PY) -m pytest -q
 
 demo: setup
-	$(VENV)/bin/gdnet train --dataset fashion-mnist --hidden 100 --epochs 10 --backend auto
+	$(VENV)/bin/gdnet train --dataset fashion-mnist --hidden 100 --epochs 10 --backend auto \
+		--checkpoint-dir runs/demo --plot runs/demo/curves.png
 
 bench: setup
 	$(PY) benchmarks/mlp.py

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Any, Sequence
 
-from . import __version__
+from . import __version__, train
 from ._backend import available_backends, get_backend, manual_seed, use_backend
 from .nn.init import SCHEMES
 from .nn.layers import Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
-from .train import evaluate, train_epoch
+from .train import evaluate
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}
 DATASETS = ("fashion-mnist", "mnist")
@@ -52,14 +51,40 @@ def make_optimizer(args: argparse.Namespace, params):
     return classes[args.optimizer](params, **settings)
 
 
-def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
-    """Train an MLP as ``gdnet train`` describes; print one line per epoch; return the figures."""
-    from . import data, optim
+def _load_datasets(args: argparse.Namespace):
+    from . import data
 
+    loader_name = "fashion_mnist" if args.dataset == "fashion-mnist" else "mnist"
+    return getattr(data.datasets, loader_name)(root=args.data_root)
+
+
+class _EpochPrinter(train.Callback):
+    """One line per epoch (loss, training and test accuracy, seconds), kept as a list too."""
+
+    def __init__(self, epochs: int, out):
+        self.epochs, self.out, self.rows = epochs, out, []
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        row = dict(epoch=epoch, loss=logs["loss"], train_accuracy=logs["accuracy"], test_loss=logs["val_loss"],
+                   test_accuracy=logs["val_accuracy"], seconds=logs["seconds"])
+        self.rows.append(row)
+        print(f"epoch {epoch:>3}/{self.epochs}  loss {row['loss']:.4f}  train acc {row['train_accuracy']:.2%}  "
+              f"test acc {row['test_accuracy']:.2%}  {row['seconds']:.1f} s", file=self.out, flush=True)
+
+
+def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
+    """Train an MLP as ``gdnet train`` describes (with ``gd.train.fit``); print one line per epoch;
+    checkpoint, resume and plot when asked; return the figures."""
+    from pathlib import Path
+
+    from . import data, optim
+    from .nn import functional as F
+
+    if args.resume and not args.checkpoint_dir:
+        raise ValueError("--resume needs --checkpoint-dir (the folder whose last.safetensors to continue from)")
     with use_backend(args.backend, args.device) as backend:
         manual_seed(args.seed)
-        loader_name = "fashion_mnist" if args.dataset == "fashion-mnist" else "mnist"
-        train_set, test_set = getattr(data.datasets, loader_name)(root=args.data_root)
+        train_set, test_set = _load_datasets(args)
         if args.train_subset:
             n = args.train_subset
             train_set = data.ArrayDataset(train_set.inputs[:n], train_set.targets[:n], classes=train_set.classes)
@@ -73,24 +98,49 @@ def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
         print(f"gdnet {__version__}: {args.dataset}, MLP 784-{'-'.join(map(str, args.hidden))}-10 "
               f"({args.activation}, init {args.init}), {args.optimizer} lr {args.lr} ({args.schedule}), "
               f"batch {args.batch_size}, {backend.describe()}, seed {args.seed}", file=out)
-        progress = not args.quiet and sys.stderr.isatty()
-        history = []
-        for epoch in range(1, args.epochs + 1):
-            start = time.perf_counter()
-            train_loss, train_acc = train_epoch(model, train_loader, optimizer, progress=progress,
-                                                    description=f"epoch {epoch}")
-            if schedule is not None:
-                schedule.step()
-            backend.synchronize()
-            seconds = time.perf_counter() - start
-            test_loss, test_acc = evaluate(model, test_loader)
-            history.append(dict(epoch=epoch, loss=train_loss, train_accuracy=train_acc,
-                                test_loss=test_loss, test_accuracy=test_acc, seconds=seconds))
-            print(f"epoch {epoch:>3}/{args.epochs}  loss {train_loss:.4f}  train acc {train_acc:.2%}  "
-                  f"test acc {test_acc:.2%}  {seconds:.1f} s", file=out, flush=True)
-        final = history[-1]["test_accuracy"] if history else float("nan")
+        printer = _EpochPrinter(args.epochs, out)
+        callbacks: list[Any] = [printer]
+        initial_epoch = 0
+        if args.checkpoint_dir:
+            spec = dict(dataset=args.dataset, hidden=list(args.hidden), activation=args.activation, init=args.init)
+            callbacks.append(train.ModelCheckpoint(args.checkpoint_dir, monitor="val_accuracy", extra={"mlp": spec}))
+            if args.resume:
+                last = Path(args.checkpoint_dir) / "last.safetensors"
+                if not last.exists():
+                    raise FileNotFoundError(f"--resume: no checkpoint at {last}; train once with --checkpoint-dir")
+                initial_epoch = train.load_into(last, model, optimizer, schedule, train_loader).epoch or 0
+                print(f"resumed from {last} after epoch {initial_epoch}", file=out)
+        history = train.fit(model, F.cross_entropy, optimizer, train_loader, args.epochs, val_loader=test_loader,
+                            callbacks=callbacks, scheduler=schedule, verbose=0 if args.quiet else 1,
+                            initial_epoch=initial_epoch)
+        if args.plot:
+            history.plot(args.plot)
+            print(f"curves: {args.plot}", file=out)
+        rows = printer.rows
+        final = rows[-1]["test_accuracy"] if rows else float("nan")
         print(f"test accuracy: {final:.2%}", file=out)
-        return {"history": history, "test_accuracy": final, "model": model}
+        return {"history": rows, "test_accuracy": final, "model": model}
+
+
+def run_evaluation(args: argparse.Namespace, out=sys.stdout) -> tuple[float, float]:
+    """``gdnet eval CHECKPOINT``: rebuild the MLP a ``gdnet train`` checkpoint describes, load its
+    weights, and print its test loss and accuracy."""
+    from . import data
+
+    checkpoint = train.load(args.checkpoint)
+    spec = checkpoint.extra.get("mlp")
+    if not isinstance(spec, dict):
+        raise ValueError(f"{args.checkpoint} was not written by `gdnet train --checkpoint-dir` "
+                         "(its metadata has no 'mlp' description of the model)")
+    with use_backend(args.backend, args.device):
+        model = build_mlp(28 * 28, spec["hidden"], 10, spec["activation"], spec["init"])
+        model.load_state_dict(checkpoint.model_state)
+        args.dataset = args.dataset or spec["dataset"]
+        _, test_set = _load_datasets(args)
+        loss, accuracy = evaluate(model, data.DataLoader(test_set, batch_size=1000))
+    print(f"{args.checkpoint}: epoch {checkpoint.epoch}, {args.dataset} test loss {loss:.4f}, "
+          f"test accuracy {accuracy:.2%}", file=out)
+    return loss, accuracy
 
 
 def _positive_int(text: str) -> int:
@@ -106,28 +156,41 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gdnet {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train an MLP classifier and print test accuracy")
-    train.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
-    train.add_argument("--data-root", default=None,
+    train_command = commands.add_parser("train", help="train an MLP classifier and print test accuracy")
+    train_command.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
+    train_command.add_argument("--data-root", default=None,
                        help="folder with the IDX files (default: GDNET_DATA, the user cache, /usr/share/datasets)")
-    train.add_argument("--hidden", type=_positive_int, nargs="+", default=[100],
+    train_command.add_argument("--hidden", type=_positive_int, nargs="+", default=[100],
                        help="hidden layer sizes, e.g. --hidden 256 128")
-    train.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
-    train.add_argument("--init", choices=["default", *SCHEMES], default="he")
-    train.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
-    train.add_argument("--lr", type=float, default=0.05)
-    train.add_argument("--momentum", type=float, default=None, help="SGD's (default 0.9) or RMSprop's (default 0)")
-    train.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+    train_command.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
+    train_command.add_argument("--init", choices=["default", *SCHEMES], default="he")
+    train_command.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
+    train_command.add_argument("--lr", type=float, default=0.05)
+    train_command.add_argument("--momentum", type=float, default=None,
+                               help="SGD's (default 0.9) or RMSprop's (default 0)")
+    train_command.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
                        help="learning rate per epoch: constant, or cosine annealing to 0 over the epochs")
-    train.add_argument("--nesterov", action="store_true")
-    train.add_argument("--weight-decay", type=float, default=0.0)
-    train.add_argument("--batch-size", type=_positive_int, default=128)
-    train.add_argument("--epochs", type=_positive_int, default=10)
-    train.add_argument("--backend", default="auto", help="auto, numpy, cupy or array_api_strict")
-    train.add_argument("--device", default=None, help="device of the backend (cuda:1, device1, ...)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--train-subset", type=_positive_int, default=None, help="train on the first N examples only")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train_command.add_argument("--nesterov", action="store_true")
+    train_command.add_argument("--weight-decay", type=float, default=0.0)
+    train_command.add_argument("--batch-size", type=_positive_int, default=128)
+    train_command.add_argument("--epochs", type=_positive_int, default=10)
+    train_command.add_argument("--backend", default="auto", help="auto, numpy, cupy or array_api_strict")
+    train_command.add_argument("--device", default=None, help="device of the backend (cuda:1, device1, ...)")
+    train_command.add_argument("--seed", type=int, default=0)
+    train_command.add_argument("--train-subset", type=_positive_int, default=None,
+                               help="train on the first N examples only")
+    train_command.add_argument("--quiet", action="store_true", help="no progress bar")
+    train_command.add_argument("--checkpoint-dir", default=None,
+                       help="write last.safetensors every epoch and best.safetensors (test accuracy) here")
+    train_command.add_argument("--resume", action="store_true", help="continue from CHECKPOINT_DIR/last.safetensors")
+    train_command.add_argument("--plot", default=None, metavar="PNG", help="draw loss and accuracy curves to this file")
+
+    evaluation = commands.add_parser("eval", help="test loss and accuracy of a `gdnet train` checkpoint")
+    evaluation.add_argument("checkpoint")
+    evaluation.add_argument("--dataset", choices=DATASETS, default=None, help="default: the one it was trained on")
+    evaluation.add_argument("--data-root", default=None)
+    evaluation.add_argument("--backend", default="auto")
+    evaluation.add_argument("--device", default=None)
 
     commands.add_parser("info", help="backends that answer here, their devices and versions")
     return parser
@@ -169,6 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             run_training(args)
+        elif args.command == "eval":
+            run_evaluation(args)
         elif args.command == "info":
             info()
     except (ValueError, OSError, RuntimeError) as exc:

@@ -113,3 +113,39 @@ def test_command_trains_with_another_optimizer_and_a_cosine_schedule(optimizer):
                     "--lr", "1e-3", "--schedule", "cosine")
     assert result["history"][1]["loss"] < result["history"][0]["loss"]
     assert result["test_accuracy"] > 0.6
+
+
+def test_command_checkpoints_resumes_plots_and_evaluates(tmp_path):
+    _fashion_mnist_or_skip()
+    pytest.importorskip("matplotlib")
+    folder, curves = tmp_path / "run", tmp_path / "curves.png"
+    common = ("train", "--backend", "numpy", "--train-subset", "1000", "--quiet", "--checkpoint-dir", str(folder))
+    first = _gdnet(*common, "--epochs", "1", "--plot", str(curves))
+    assert first.returncode == 0, first.stderr
+    assert (folder / "last.safetensors").exists() and (folder / "best.safetensors").exists()
+    assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    resumed = _gdnet(*common, "--epochs", "2", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from" in resumed.stdout and "after epoch 1" in resumed.stdout
+    assert sum(line.startswith("epoch") for line in resumed.stdout.splitlines()) == 1  # only epoch 2 ran
+    evaluated = _gdnet("eval", str(folder / "last.safetensors"), "--backend", "numpy")
+    assert evaluated.returncode == 0, evaluated.stderr
+    final = resumed.stdout.splitlines()[-1].split()[-1]  # "test accuracy: 71.23%"
+    assert f"test accuracy {final}" in evaluated.stdout
+
+
+def test_resume_without_a_checkpoint_folder_is_a_usage_error(tmp_path):
+    done = _gdnet("train", "--backend", "numpy", "--resume")
+    assert done.returncode == 2
+    assert "--resume needs --checkpoint-dir" in done.stderr
+    done = _gdnet("train", "--backend", "numpy", "--train-subset", "10", "--resume", "--checkpoint-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert "no checkpoint at" in done.stderr
+
+
+def test_eval_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
+    bogus = tmp_path / "model.safetensors"
+    bogus.write_bytes(b"not a checkpoint at all")
+    done = _gdnet("eval", str(bogus), "--backend", "numpy")
+    assert done.returncode == 2
+    assert str(bogus) in done.stderr
