@@ -193,6 +193,18 @@ def make_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--device", default=None)
 
     commands.add_parser("info", help="backends that answer here, their devices and versions")
+
+    from .experiments import NAMES as EXPERIMENT_NAMES
+
+    experiments = commands.add_parser(
+        "experiments", help="measure the textbook tables of gradient descent on Fashion-MNIST (markdown + PNG)")
+    experiments.add_argument("name", choices=[*EXPERIMENT_NAMES, "all"], metavar="NAME",
+                             help=f"one of: {', '.join(EXPERIMENT_NAMES)}, all")
+    experiments.add_argument("--quick", action="store_true", help="the small sizes CI runs (seconds, not minutes)")
+    experiments.add_argument("--out", default="experiments", help="folder for NAME.md and NAME.png")
+    experiments.add_argument("--backend", default="auto", help="auto, numpy, cupy or array_api_strict")
+    experiments.add_argument("--seed", type=int, default=0)
+    experiments.add_argument("--data-root", default=None)
     return parser
 
 
@@ -236,6 +248,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_evaluation(args)
         elif args.command == "info":
             info()
+        elif args.command == "experiments":
+            from .experiments import run_experiments
+
+            for written in run_experiments(args.name, args.out, args.quick, args.backend, args.seed, args.data_root,
+                                           log=sys.stdout):
+                print(f"wrote {written['markdown']}" + (f" and {written['plot']}" if written["plot"] else ""))
     except (ValueError, OSError, RuntimeError) as exc:
         # bad names, missing data, unusable backends: a message, not a traceback
         parser.exit(2, f"gdnet {args.command}: error: {exc}\n")

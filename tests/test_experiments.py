@@ -1,0 +1,90 @@
+"""`gdnet experiments`: every experiment's --quick size on the real Fashion-MNIST."""
+
+from __future__ import annotations
+
+import io
+import math
+import subprocess
+import sys
+
+import pytest
+from test_training import _fashion_mnist_or_skip
+
+from gdnet import cli, experiments
+
+# the rows each table must have, in order
+ROWS = {
+    "activations": ["sigmoid", "tanh", "ReLU"],
+    "learning-rate": ["0.1", "0.01", "0.001"],
+    "batch-size": ["1 (stochastic)", "10", "100", "full batch"],
+    "generalisation": ["1", "2"],
+    "init": ["normal (std 0.01)", "Xavier/Glorot", "He"],
+    "depth": ["1 hidden layer", "2 hidden layers", "3 hidden layers"],
+    "regularisation": ["none", "L1 (1e-5)", "L2 (1e-4)", "dropout (0.2)"],
+    "scaling": ["1,000", "10,000", "100,000"],
+}
+
+
+def _table(text: str) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of the first markdown table in ``text``."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    assert set(cells[1]) == {"---"}, lines[1]
+    return cells[0], cells[2:]
+
+
+def test_every_experiment_has_expected_rows():
+    assert set(ROWS) == set(experiments.NAMES)
+
+
+@pytest.mark.parametrize("name", experiments.NAMES)
+def test_quick_experiment_writes_a_table_and_a_plot(name, tmp_path):
+    pytest.importorskip("matplotlib")
+    _fashion_mnist_or_skip()
+    args = cli.make_parser().parse_args(["experiments", name, "--quick", "--out", str(tmp_path / "out"),
+                                         "--backend", "numpy", "--seed", "0"])
+    result = experiments.run_experiments(args.name, args.out, args.quick, args.backend, args.seed,
+                                         log=io.StringIO())[0]
+    text = result["markdown"].read_text()
+    assert result["markdown"] == tmp_path / "out" / f"{name}.md"
+    header, rows = _table(text)
+    assert [row[0] for row in rows] == ROWS[name]
+    assert all(len(row) == len(header) for row in rows)
+    for needle in ("numpy on cpu", "seed 0", "gdnet ", "numpy ", "UTC", f"gdnet experiments {name} --quick"):
+        assert needle in text, needle
+    assert result["plot"] == tmp_path / "out" / f"{name}.png"
+    assert result["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    runs = result["runs"]
+    assert len(runs) == len(experiments.EXPERIMENTS[name].variants)
+    for run in runs:
+        for row in run.history:
+            assert math.isfinite(row["loss"]) and math.isfinite(row["val_loss"]), (run.label, row)
+            assert 0.0 <= row["val_accuracy"] <= 1.0
+    # the best variant learns: well above chance (10 classes)
+    assert max(run.history["val_accuracy"][-1] for run in runs) > 0.5
+
+
+def test_quick_sizes_match_the_spec():
+    batch = {run_label: settings for run_label, settings in experiments.EXPERIMENTS["batch-size"].variants.items()}
+    assert batch["full batch"]["batch_size"] is None
+    assert experiments.EXPERIMENTS["batch-size"].quick.overrides["1 (stochastic)"]["train_examples"] <= 500
+    scaling = experiments.EXPERIMENTS["scaling"]
+    assert [o["repeat_to"] for o in scaling.quick.overrides.values()] == [1000, 10000, 100000]
+    assert [o["repeat_to"] for o in scaling.full.overrides.values()] == [10000, 100000, 1000000]
+
+
+def test_dropout_variant_puts_dropout_after_each_hidden_activation():
+    settings = {**experiments.BASE, "hidden": (8, 8), "dropout": 0.2}
+    kinds = [type(layer).__name__ for layer in experiments.build_model(settings)]
+    assert kinds == ["Flatten", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear"]
+
+
+def test_unknown_experiment_is_a_usage_error_listing_the_names():
+    result = subprocess.run([sys.executable, "-m", "gdnet.cli", "experiments", "nope"], capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 2
+    for name in (*experiments.NAMES, "all"):
+        assert name in result.stderr
+    with pytest.raises(ValueError, match="activations"):
+        experiments.run_experiment("nope")
