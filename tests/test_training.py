@@ -149,3 +149,32 @@ def test_eval_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
     done = _gdnet("eval", str(bogus), "--backend", "numpy")
     assert done.returncode == 2
     assert str(bogus) in done.stderr
+
+
+@pytest.mark.slow
+def test_small_cnn_beats_the_same_budget_mlp_on_10000_images():
+    """One epoch on 10,000 Fashion-MNIST images, the same optimizer and batches for both."""
+    _fashion_mnist_or_skip()
+    nn = gd.nn
+    with gd.use_backend("numpy"):
+        train, test = gd.datasets.fashion_mnist()
+        subset = gd.data.ArrayDataset(train.inputs[:10000], train.targets[:10000], classes=train.classes)
+        test_loader = gd.data.DataLoader(test, batch_size=1000)
+
+        def accuracy_after_one_epoch(make_model) -> float:
+            gd.manual_seed(0)
+            model = make_model()
+            optimizer = gd.optim.Adam(model.parameters(), lr=2e-3)
+            gd.train.train_epoch(model, gd.data.DataLoader(subset, batch_size=64, shuffle=True, seed=0), optimizer)
+            return gd.train.evaluate(model, test_loader)[1]
+
+        cnn = accuracy_after_one_epoch(lambda: nn.Sequential(
+            nn.Unflatten(1, (1, 28)),
+            nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(32 * 7 * 7, 10),
+        ))
+        mlp = accuracy_after_one_epoch(lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 100), nn.ReLU(),
+                                                             nn.Linear(100, 10)))
+    assert mlp > 0.7  # both learned something
+    assert cnn > mlp, (cnn, mlp)
