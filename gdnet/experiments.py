@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 from . import __version__, data, optim, train
 from ._backend import manual_seed, use_backend
+from .autograd import namespace_of
 from .backends import host
 from .nn import Dropout, l1_penalty, l2_penalty
 from .nn import functional as F
@@ -211,7 +212,7 @@ class _StepLosses(train.Callback):
     def values(self) -> list[float]:
         if not self.arrays:
             return []
-        xp = self.arrays[0].__array_namespace__()
+        xp = namespace_of(self.arrays[0])
         return [float(v) for v in host.to_list(xp.stack([xp.reshape(a, ()) for a in self.arrays]))]
 
 
@@ -324,6 +325,8 @@ def _plot(experiment: Experiment, runs: Sequence[Run], path: Path) -> None:
         for label, (xs, ys) in curves.items():
             axes.plot(xs, ys, marker="o", label=label)
         axes.set(title=title, xlabel=xlabel, ylabel=ylabel)
+        if xlabel == "epoch":
+            axes.xaxis.get_major_locator().set_params(integer=True)  # no epoch 1.5
         axes.grid(alpha=0.3)
         axes.legend()
     figure.suptitle(experiment.title)
