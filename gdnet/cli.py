@@ -12,8 +12,12 @@ from typing import Any, Sequence
 
 from . import __version__, train
 from ._backend import available_backends, get_backend, manual_seed, use_backend
+from .nn.conv import Conv2d, MaxPool2d
+from .nn.dropout import Dropout
 from .nn.init import SCHEMES
-from .nn.layers import Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh
+from .nn.layers import Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh, Unflatten
+from .nn.normalization import BatchNorm2d
+from .nn.regularization import l1_penalty, l2_penalty
 from .train import evaluate
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}
@@ -21,15 +25,42 @@ DATASETS = ("fashion-mnist", "mnist")
 
 
 def build_mlp(in_features: int, hidden: Sequence[int], classes: int, activation: str = "relu",
-              init: str = "default") -> Sequential:
-    """Flatten, then Linear + activation per hidden size, then a Linear to ``classes`` scores."""
-    layers: list[Any] = [Flatten()]
+              init: str = "default", dropout: float = 0.0, conv: Sequence[int] = (), side: int = 28) -> Sequential:
+    """The model ``gdnet train`` describes, for (N, side, side) images.
+
+    With ``conv`` channel counts, first one block per count: 3x3 Conv2d (padding 1), BatchNorm2d,
+    the activation and a 2x2 max-pool. Then Flatten, Linear + activation (+ Dropout when
+    ``dropout``) per hidden size, and a Linear to ``classes`` scores.
+    """
+    layers: list[Any] = []
+    if conv:
+        layers.append(Unflatten(1, (1, side)))  # one input channel
+        channels = 1
+        for count in conv:
+            layers += [Conv2d(channels, count, 3, padding=1, init=init), BatchNorm2d(count),
+                       ACTIVATIONS[activation](), MaxPool2d(2)]
+            channels, side = count, side // 2
+        in_features = channels * side * side
+    layers.append(Flatten())
     width = in_features
     for size in hidden:
         layers += [Linear(width, size, init=init), ACTIVATIONS[activation]()]
+        if dropout:
+            layers.append(Dropout(dropout))
         width = size
     layers.append(Linear(width, classes, init=init))
     return Sequential(*layers)
+
+
+def model_spec(args: argparse.Namespace) -> dict[str, Any]:
+    """What a checkpoint needs to rebuild the model of a ``gdnet train`` run."""
+    return dict(dataset=args.dataset, hidden=list(args.hidden), activation=args.activation, init=args.init,
+                dropout=args.dropout, conv=list(args.conv))
+
+
+def build_from_spec(spec: dict[str, Any]) -> Sequential:
+    return build_mlp(28 * 28, spec["hidden"], 10, spec["activation"], spec["init"], spec.get("dropout", 0.0),
+                     spec.get("conv", ()))
 
 
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "nadam", "adamax", "radam")
@@ -90,27 +121,37 @@ def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
             train_set = data.ArrayDataset(train_set.inputs[:n], train_set.targets[:n], classes=train_set.classes)
         train_loader = data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed)
         test_loader = data.DataLoader(test_set, batch_size=1000)
-        model = build_mlp(28 * 28, args.hidden, 10, args.activation, args.init)
+        spec = model_spec(args)
+        model = build_from_spec(spec)
         optimizer = make_optimizer(args, model.parameters())
         schedule = None
         if args.schedule == "cosine":
             schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
-        print(f"gdnet {__version__}: {args.dataset}, MLP 784-{'-'.join(map(str, args.hidden))}-10 "
+        convs = "".join(f"conv{c}-" for c in args.conv)
+        print(f"gdnet {__version__}: {args.dataset}, {convs}MLP {'-'.join(map(str, args.hidden))}-10 "
               f"({args.activation}, init {args.init}), {args.optimizer} lr {args.lr} ({args.schedule}), "
               f"batch {args.batch_size}, {backend.describe()}, seed {args.seed}", file=out)
         printer = _EpochPrinter(args.epochs, out)
         callbacks: list[Any] = [printer]
         initial_epoch = 0
         if args.checkpoint_dir:
-            spec = dict(dataset=args.dataset, hidden=list(args.hidden), activation=args.activation, init=args.init)
-            callbacks.append(train.ModelCheckpoint(args.checkpoint_dir, monitor="val_accuracy", extra={"mlp": spec}))
+            callbacks.append(train.ModelCheckpoint(args.checkpoint_dir, monitor="val_accuracy",
+                                                   extra={"network": spec}))
             if args.resume:
                 last = Path(args.checkpoint_dir) / "last.safetensors"
                 if not last.exists():
                     raise FileNotFoundError(f"--resume: no checkpoint at {last}; train once with --checkpoint-dir")
                 initial_epoch = train.load_into(last, model, optimizer, schedule, train_loader).epoch or 0
                 print(f"resumed from {last} after epoch {initial_epoch}", file=out)
-        history = train.fit(model, F.cross_entropy, optimizer, train_loader, args.epochs, val_loader=test_loader,
+        def loss(scores, labels):
+            value = F.cross_entropy(scores, labels)
+            if args.l1:
+                value = value + args.l1 * l1_penalty(model)
+            if args.l2:
+                value = value + args.l2 * l2_penalty(model)
+            return value
+
+        history = train.fit(model, loss, optimizer, train_loader, args.epochs, val_loader=test_loader,
                             callbacks=callbacks, scheduler=schedule, verbose=0 if args.quiet else 1,
                             initial_epoch=initial_epoch)
         if args.plot:
@@ -128,12 +169,12 @@ def run_evaluation(args: argparse.Namespace, out=sys.stdout) -> tuple[float, flo
     from . import data
 
     checkpoint = train.load(args.checkpoint)
-    spec = checkpoint.extra.get("mlp")
+    spec = checkpoint.extra.get("network")
     if not isinstance(spec, dict):
         raise ValueError(f"{args.checkpoint} was not written by `gdnet train --checkpoint-dir` "
-                         "(its metadata has no 'mlp' description of the model)")
+                         "(its metadata has no 'network' description)")
     with use_backend(args.backend, args.device):
-        model = build_mlp(28 * 28, spec["hidden"], 10, spec["activation"], spec["init"])
+        model = build_from_spec(spec)
         model.load_state_dict(checkpoint.model_state)
         args.dataset = args.dataset or spec["dataset"]
         _, test_set = _load_datasets(args)
@@ -141,6 +182,13 @@ def run_evaluation(args: argparse.Namespace, out=sys.stdout) -> tuple[float, flo
     print(f"{args.checkpoint}: epoch {checkpoint.epoch}, {args.dataset} test loss {loss:.4f}, "
           f"test accuracy {accuracy:.2%}", file=out)
     return loss, accuracy
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1); got {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -162,6 +210,11 @@ def make_parser() -> argparse.ArgumentParser:
                        help="folder with the IDX files (default: GDNET_DATA, the user cache, /usr/share/datasets)")
     train_command.add_argument("--hidden", type=_positive_int, nargs="+", default=[100],
                        help="hidden layer sizes, e.g. --hidden 256 128")
+    train_command.add_argument("--conv", type=_positive_int, nargs="*", default=[],
+                               help="channels of conv blocks before the dense layers (a CNN), e.g. --conv 32 64")
+    train_command.add_argument("--dropout", type=_probability, default=0.0, help="dropout after each hidden layer")
+    train_command.add_argument("--l1", type=float, default=0.0, help="L1 penalty coefficient on the weights")
+    train_command.add_argument("--l2", type=float, default=0.0, help="L2 penalty coefficient on the weights")
     train_command.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     train_command.add_argument("--init", choices=["default", *SCHEMES], default="he")
     train_command.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")

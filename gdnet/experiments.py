@@ -24,8 +24,8 @@ from . import __version__, data, optim, train
 from ._backend import manual_seed, use_backend
 from .autograd import namespace_of
 from .backends import host
-from .nn import Dropout, l1_penalty, l2_penalty
 from .nn import functional as F
+from .nn import l1_penalty, l2_penalty
 from .nn.layers import Sequential
 
 # the settings every run starts from; a variant changes some of them
@@ -220,17 +220,8 @@ def build_model(settings: dict[str, Any]) -> Sequential:
     """The MLP ``gdnet train`` builds, with Dropout after each hidden activation when asked."""
     from .cli import build_mlp
 
-    model = build_mlp(28 * 28, settings["hidden"], 10, settings["activation"], settings["init"])
-    if not settings["dropout"]:
-        return model
-    layers = list(model)
-    hidden_activations = {i for i in range(2, len(layers) - 1, 2)}
-    with_dropout = []
-    for i, layer in enumerate(layers):
-        with_dropout.append(layer)
-        if i in hidden_activations:
-            with_dropout.append(Dropout(settings["dropout"]))
-    return Sequential(*with_dropout)
+    return build_mlp(28 * 28, settings["hidden"], 10, settings["activation"], settings["init"],
+                     settings["dropout"] or 0.0)
 
 
 def _loss_for(model, settings: dict[str, Any]):

@@ -86,6 +86,8 @@ def test_command_prints_a_line_per_epoch_and_the_test_accuracy():
             marks=pytest.mark.skipif(gd.backends.backend_class("cupy").is_available(), reason="cupy works here"),
         ),
         (["fly"], "invalid choice"),
+        (["train", "--dropout", "1.5"], "expected a probability in [0, 1)"),
+        (["train", "--conv", "0"], "expected a positive integer"),
     ],
 )
 def test_bad_flags_are_usage_errors(argv, expected):
@@ -178,3 +180,20 @@ def test_small_cnn_beats_the_same_budget_mlp_on_10000_images():
                                                              nn.Linear(100, 10)))
     assert mlp > 0.7  # both learned something
     assert cnn > mlp, (cnn, mlp)
+
+
+def test_command_trains_a_cnn_with_dropout_and_penalties_and_evaluates_its_checkpoint(tmp_path):
+    _fashion_mnist_or_skip()
+    folder = tmp_path / "cnn"
+    done = _gdnet("train", "--backend", "numpy", "--train-subset", "500", "--epochs", "1", "--quiet", "--conv", "4",
+                  "--hidden", "16", "--dropout", "0.2", "--l1", "1e-5", "--l2", "1e-4", "--checkpoint-dir", str(folder))
+    assert done.returncode == 0, done.stderr
+    assert "conv4-" in done.stdout.splitlines()[0]
+    final = done.stdout.splitlines()[-1].split()[-1]
+    evaluated = _gdnet("eval", str(folder / "last.safetensors"), "--backend", "numpy")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert f"test accuracy {final}" in evaluated.stdout
+    model = cli.build_from_spec(dict(hidden=[16], activation="relu", init="he", dropout=0.2, conv=[4]))
+    kinds = [type(layer).__name__ for layer in model]
+    assert kinds == ["Unflatten", "Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "ReLU",
+                     "Dropout", "Linear"]
