@@ -88,3 +88,14 @@ def test_unknown_experiment_is_a_usage_error_listing_the_names():
         assert name in result.stderr
     with pytest.raises(ValueError, match="activations"):
         experiments.run_experiment("nope")
+
+
+def test_experiments_command_runs_in_a_subprocess(tmp_path):
+    _fashion_mnist_or_skip()
+    pytest.importorskip("matplotlib")
+    result = subprocess.run([sys.executable, "-m", "gdnet.cli", "experiments", "depth", "--quick", "--backend",
+                             "numpy", "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    header, rows = _table((tmp_path / "depth.md").read_text())
+    assert [row[0] for row in rows] == ROWS["depth"]
+    assert (tmp_path / "depth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
