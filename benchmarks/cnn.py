@@ -63,15 +63,8 @@ def subset(images, labels, n: int | None):
 # -- the rows (each runs in its own subprocess) -----------------------------------------------
 def gdnet_model(gd):
     nn = gd.nn
-
-    class ToImages(nn.Module):
-        """(B, 28, 28) batches -> (B, 1, 28, 28)."""
-
-        def forward(self, x):
-            return x.reshape(x.shape[0], 1, x.shape[1], x.shape[2])
-
     return nn.Sequential(
-        ToImages(),
+        nn.Unflatten(1, (1, 28)),  # the loader's (B, 28, 28) batches -> (B, 1, 28, 28)
         nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10),
