@@ -33,7 +33,18 @@ def backend_class(name: str) -> type[Backend]:
     return module.BACKEND
 
 
-__all__ = ["Backend", "BackendUnavailableError", "backend_class", "names"]
+__all__ = ["Backend", "BackendUnavailableError", "array_namespace", "backend_class", "names"]
+
+
+def array_namespace(array):
+    """The namespace gdnet computes with for ``array``: array-api-compat's, except that NumPy
+    arrays get the numpy backend's (the same functions, some bound more directly)."""
+    import array_api_compat
+
+    xp = array_api_compat.array_namespace(array)
+    if xp.__name__ == "array_api_compat.numpy":
+        return importlib.import_module(".numpy_backend", __name__).NAMESPACE
+    return xp
 
 
 def sync_is_free(array) -> bool:
@@ -52,7 +63,10 @@ def integer_range(array) -> tuple[int, int] | None:
     if module.startswith("cupy"):
         return None
     if module.startswith("numpy"):
-        return int(array.min()), int(array.max())
+        import numpy  # already loaded: the array is one of its
+
+        # the ufuncs' own reductions: no Python-level wrapper between them and the loop
+        return int(numpy.minimum.reduce(array, axis=None)), int(numpy.maximum.reduce(array, axis=None))
     import array_api_compat
 
     xp = array_api_compat.array_namespace(array)

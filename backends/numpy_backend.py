@@ -2,12 +2,94 @@
 
 from __future__ import annotations
 
+import types
+
 import array_api_compat.numpy as xp_numpy
 import numpy as np
 
-from ._base import Backend
+from ._base import Backend, register_fast_path
 
 FAST_PATHS: dict = {}
+
+# -- the namespace ----------------------------------------------------------------------------
+# array-api-compat's NumPy namespace, with the functions a training step calls most often bound
+# straight to NumPy's ufuncs and ndarray methods. NumPy's function-level spellings (np.sum,
+# np.reshape, np.take) and array-api-compat's wrappers are Python code that checks and forwards;
+# on MNIST-sized batches that costs more than the arithmetic. Each replacement gives the same
+# result as the function it replaces (tests/test_backend.py compares them), and hands anything
+# it does not cover (a device argument, a non-ndarray) to that function.
+_ndarray = np.ndarray
+_add_reduce = np.add.reduce
+
+
+def _on_cpu(device) -> bool:
+    return device is None or (isinstance(device, str) and device == "cpu")
+
+
+def _sum(x, /, *, axis=None, dtype=None, keepdims=False):
+    if type(x) is _ndarray:
+        return _add_reduce(x, axis=axis, dtype=dtype, keepdims=keepdims)  # what np.sum calls
+    return xp_numpy.sum(x, axis=axis, dtype=dtype, keepdims=keepdims)
+
+
+def _reshape(x, /, shape, *, copy=None):
+    if copy is None and type(x) is _ndarray:
+        return x.reshape(shape)
+    return xp_numpy.reshape(x, shape, copy=copy)
+
+
+def _take(x, indices, /, *, axis=None):
+    if type(x) is _ndarray:
+        return x.take(indices, axis=axis)
+    return xp_numpy.take(x, indices, axis=axis)
+
+
+def _astype(x, dtype, /, *, copy=True, device=None):
+    if device is None and type(x) is _ndarray:
+        return x.astype(dtype, copy=copy)
+    return xp_numpy.astype(x, dtype, copy=copy, device=device)
+
+
+def _ones(shape, *, dtype=None, device=None):
+    return np.ones(shape, dtype=dtype) if _on_cpu(device) else xp_numpy.ones(shape, dtype=dtype, device=device)
+
+
+def _zeros(shape, *, dtype=None, device=None):
+    return np.zeros(shape, dtype=dtype) if _on_cpu(device) else xp_numpy.zeros(shape, dtype=dtype, device=device)
+
+
+def _full(shape, fill_value, *, dtype=None, device=None):
+    if _on_cpu(device):
+        return np.full(shape, fill_value, dtype=dtype)
+    return xp_numpy.full(shape, fill_value, dtype=dtype, device=device)
+
+
+# name -> (replacement, what it replaces); the replaced functions stay reachable for the tests
+DIRECT = {
+    "sum": (_sum, xp_numpy.sum),
+    "reshape": (_reshape, xp_numpy.reshape),
+    "take": (_take, xp_numpy.take),
+    "astype": (_astype, xp_numpy.astype),
+    "matmul": (np.matmul, xp_numpy.matmul),  # array-api-compat's only forwards to np.matmul
+    "ones": (_ones, xp_numpy.ones),
+    "zeros": (_zeros, xp_numpy.zeros),
+    "full": (_full, xp_numpy.full),
+}
+
+
+def _namespace() -> types.ModuleType:
+    namespace = types.ModuleType(
+        "gdnet.backends.numpy_namespace", "array-api-compat's NumPy namespace with direct calls for hot functions"
+    )
+    for name, value in vars(xp_numpy).items():
+        if not name.startswith("__"):
+            setattr(namespace, name, value)
+    for name, (direct, _) in DIRECT.items():
+        setattr(namespace, name, direct)
+    return namespace
+
+
+NAMESPACE = _namespace()
 
 
 class NumpyBackend(Backend):
@@ -18,7 +100,7 @@ class NumpyBackend(Backend):
     def __init__(self, device: str | None = None):
         if device not in (None, "cpu"):
             raise ValueError(f"numpy backend has one device, 'cpu'; got {device!r}")
-        super().__init__(xp_numpy, "cpu")
+        super().__init__(NAMESPACE, "cpu")
 
     def asarray(self, obj, dtype=None):
         return np.asarray(obj, dtype=dtype)
@@ -27,37 +109,62 @@ class NumpyBackend(Backend):
         return np.asarray(array)
 
 
+_ROWS: dict[int, np.ndarray] = {}
+
+
+def _rows(n: int) -> np.ndarray:
+    """arange(n), made once per batch size (it only ever indexes, so sharing it is safe)."""
+    rows = _ROWS.get(n)
+    if rows is None:
+        rows = _ROWS[n] = np.arange(n)
+        rows.flags.writeable = False
+    return rows
+
+
 class _SoftmaxCrossEntropy:
     """Fused softmax cross-entropy against class indices, in place where NumPy allows: the
     same numbers as gdnet.ops.SoftmaxCrossEntropy's portable code (a test asserts it), in
-    fewer passes (integer-array assignment instead of a one-hot matrix in the backward)."""
+    fewer passes (integer-array assignment instead of a one-hot matrix in the backward). The
+    reductions call the ufuncs' own reduce: the ndarray methods add a Python-level wrapper."""
 
     @staticmethod
     def forward(logits: np.ndarray, labels: np.ndarray, reduction: str):
         """-> (loss, softmax probabilities); the caller owns the probabilities."""
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        rows = np.arange(logits.shape[0])
+        shifted = logits - np.maximum.reduce(logits, axis=1, keepdims=True)
+        rows = _rows(logits.shape[0])
         picked = shifted[rows, labels]
         probs = np.exp(shifted, out=shifted)
-        total = probs.sum(axis=1, keepdims=True)
+        total = np.add.reduce(probs, axis=1, keepdims=True)
         per_sample = np.log(total[:, 0])
         per_sample -= picked
         probs /= total
         if reduction == "none":
             return per_sample, probs
-        loss = per_sample.sum()
+        loss = np.add.reduce(per_sample)
         return (loss / float(logits.shape[0]) if reduction == "mean" else loss), probs
 
     @staticmethod
     def backward(probs: np.ndarray, labels: np.ndarray, grad: np.ndarray, reduction: str) -> np.ndarray:
         """d loss / d logits, computed in ``probs`` (consumed)."""
         n = probs.shape[0]
-        probs[np.arange(n), labels] -= 1.0
+        probs[_rows(n), labels] -= 1.0
         if reduction == "none":
             probs *= grad[:, None]
         else:
             probs *= grad / float(n) if reduction == "mean" else grad
         return probs
+
+
+@register_fast_path(FAST_PATHS, "sgd_momentum")
+def _sgd_momentum(param, grad, buffer, lr, momentum, dampening, decay, nesterov) -> None:
+    """In place: gdnet.optim.SGD's reference chain for the steps after the first, the same
+    operations in the same order (so the same bits), in one call instead of one per link."""
+    if decay != 0.0:
+        grad = grad + decay * param
+    buffer *= momentum
+    buffer += grad if dampening == 0.0 else (1.0 - dampening) * grad
+    update = grad + momentum * buffer if nesterov else buffer
+    param += update * -lr
 
 
 FAST_PATHS["softmax_cross_entropy"] = _SoftmaxCrossEntropy

@@ -2,21 +2,26 @@
 
 A Tensor wraps one array of the active backend. Calling a primitive (``ops.py``) on tensors
 runs its forward on the raw arrays and, when gradients are wanted, records the primitive as
-the output's creator. ``backward()`` sorts the recorded primitives topologically, walks them in
-reverse, hands each the gradient of its output and accumulates what comes back into its inputs;
-leaves (parameters) keep theirs in ``.grad``. Saved arrays are freed as the walk passes.
+the output's creator and numbers it in creation order. ``backward()`` walks the recorded
+primitives from the highest number down (a reverse topological order, as every input was made
+before the op that reads it; PyTorch's engine orders by the same sequence number), hands each the
+gradient of its output and accumulates what comes back into its inputs; leaves (parameters) keep
+theirs in ``.grad``. Saved arrays are freed as the walk passes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+from heapq import heappop, heappush
 from typing import Any, Iterator, Sequence
 
-import array_api_compat
+from .backends import array_namespace
 
 Array = Any  # an array-API array of any backend
 
 _grad_enabled = True
+_sequence = itertools.count()
 _NAMESPACES: dict[type, Any] = {}
 
 
@@ -25,7 +30,7 @@ def namespace_of(array: Array):
     kind = type(array)
     xp = _NAMESPACES.get(kind)
     if xp is None:
-        xp = _NAMESPACES[kind] = array_api_compat.array_namespace(array)
+        xp = _NAMESPACES[kind] = array_namespace(array)
     return xp
 
 
@@ -105,31 +110,34 @@ class Function:
     inputs: tuple | None = None
     needs_grad: list[bool] = []
     xp: Any = None
+    # creation order of recorded Functions: every input's creator has a smaller number, so
+    # the backward pass runs Functions from the highest number down (a topological order)
+    sequence: int = -1
 
     def __call__(self, *args: Any) -> "Tensor":
         # one pass over the arguments: this runs for every op, so it is kept lean
-        arrays, needs, first, mixed = [], [], None, False
+        arrays, needs, first = [], [], None
         for arg in args:
             if isinstance(arg, Tensor):
                 data = arg.data
                 if first is None:
                     first = data
                 elif type(data) is not type(first) or data.device != first.device:
-                    mixed = True  # maybe only a NumPy scalar beside an array: check properly
+                    # raises, unless it is only a NumPy scalar beside an array
+                    check_same_device([a.data for a in args if isinstance(a, Tensor)])
                 arrays.append(data)
                 needs.append(arg.requires_grad)
             else:
                 arrays.append(arg)
                 needs.append(False)
-        if mixed:
-            check_same_device([a.data for a in args if isinstance(a, Tensor)])
-        self.xp = namespace_of(first)
+        xp = self.xp = _NAMESPACES.get(type(first)) or namespace_of(first)
         self.needs_grad = needs
-        output = Tensor(self.forward(self.xp, *arrays))
+        output = Tensor(self.forward(xp, *arrays))
         if _grad_enabled and True in needs:
             output.requires_grad = True
             output._creator = self
             self.inputs = args
+            self.sequence = next(_sequence)
         return output
 
     def forward(self, xp: Any, *arrays: Array) -> Array:
@@ -140,8 +148,9 @@ class Function:
 
     def release(self) -> None:
         """Drop inputs and saved arrays once the backward pass has used them."""
+        sequence = self.sequence
         self.__dict__.clear()
-        self.inputs = None
+        self.inputs, self.sequence = None, sequence  # the number stays: it orders the walk
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
@@ -250,14 +259,14 @@ class Tensor:
                 "backward() on a tensor that does not require grad: no parameter or input with "
                 "requires_grad=True was used to compute it (or it was computed under no_grad())"
             )
-        xp = self.xp
+        data = self.data
         if grad is None:
             if self.size != 1:
                 raise RuntimeError(
                     f"backward() without a gradient needs a one-element output; got shape "
                     f"{self.shape}: pass grad= of that shape, or reduce first (e.g. .sum())"
                 )
-            seed = xp.ones(self.data.shape, dtype=self.dtype, device=self.device)
+            seed = namespace_of(data).ones(data.shape, dtype=data.dtype, device=data.device)
         else:
             seed = grad.data if isinstance(grad, Tensor) else grad
             if tuple(seed.shape) != self.shape:
@@ -418,45 +427,30 @@ def _accumulate_leaf(leaf: Tensor, grad: Array) -> None:
         leaf.grad = Tensor(leaf.grad.data + grad)
 
 
-def _topological_order(root: Function) -> list[Function]:
-    order: list[Function] = []
-    seen: set[int] = set()
-    stack: list[tuple[Function, bool]] = [(root, False)]
-    while stack:
-        fn, inputs_done = stack.pop()
-        if inputs_done:
-            order.append(fn)
-            continue
-        if id(fn) in seen:
-            continue
-        if fn.inputs is None:
+def _run_backward(root: Function, seed: Array) -> None:
+    """Hand ``seed`` to ``root`` and walk back: each Function runs once all the gradient for its
+    output has arrived, which is when every Function with a higher sequence number is done."""
+    pending: dict[Function, Array] = {root: seed}  # gradient summed so far for each output
+    queue = [(-root.sequence, root)]
+    while queue:
+        fn = heappop(queue)[1]
+        inputs = fn.inputs
+        if inputs is None:
             raise RuntimeError(
                 "backward() through a graph that was already freed by an earlier backward(); "
                 "run the forward pass again"
             )
-        seen.add(id(fn))
-        stack.append((fn, True))
-        for arg in fn.inputs:
-            if isinstance(arg, Tensor) and arg._creator is not None and id(arg._creator) not in seen:
-                stack.append((arg._creator, False))
-    order.reverse()  # outputs before the ops that feed them
-    return order
-
-
-def _run_backward(root: Function, seed: Array) -> None:
-    pending: dict[int, Array] = {id(root): seed}
-    for fn in _topological_order(root):
-        grad = pending.pop(id(fn), None)
-        if grad is not None:
-            for arg, arg_grad, wanted in zip(fn.inputs, fn.backward(grad), fn.needs_grad):
-                if not wanted or arg_grad is None:
-                    continue
-                creator = arg._creator
-                if creator is None:
-                    _accumulate_leaf(arg, arg_grad)
-                else:
-                    key = id(creator)
-                    pending[key] = pending[key] + arg_grad if key in pending else arg_grad
+        for arg, arg_grad, wanted in zip(inputs, fn.backward(pending.pop(fn)), fn.needs_grad):
+            if not wanted or arg_grad is None:
+                continue
+            creator = arg._creator
+            if creator is None:
+                _accumulate_leaf(arg, arg_grad)
+            elif creator in pending:
+                pending[creator] = pending[creator] + arg_grad
+            else:
+                pending[creator] = arg_grad
+                heappush(queue, (-creator.sequence, creator))
         fn.release()
 
 

@@ -11,7 +11,7 @@ import math
 from typing import Any, Sequence
 
 from ._backend import fast_path_for
-from .autograd import Array, Function, Tensor, check_same_device, dtype_is
+from .autograd import Array, Function, Tensor, check_same_device, dtype_is, is_grad_enabled
 
 Scalar = (int, float)
 
@@ -310,20 +310,20 @@ class Linear(Function):
 
     def forward(self, xp, x, weight, bias=None):
         self.x, self.weight = x, weight
-        y = xp.matmul(x, weight.mT)
+        y = x @ weight.mT  # the operator skips array-api-compat's wrapper: this runs every step
         if bias is not None:
             y += bias  # y is new, so adding in place saves an allocation
         return y
 
     def backward(self, g):
         xp, x, w = self.xp, self.x, self.weight
-        grad_x = xp.matmul(g, w) if self.needs_grad[0] else None
+        grad_x = g @ w if self.needs_grad[0] else None
         grad_w = grad_b = None
         if x.ndim > 2:  # fold batch dimensions into one
             x = xp.reshape(x, (-1, x.shape[-1]))
             g = xp.reshape(g, (-1, g.shape[-1]))
         if self.needs_grad[1]:
-            grad_w = xp.matmul(g.mT, x) if x.ndim == 2 else g[:, None] * x[None, :]
+            grad_w = g.mT @ x if x.ndim == 2 else g[:, None] * x[None, :]
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
             grad_b = xp.sum(g, axis=0) if g.ndim == 2 else g
         return grad_x, grad_w, grad_b
@@ -684,6 +684,9 @@ def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
 
 
 def reshape(a: Tensor, shape: Sequence[int]) -> Tensor:
+    if not (a.requires_grad and is_grad_enabled()):
+        # nothing to record (a batch of data on its way into the first layer): skip the op
+        return Tensor(a.xp.reshape(a.data, tuple(shape)))
     return Reshape(shape)(a)
 
 

@@ -36,6 +36,28 @@ def test_diamond_through_an_intermediate(backend, float_dtype):
     np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-6)
 
 
+def test_branches_of_different_lengths_meet_before_the_shared_op_runs(backend, float_dtype):
+    """The walk runs an op only once every branch that reads its output has handed back its
+    gradient, whatever order the branches were built in."""
+    x = make([0.5, -1.0], float_dtype, requires_grad=True)
+    h = x * 3.0
+    long_branch = ((h * 2.0).exp() * 0.5).tanh()  # built first, three ops deep
+    short_branch = h * h  # built last, one op
+    (long_branch + short_branch + h).sum().backward()
+    hx = 3.0 * np.array([0.5, -1.0])
+    d_long = (1.0 - np.tanh(0.5 * np.exp(2.0 * hx)) ** 2) * 0.5 * np.exp(2.0 * hx) * 2.0
+    expected = 3.0 * (d_long + 2.0 * hx + 1.0)
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-5)
+
+
+def test_backward_through_a_freed_part_of_a_new_graph_raises(backend, float_dtype):
+    x = make([1.0, 2.0], float_dtype, requires_grad=True)
+    h = x * x
+    h.sum().backward()  # frees the op that made h
+    with pytest.raises(RuntimeError, match="already freed"):
+        (h * 2.0).sum().backward()
+
+
 def test_intermediate_tensors_keep_no_grad(backend, float_dtype):
     x = make([1.0, 2.0], float_dtype, requires_grad=True)
     h = x * 2.0

@@ -294,3 +294,76 @@ def test_python_floats_keep_the_precision_asked_for(backend, float_dtype):
     expected = np.array([0.1, 1 / 3]).astype(float_dtype)
     np.testing.assert_array_equal(t.numpy(), expected)
     assert gd.tensor(0.1).dtype == backend.xp.float32
+
+
+# -- the numpy backend's namespace ---------------------------------------------------------------
+def _numpy_cases():
+    """(name, args, kwargs) calls covering each directly bound function's arguments."""
+    rng = np.random.default_rng(0)
+    floats = rng.normal(size=(3, 4, 5)).astype(np.float32)
+    ints = rng.integers(-5, 5, size=(4, 6)).astype(np.int8)
+    flags = ints > 0
+    cases = []
+    for array in (floats, ints, flags, np.float32(2.5)):
+        for axis in (None, 0, -1, (0, 1)):
+            if np.ndim(array) == 0 and axis is not None:
+                continue
+            for keepdims in (False, True):
+                cases.append(("sum", (array,), dict(axis=axis, keepdims=keepdims)))
+        cases.append(("sum", (array,), dict(dtype=np.float64)))
+        cases.append(("astype", (array, np.float64), {}))
+        cases.append(("astype", (array, np.float32), dict(copy=False)))
+        cases.append(("astype", (array, np.int64), dict(device="cpu")))
+    cases += [
+        ("reshape", (floats, (12, 5)), {}),
+        ("reshape", (floats, (-1,)), {}),
+        ("reshape", (floats, [3, 20]), dict(copy=True)),
+        ("reshape", (floats.mT, (3, 20)), {}),  # not contiguous: a copy
+        ("take", (floats, np.array([2, 0, 2])), dict(axis=0)),
+        ("take", (ints, np.array([5, 1])), dict(axis=1)),
+        ("take", (ints, np.array([0, 23])), {}),
+        ("matmul", (floats, floats.mT), {}),
+        ("matmul", (ints[:, :4], floats[0]), {}),
+        ("ones", ((2, 3),), dict(dtype=np.float32)),
+        ("ones", ((),), dict(dtype=np.int64, device="cpu")),
+        ("zeros", ((4,),), {}),
+        ("full", ((2, 2), 1.5), dict(dtype=np.float32)),
+        ("full", ((3,), 7), dict(device="cpu")),
+    ]
+    return cases
+
+
+@pytest.mark.parametrize("name, args, kwargs", _numpy_cases())
+def test_numpy_namespace_direct_calls_equal_what_they_replace(name, args, kwargs):
+    from gdnet.backends import numpy_backend
+
+    direct, replaced = numpy_backend.DIRECT[name]
+    got, expected = direct(*args, **kwargs), replaced(*args, **kwargs)
+    assert type(got) is type(expected) and got.dtype == expected.dtype and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+    if name in ("reshape", "astype"):  # a view or a copy exactly where the replaced one gives one
+        assert np.shares_memory(got, args[0]) == np.shares_memory(expected, args[0])
+
+
+@pytest.mark.parametrize("name", ["ones", "zeros", "astype"])
+def test_numpy_namespace_refuses_other_devices_like_array_api_compat(name):
+    from gdnet.backends import numpy_backend
+
+    direct, _ = numpy_backend.DIRECT[name]
+    args = (np.ones(2), np.float32) if name == "astype" else ((2,),)
+    with pytest.raises(ValueError, match="Unsupported device"):
+        direct(*args, device="cuda:0")
+
+
+def test_numpy_namespace_is_array_api_compats_with_direct_calls():
+    import array_api_compat.numpy as compat
+    from gdnet.backends import numpy_backend
+
+    namespace = numpy_backend.NAMESPACE
+    public = [name for name in vars(compat) if not name.startswith("__")]
+    assert all(hasattr(namespace, name) for name in public)
+    for name in public:
+        if name not in numpy_backend.DIRECT:
+            assert getattr(namespace, name) is getattr(compat, name), name
+    with gd.use_backend("numpy"):
+        assert gd.tensor([1.0]).xp is namespace is gd.get_backend().xp

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from functools import partial
 
@@ -420,6 +421,24 @@ def test_module_registers_parameters_and_children(backend):
     assert [name for name, _ in block.named_parameters()] == ["inner.weight", "inner.bias"]
     with pytest.raises(AttributeError, match="no attribute 'missing'"):
         block.missing  # noqa: B018
+
+
+def test_module_attributes_follow_their_registration(backend):
+    block = Block()
+    weight = block.inner.weight
+    assert block.inner.weight is block.inner._parameters["weight"]
+    block.inner.weight = nn.Linear(1, 1)  # a parameter replaced by a module
+    assert "weight" not in block.inner._parameters and "weight" in block.inner._modules
+    block.inner.weight = weight
+    assert block.inner._parameters["weight"] is weight and "weight" not in block.inner._modules
+    del block.inner.weight
+    assert "weight" not in block.inner._parameters
+    with pytest.raises(AttributeError, match="no attribute 'weight'"):
+        block.inner.weight  # noqa: B018
+    with pytest.raises(AttributeError, match="no attribute 'weight'"):
+        del block.inner.weight
+    copied = copy.deepcopy(block)
+    assert copied.inner.bias is copied.inner._parameters["bias"] and copied.inner.bias is not block.inner.bias
 
 
 def test_module_without_super_init_says_so():

@@ -193,14 +193,15 @@ class DataLoader:
         xp = self.backend.xp
         inputs, targets = self._device_inputs, self._device_targets
         for start, stop in self._bounds():
-            if device_order is None:
+            if device_order is None:  # slices: views of the dataset, which _finish copies
                 batch_inputs = inputs[start:stop, ...]
                 batch_targets = None if targets is None else targets[start:stop, ...]
+                yield self._finish(batch_inputs, batch_targets)
             else:
                 indices = device_order[start:stop]
                 batch_inputs = xp.take(inputs, indices, axis=0)
                 batch_targets = None if targets is None else xp.take(targets, indices, axis=0)
-            yield self._finish(batch_inputs, batch_targets)
+                yield self._finish(batch_inputs, batch_targets, owned=True)
 
     def _host_batches(self, order: Any) -> Iterator[tuple[Any, Any]]:
         inputs, targets = self.dataset.inputs, self.dataset.targets
@@ -227,18 +228,21 @@ class DataLoader:
             # copy the next batch before handing this one out, so its host gather and transfer
             # overlap the device work queued for this one
             following = next(uploads, None)
+            # an upload may be the host array itself (numpy), so it is not owned
             yield self._finish(*pending)
             pending = following
 
-    def _finish(self, inputs: Any, targets: Any) -> tuple[Tensor, Tensor | None]:
-        """Device batch in stored dtypes -> (float32 inputs, scaled; targets)."""
+    def _finish(self, inputs: Any, targets: Any, owned: bool = False) -> tuple[Tensor, Tensor | None]:
+        """Device batch in stored dtypes -> (float32 inputs, scaled; targets).
+
+        Unless the arrays are ``owned`` (new arrays a gather made), they are copied, so a batch
+        never aliases the dataset (slices are views, and on numpy the resident dataset is the
+        caller's own array)."""
         xp = self.backend.xp
-        # astype copies, so a batch never aliases the dataset (slices are views, and on numpy
-        # the resident dataset is the caller's own array)
-        inputs = xp.astype(inputs, xp.float32)
+        inputs = xp.astype(inputs, xp.float32, copy=not owned)
         if self.scale is not None:
-            inputs *= self.scale  # in place: inputs is the new array astype made
-        if targets is not None:
+            inputs *= self.scale  # in place: inputs is this batch's own array
+        if targets is not None and not owned:
             targets = xp.astype(targets, targets.dtype)
         return Tensor(inputs), None if targets is None else Tensor(targets)
 

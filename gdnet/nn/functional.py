@@ -110,19 +110,21 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 def _labels(input: Tensor, target: Any, name: str):
     """Validate a class-index target for (N, C) scores; return it as an array on input's device."""
-    if input.ndim != 2:
+    scores = input.data
+    if scores.ndim != 2:
         raise ValueError(f"{name}: input must be (N, C) scores; got shape {input.shape}")
+    xp = input.xp
     labels = target.data if isinstance(target, Tensor) else target
     if hasattr(labels, "shape"):
-        check_same_device([input.data, labels])  # host labels beside device scores: no silent copy
+        check_same_device([scores, labels])  # host labels beside device scores: no silent copy
     else:
-        labels = input.xp.asarray(labels, device=input.device)
-    n, classes = input.shape
+        labels = xp.asarray(labels, device=scores.device)
+    n, classes = scores.shape
     if tuple(labels.shape) != (n,):
         raise ValueError(
             f"{name}: target has shape {tuple(labels.shape)}; expected ({n},) class indices for input {input.shape}"
         )
-    if not dtype_is(input.xp, labels.dtype, "integral"):
+    if not dtype_is(xp, labels.dtype, "integral"):
         raise TypeError(f"{name}: class-index target must be integers; got {labels.dtype}")
     # on a GPU the DataLoader checks labels once, on the host
     _check_index_range(name, "labels", labels, classes, "classes")
@@ -177,20 +179,19 @@ def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor
     """
     _check_reduction(reduction)
     target_array = target.data if isinstance(target, Tensor) else target
-    if hasattr(target_array, "dtype"):
-        check_same_device([input.data, target_array])
-    # a 1-D float target is class indices in the wrong dtype, which _labels reports
-    probabilities = hasattr(target_array, "dtype") and len(target_array.shape) != 1
-    if probabilities and dtype_is(input.xp, target_array.dtype, "real floating"):
-        if tuple(target_array.shape) != input.shape or input.ndim != 2:
-            raise ValueError(
-                f"cross_entropy: probability target has shape {tuple(target_array.shape)}; "
-                f"expected {input.shape} with input (N, C)"
-            )
-        target = target if isinstance(target, Tensor) else Tensor(target_array)
-    else:
-        target = _labels(input, target, "cross_entropy")
-    return ops.softmax_cross_entropy(input, target, reduction)
+    # a 1-D target is class indices (in the wrong dtype if float, which _labels reports);
+    # _labels checks the device of those
+    if hasattr(target_array, "dtype") and len(target_array.shape) != 1:
+        check_same_device([input.data, target_array])  # before reading a maybe foreign dtype
+        if dtype_is(input.xp, target_array.dtype, "real floating"):
+            if tuple(target_array.shape) != input.shape or input.ndim != 2:
+                raise ValueError(
+                    f"cross_entropy: probability target has shape {tuple(target_array.shape)}; "
+                    f"expected {input.shape} with input (N, C)"
+                )
+            target = target if isinstance(target, Tensor) else Tensor(target_array)
+            return ops.softmax_cross_entropy(input, target, reduction)
+    return ops.softmax_cross_entropy(input, _labels(input, target, "cross_entropy"), reduction)
 
 
 def nll_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
@@ -431,12 +432,9 @@ def info_nce(
 
 def flatten(x: Tensor, start_dim: int = 1, end_dim: int = -1) -> Tensor:
     """Merge dimensions start_dim..end_dim into one."""
-    ndim = x.ndim
-    start, end = start_dim % ndim, end_dim % ndim
-    merged = 1
-    for n in x.shape[start : end + 1]:
-        merged *= n
-    return ops.reshape(x, x.shape[:start] + (merged,) + x.shape[end + 1 :])
+    shape = tuple(x.data.shape)
+    start, end = start_dim % len(shape), end_dim % len(shape)
+    return ops.reshape(x, shape[:start] + (math.prod(shape[start : end + 1]),) + shape[end + 1 :])
 
 
 def accuracy(scores: Tensor, labels: Any) -> Tensor:

@@ -43,15 +43,28 @@ class Module:
             self._parameters[name] = value
         elif isinstance(value, Module):
             self._modules[name] = value
-        else:
-            object.__setattr__(self, name, value)
+        # parameters and children are plain attributes too, so forward() reads them without
+        # a __getattr__ call (forward runs every step)
+        object.__setattr__(self, name, value)
 
     def __getattr__(self, name: str) -> Any:
+        # reached only for names missing from __dict__: buffers, and misspellings
         for registry in ("_parameters", "_buffers", "_modules"):
             found = self.__dict__.get(registry)
             if found is not None and name in found:
                 return found[name]
         raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        registered = False
+        for registry in (self._parameters, self._buffers, self._modules):
+            if name in registry:
+                del registry[name]
+                registered = True
+        if name in self.__dict__:
+            object.__delattr__(self, name)
+        elif not registered:
+            raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
 
     def register_buffer(self, name: str, value: Tensor | None) -> None:
         """State saved in state_dict but not learned (e.g. running statistics)."""

@@ -102,17 +102,18 @@ class Optimizer:
                 loss = closure()
         if self.transform is None:
             raise NotImplementedError(f"{type(self).__name__} sets no transform and does not override step()")
-        update = self.transform.update
+        update, states = self.transform.update, self.state
         backend = get_backend()
         kernel = backend.fast_path(self.fast_path) if self.fast_path is not None else None
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
+                grad = p.grad
+                if grad is None:
                     continue
-                data, grad = p.data, p.grad.data
-                state = self.state.get(id(p))
+                data, grad = p.data, grad.data
+                state = states.get(id(p))
                 if state is None:
-                    state = self.state[id(p)] = self.transform.init(data, group)
+                    state = states[id(p)] = self.transform.init(data, group)
                     state["step"] = 0
                 state["step"] += 1
                 # a backend's kernel serves only arrays of that backend and device
