@@ -50,18 +50,24 @@ def _astype(x, dtype, /, *, copy=True, device=None):
     return xp_numpy.astype(x, dtype, copy=copy, device=device)
 
 
+def _full(shape, fill_value, *, dtype=None, device=None):
+    if not _on_cpu(device) or dtype is None:  # np.full infers the dtype from the value
+        return xp_numpy.full(shape, fill_value, dtype=dtype, device=device)
+    array = np.empty(shape, dtype=dtype)  # what np.full does, without its Python wrapper
+    array.fill(fill_value)
+    return array
+
+
 def _ones(shape, *, dtype=None, device=None):
-    return np.ones(shape, dtype=dtype) if _on_cpu(device) else xp_numpy.ones(shape, dtype=dtype, device=device)
+    if not _on_cpu(device):
+        return xp_numpy.ones(shape, dtype=dtype, device=device)
+    array = np.empty(shape, dtype=dtype)  # what np.ones does, without its Python wrapper
+    array.fill(1)
+    return array
 
 
 def _zeros(shape, *, dtype=None, device=None):
     return np.zeros(shape, dtype=dtype) if _on_cpu(device) else xp_numpy.zeros(shape, dtype=dtype, device=device)
-
-
-def _full(shape, fill_value, *, dtype=None, device=None):
-    if _on_cpu(device):
-        return np.full(shape, fill_value, dtype=dtype)
-    return xp_numpy.full(shape, fill_value, dtype=dtype, device=device)
 
 
 # name -> (replacement, what it replaces); the replaced functions stay reachable for the tests

@@ -261,7 +261,7 @@ class Tensor:
             )
         data = self.data
         if grad is None:
-            if self.size != 1:
+            if data.ndim != 0 and self.size != 1:
                 raise RuntimeError(
                     f"backward() without a gradient needs a one-element output; got shape "
                     f"{self.shape}: pass grad= of that shape, or reduce first (e.g. .sum())"
@@ -445,7 +445,10 @@ def _run_backward(root: Function, seed: Array) -> None:
                 continue
             creator = arg._creator
             if creator is None:
-                _accumulate_leaf(arg, arg_grad)
+                if arg.grad is None and arg_grad.shape == arg.data.shape:
+                    arg.grad = Tensor(arg_grad)  # a leaf's first gradient: _accumulate_leaf, inlined
+                else:
+                    _accumulate_leaf(arg, arg_grad)
             elif creator in pending:
                 pending[creator] = pending[creator] + arg_grad
             else:

@@ -327,7 +327,11 @@ def _numpy_cases():
         ("ones", ((2, 3),), dict(dtype=np.float32)),
         ("ones", ((),), dict(dtype=np.int64, device="cpu")),
         ("zeros", ((4,),), {}),
+        ("ones", ((3, 2),), dict(dtype=np.bool_)),
         ("full", ((2, 2), 1.5), dict(dtype=np.float32)),
+        ("full", ((2, 2), 1.5), dict(dtype=np.int32)),
+        ("full", ((2,), 200), dict(dtype=np.uint8)),
+        ("full", ((), True), dict(dtype=np.float64)),
         ("full", ((3,), 7), dict(device="cpu")),
     ]
     return cases
@@ -345,12 +349,12 @@ def test_numpy_namespace_direct_calls_equal_what_they_replace(name, args, kwargs
         assert np.shares_memory(got, args[0]) == np.shares_memory(expected, args[0])
 
 
-@pytest.mark.parametrize("name", ["ones", "zeros", "astype"])
+@pytest.mark.parametrize("name", ["ones", "zeros", "full", "astype"])
 def test_numpy_namespace_refuses_other_devices_like_array_api_compat(name):
     from gdnet.backends import numpy_backend
 
     direct, _ = numpy_backend.DIRECT[name]
-    args = (np.ones(2), np.float32) if name == "astype" else ((2,),)
+    args = {"astype": (np.ones(2), np.float32), "full": ((2,), 1.0)}.get(name, ((2,),))
     with pytest.raises(ValueError, match="Unsupported device"):
         direct(*args, device="cuda:0")
 
