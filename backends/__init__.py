@@ -33,7 +33,13 @@ def backend_class(name: str) -> type[Backend]:
     return module.BACKEND
 
 
-__all__ = ["Backend", "BackendUnavailableError", "array_namespace", "backend_class", "names"]
+__all__ = ["Backend", "BackendUnavailableError", "array_namespace", "backend_class", "has_one_device", "names"]
+
+
+def has_one_device(array_type: type) -> bool:
+    """True for array types whose arrays all live on one device (NumPy's ndarray), so two of
+    them never need their devices compared."""
+    return array_type.__module__ == "numpy" and array_type.__name__ == "ndarray"
 
 
 def array_namespace(array):

@@ -16,7 +16,7 @@ import itertools
 from heapq import heappop, heappush
 from typing import Any, Iterator, Sequence
 
-from .backends import array_namespace
+from .backends import array_namespace, has_one_device
 
 Array = Any  # an array-API array of any backend
 
@@ -31,7 +31,13 @@ def namespace_of(array: Array):
     xp = _NAMESPACES.get(kind)
     if xp is None:
         xp = _NAMESPACES[kind] = array_namespace(array)
+        if has_one_device(kind):
+            _ONE_DEVICE.add(kind)
     return xp
+
+
+# array types whose arrays all live on one device (NumPy's): ops skip comparing their devices
+_ONE_DEVICE: set[type] = set()
 
 
 _DTYPE_KINDS: dict[tuple[Any, str, Any], bool] = {}
@@ -122,7 +128,7 @@ class Function:
                 data = arg.data
                 if first is None:
                     first = data
-                elif type(data) is not type(first) or data.device != first.device:
+                elif type(data) is not type(first) or (type(data) not in _ONE_DEVICE and data.device != first.device):
                     # raises, unless it is only a NumPy scalar beside an array
                     check_same_device([a.data for a in args if isinstance(a, Tensor)])
                 arrays.append(data)

@@ -371,3 +371,10 @@ def test_numpy_namespace_is_array_api_compats_with_direct_calls():
             assert getattr(namespace, name) is getattr(compat, name), name
     with gd.use_backend("numpy"):
         assert gd.tensor([1.0]).xp is namespace is gd.get_backend().xp
+
+
+def test_only_numpy_arrays_count_as_living_on_one_device():
+    assert backends.has_one_device(np.ndarray)
+    strict = pytest.importorskip("array_api_strict")
+    assert not backends.has_one_device(type(strict.asarray([1.0])))
+    assert not backends.has_one_device(np.float32)  # a NumPy scalar beside an array is checked properly
