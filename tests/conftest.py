@@ -60,3 +60,13 @@ def host_normal(*shape, seed=0, scale=1.0):
 def make(host, dtype="float64", requires_grad=False) -> gd.Tensor:
     """A Tensor on the active backend from host data."""
     return gd.tensor(np.asarray(host), dtype=dtype, requires_grad=requires_grad)
+
+
+def rel_err(got, want) -> float:
+    """Largest absolute difference over the largest magnitude of ``want``; the floor lets an
+    all-zero expected gradient match float64 rounding noise (below 1e-15)."""
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    if not want.size:
+        return 0.0
+    return float(np.max(np.abs(got - want))) / max(float(np.max(np.abs(want))), 1e-9)

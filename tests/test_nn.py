@@ -8,7 +8,7 @@ from functools import partial
 
 import numpy as np
 import pytest
-from conftest import make
+from conftest import make, rel_err
 
 import gdnet as gd
 from gdnet import nn
@@ -23,12 +23,6 @@ def A(*shape, seed=0):
     """At least 0.2 away from zero (no kink for relu / leaky_relu)."""
     rng = np.random.default_rng(seed)
     return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.2, 1.5, size=shape)
-
-
-def rel_err(got, want) -> float:
-    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
-    assert got.shape == want.shape, (got.shape, want.shape)
-    return float(np.max(np.abs(got - want))) / max(float(np.max(np.abs(want))), 1e-12)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
-from conftest import make
+from conftest import make, rel_err
 
 import gdnet as gd
 from gdnet import ops
@@ -370,13 +370,6 @@ def _torch_inputs(case: Case) -> list:
         else torch.tensor(spec, dtype=torch.float64, requires_grad=True)
         for spec in case.inputs
     ]
-
-
-def rel_err(got, want) -> float:
-    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
-    assert got.shape == want.shape, (got.shape, want.shape)
-    scale = max(float(np.max(np.abs(want))) if want.size else 0.0, 1e-12)
-    return float(np.max(np.abs(got - want))) / scale if want.size else 0.0
 
 
 @pytest.fixture
