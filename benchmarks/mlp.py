@@ -10,7 +10,7 @@ each epoch) in its own subprocess, so peak RSS is that row's alone. With ``--rep
 rows run R times, interleaved in a rotating order, and every timed epoch of every repeat goes
 into the median. The first epoch of each run is a warm-up and is not timed when epochs >= 3.
 
-    python benchmarks/mlp.py                       # CPU, 3 epochs, 3 repeats
+    python benchmarks/mlp.py                       # CPU, 4 epochs, 5 repeats
     python benchmarks/mlp.py --epochs 5 --out cpu.md
     python benchmarks/mlp.py --profile 300         # cProfile of 300 gdnet training steps
     python benchmarks/gpu.py --out gpu.md          # GPU rows (exits 2 without cupy + CUDA)
@@ -547,8 +547,9 @@ def parse(argv: list[str] | None):
     add = parser.add_argument
     add("--device", choices=("cpu", "gpu"), default="cpu",
         help="cpu: gdnet-numpy, NumPy loop, torch CPU; gpu: gdnet-cupy, torch CUDA")
-    add("--epochs", type=int, default=3, help="epochs per run (default 3)")
-    add("--repeats", type=int, default=3, help="runs of each row, interleaved (default 3)")
+    # five runs of three timed epochs: on a shared machine fewer let one slow spell move the median
+    add("--epochs", type=int, default=4, help="epochs per run (default 4)")
+    add("--repeats", type=int, default=5, help="runs of each row, interleaved (default 5)")
     add("--batch-sizes", default=None, help="comma-separated (default 128; 128,1024 on gpu)")
     add("--backend", default=None,
         help="gdnet's backend (default numpy; cupy on gpu, where numpy checks the code path)")
