@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 
+import numpy as np  # the host library, imported by every backend anyway (never cupy here)
+
 from ._base import Backend, BackendUnavailableError
 
 # name -> module holding that backend's Backend subclass (imported on first use)
@@ -62,17 +64,15 @@ def sync_is_free(array) -> bool:
 def integer_range(array) -> tuple[int, int] | None:
     """(min, max) of an integer array, or None where reading values would synchronise a device.
 
-    Validation of labels and indices calls this every step, so NumPy arrays use their own
-    methods (several times faster than the array-API wrappers on small arrays).
+    Validation of labels and indices calls this every step, so NumPy arrays go straight to the
+    ufuncs' reductions (the function and method spellings add Python-level wrappers, which cost
+    more than the work on small arrays).
     """
     module = type(array).__module__
     if module.startswith("cupy"):
         return None
     if module.startswith("numpy"):
-        import numpy  # already loaded: the array is one of its
-
-        # the ufuncs' own reductions: no Python-level wrapper between them and the loop
-        return int(numpy.minimum.reduce(array, axis=None)), int(numpy.maximum.reduce(array, axis=None))
+        return int(np.minimum.reduce(array, axis=None)), int(np.maximum.reduce(array, axis=None))
     import array_api_compat
 
     xp = array_api_compat.array_namespace(array)

@@ -37,6 +37,7 @@ from mlp import (
     QUIET,
     RESULT_MARK,
     Skip,
+    add_run_flags,
     blas_name,
     cpu_name,
     data_dir,
@@ -271,20 +272,10 @@ def parse(argv: list[str] | None):
     add("--repeats", type=int, default=1, help="runs of each row, interleaved (default 1)")
     add("--batch-size", type=int, default=128)
     add("--rows", default="gdnet,torch", help="comma-separated subset of gdnet,torch")
-    add("--data-dir", default=None, help="Fashion-MNIST folder (default $GDNET_DATA, then the system one)")
-    add("--quiet-wait", type=float, default=60.0, metavar="SECONDS",
-        help="before each run, wait up to this long for other processes to go quiet (default 60)")
     add("--threads", type=int, default=None, metavar="T",
         help="run both rows with T threads (OpenBLAS and OpenMP); default: each library's own choice. "
         "T=1 compares the work done, and shrugs off other processes on a shared machine")
-    add("--retries", type=int, default=1,
-        help=f"run a row again when other processes used over {QUIET} CPUs during an epoch, up to this "
-        "many times (default 1)")
-    add("--seed", type=int, default=0)
-    add("--out", default=None, help="also write the table (markdown) to this file")
-    add("--profile", type=int, default=0, metavar="STEPS",
-        help="instead of the table, print a cProfile of STEPS gdnet training steps")
-    add("--worker", default=None, help=argparse.SUPPRESS)
+    add_run_flags(add, retries=1)
     args = parser.parse_args(argv)
     if args.worker is None:
         if args.epochs < 1 or args.repeats < 1 or args.retries < 0 or (

@@ -541,6 +541,23 @@ def profile(args) -> None:
 
 
 # -- command line -----------------------------------------------------------------------------
+def add_run_flags(add, retries: int) -> None:
+    """The flags every benchmark here shares: data, noise handling, seed, output, profiling and
+    the worker's hidden one (``add`` is a parser's ``add_argument``)."""
+    add("--data-dir", default=None,
+        help=f"Fashion-MNIST folder (default $GDNET_DATA, then {SYSTEM_DATA})")
+    add("--quiet-wait", type=float, default=60.0, metavar="SECONDS",
+        help="before each run, wait up to this long for other processes to go quiet (default 60)")
+    add("--retries", type=int, default=retries,
+        help=f"run a row again when other processes used over {QUIET} CPUs during a timed "
+        f"epoch, up to this many times (default {retries})")
+    add("--seed", type=int, default=0)
+    add("--out", default=None, help="also write the table (markdown) to this file")
+    add("--profile", type=int, default=0, metavar="STEPS",
+        help="instead of the table, print a cProfile of STEPS gdnet training steps")
+    add("--worker", default=None, help=argparse.SUPPRESS)
+
+
 def parse(argv: list[str] | None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -554,18 +571,7 @@ def parse(argv: list[str] | None):
     add("--backend", default=None,
         help="gdnet's backend (default numpy; cupy on gpu, where numpy checks the code path)")
     add("--rows", default=None, help="comma-separated subset of gdnet,numpy,torch")
-    add("--data-dir", default=None,
-        help=f"Fashion-MNIST folder (default $GDNET_DATA, then {SYSTEM_DATA})")
-    add("--quiet-wait", type=float, default=60.0, metavar="SECONDS",
-        help="before each run, wait up to this long for other processes to go quiet (default 60)")
-    add("--retries", type=int, default=2,
-        help=f"run a row again when other processes used over {QUIET} CPUs during a timed "
-        "epoch, up to this many times (default 2)")
-    add("--seed", type=int, default=0)
-    add("--out", default=None, help="also write the table (markdown) to this file")
-    add("--profile", type=int, default=0, metavar="STEPS",
-        help="instead of the table, print a cProfile of STEPS gdnet training steps")
-    add("--worker", default=None, help=argparse.SUPPRESS)
+    add_run_flags(add, retries=2)
     args = parser.parse_args(argv)
     if args.worker is None:
         if args.epochs < 1 or args.repeats < 1 or args.retries < 0:
