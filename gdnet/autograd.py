@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from heapq import heappop, heappush
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from .backends import array_namespace, has_one_device
 
@@ -22,7 +22,12 @@ Array = Any  # an array-API array of any backend
 
 _grad_enabled = True
 _sequence = itertools.count()
+_hook_keys = itertools.count()
 _NAMESPACES: dict[type, Any] = {}
+# leaves with post-accumulate-grad hooks: while 0, backward() does no hook bookkeeping at all
+_hooked_leaves = 0
+# callbacks queued (queue_callback) for the end of the backward pass now running; None outside one
+_final_callbacks: list[Callable[[], None]] | None = None
 
 
 def namespace_of(array: Array):
@@ -171,7 +176,8 @@ class Tensor:
         requires_grad: whether operations on this tensor are recorded.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_creator", "__weakref__")
+    # _post_accumulate_hooks is set only on leaves that get a hook (unset slots cost nothing)
+    __slots__ = ("data", "grad", "requires_grad", "_creator", "_post_accumulate_hooks", "__weakref__")
     __array_priority__ = 1000  # so numpy scalars on the left defer to Tensor's operators
 
     def __init__(self, data: Array, requires_grad: bool = False):
@@ -279,8 +285,36 @@ class Tensor:
                 raise ValueError(f"grad has shape {tuple(seed.shape)}; expected {self.shape}")
         if self._creator is None:
             _accumulate_leaf(self, seed)
+            if getattr(self, "_post_accumulate_hooks", None):
+                _in_pass(lambda: _call_hooks(self))
             return
         _run_backward(self._creator, seed)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable[["Tensor"], None]) -> "RemovableHandle":
+        """Call ``hook(self)`` in every backward pass once this leaf's ``.grad`` holds all of
+        that pass's gradient (after the last contribution is added), as PyTorch's hook of the
+        same name. Hooks run in registration order; a hook may read ``.grad`` and start work
+        with it (DistributedDataParallel starts a bucket's all-reduce), and may queue work for
+        the end of the pass with ``queue_callback``.
+
+        Returns:
+            a handle whose ``remove()`` unregisters the hook.
+        Raises:
+            RuntimeError: on a tensor that is not a leaf or does not require grad.
+        """
+        global _hooked_leaves
+        if self._creator is not None:
+            raise RuntimeError("post-accumulate-grad hooks can only be registered on leaf tensors (parameters); "
+                               "this tensor is an operation's result")
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a post-accumulate-grad hook on a tensor that does not require grad")
+        hooks = getattr(self, "_post_accumulate_hooks", None)
+        if hooks is None:
+            hooks = self._post_accumulate_hooks = {}
+            _hooked_leaves += 1
+        key = next(_hook_keys)
+        hooks[key] = hook
+        return RemovableHandle(self, key)
 
     # -- operators ---------------------------------------------------------------------------
     def __add__(self, other):
@@ -413,6 +447,34 @@ class Tensor:
         return Tensor(self.xp.astype(self.data, resolve_dtype(self.xp, dtype)))
 
 
+class RemovableHandle:
+    """What ``register_post_accumulate_grad_hook`` returns: ``remove()`` unregisters the hook."""
+
+    def __init__(self, tensor: Tensor, key: int):
+        self._tensor, self._key = tensor, key
+
+    def remove(self) -> None:
+        global _hooked_leaves
+        hooks = getattr(self._tensor, "_post_accumulate_hooks", None)
+        if hooks is None or hooks.pop(self._key, None) is None:
+            return
+        if not hooks:
+            del self._tensor._post_accumulate_hooks
+            _hooked_leaves -= 1
+
+
+def queue_callback(callback: Callable[[], None]) -> None:
+    """Run ``callback()`` once when the backward pass now running has finished (after every
+    gradient is accumulated and every hook has run), as PyTorch's engine ``queue_callback``.
+
+    Raises:
+        RuntimeError: outside a backward pass (call it from a hook).
+    """
+    if _final_callbacks is None:
+        raise RuntimeError("queue_callback() can only be called during a backward pass (from a hook)")
+    _final_callbacks.append(callback)
+
+
 def resolve_dtype(xp: Any, dtype: Any):
     """'float32' / xp.float32 / None -> an xp dtype (None -> None)."""
     if dtype is None or not isinstance(dtype, str):
@@ -433,9 +495,55 @@ def _accumulate_leaf(leaf: Tensor, grad: Array) -> None:
         leaf.grad = Tensor(leaf.grad.data + grad)
 
 
+def _hook_counts(root: Function) -> dict[Tensor, int]:
+    """For each hooked leaf the graph of ``root`` reaches: how many gradients backward will hand
+    it, so its hooks run once the last has arrived (PyTorch's engine counts dependencies too)."""
+    counts: dict[Tensor, int] = {}
+    seen, stack = {root}, [root]
+    while stack:
+        fn = stack.pop()
+        for arg, wanted in zip(fn.inputs or (), fn.needs_grad):
+            if not wanted:
+                continue
+            creator = arg._creator
+            if creator is None:
+                if getattr(arg, "_post_accumulate_hooks", None):
+                    counts[arg] = counts.get(arg, 0) + 1
+            elif creator not in seen:
+                seen.add(creator)
+                stack.append(creator)
+    return counts
+
+
+def _call_hooks(leaf: Tensor) -> None:
+    for hook in list(getattr(leaf, "_post_accumulate_hooks", {}).values()):
+        hook(leaf)
+
+
+def _in_pass(body: Callable[[], None]) -> None:
+    """Run one backward pass (``body``), then the callbacks its hooks queued."""
+    global _final_callbacks
+    previous, _final_callbacks = _final_callbacks, []
+    try:
+        body()
+        callbacks = _final_callbacks
+    finally:
+        _final_callbacks = previous
+    for callback in callbacks:
+        callback()
+
+
 def _run_backward(root: Function, seed: Array) -> None:
     """Hand ``seed`` to ``root`` and walk back: each Function runs once all the gradient for its
     output has arrived, which is when every Function with a higher sequence number is done."""
+    if not _hooked_leaves:  # no hooks: no bookkeeping, and nothing can queue a callback
+        _walk(root, seed, None)
+        return
+    counts = _hook_counts(root)
+    _in_pass(lambda: _walk(root, seed, counts))
+
+
+def _walk(root: Function, seed: Array, counts: dict[Tensor, int] | None) -> None:
     pending: dict[Function, Array] = {root: seed}  # gradient summed so far for each output
     queue = [(-root.sequence, root)]
     while queue:
@@ -455,6 +563,10 @@ def _run_backward(root: Function, seed: Array) -> None:
                     arg.grad = Tensor(arg_grad)  # a leaf's first gradient: _accumulate_leaf, inlined
                 else:
                     _accumulate_leaf(arg, arg_grad)
+                if counts and arg in counts:
+                    counts[arg] -= 1
+                    if not counts[arg]:  # its last gradient of this pass
+                        _call_hooks(arg)
             elif creator in pending:
                 pending[creator] = pending[creator] + arg_grad
             else:

@@ -377,3 +377,44 @@ def test_constant_operands_from_another_device_raise(op, other_device):
     x, other = _strict_tensor("device1"), other_device()
     with pytest.raises(gd.DeviceMismatchError, match="device1"):
         op(x, other)
+
+
+def test_post_accumulate_grad_hook_runs_once_with_the_whole_gradient(backend, float_dtype):
+    w = make([0.5, -1.0, 2.0], float_dtype, requires_grad=True)
+    x = make([1.0, 3.0, -2.0], float_dtype)
+    seen, order = [], []
+    handle = w.register_post_accumulate_grad_hook(lambda p: seen.append(p.grad.numpy()))
+    w.register_post_accumulate_grad_hook(lambda p: order.append("second"))
+    loss = (w * x).sum() + (w * w).sum() + w.sum()  # three uses: one call, after the last
+    loss.backward()
+    want = x.numpy() + 2 * w.numpy() + 1
+    assert len(seen) == 1 and order == ["second"]
+    np.testing.assert_allclose(seen[0], want)
+    handle.remove()
+    (w * x).sum().backward()  # accumulates: the remaining hook sees the sum
+    assert len(seen) == 1 and order == ["second", "second"]
+
+
+def test_queue_callback_runs_after_every_hook_and_only_inside_backward(backend):
+    a, b = gd.ones((2,), requires_grad=True), gd.ones((2,), requires_grad=True)
+    events = []
+
+    def hook(p):
+        events.append("a" if p is a else "b")
+        if len(events) == 1:
+            gd.autograd.queue_callback(lambda: events.append(("end", a.grad is not None, b.grad is not None)))
+
+    a.register_post_accumulate_grad_hook(hook)
+    b.register_post_accumulate_grad_hook(hook)
+    ((a * 2.0).sum() + (b * 3.0).sum()).backward()
+    assert sorted(events[:2]) == ["a", "b"] and events[2] == ("end", True, True)
+    with pytest.raises(RuntimeError, match="only be called during a backward pass"):
+        gd.autograd.queue_callback(lambda: None)
+
+
+def test_hooks_only_on_leaves_that_require_grad(backend):
+    w = gd.ones((2,), requires_grad=True)
+    with pytest.raises(RuntimeError, match="only be registered on leaf tensors"):
+        (w * 2.0).register_post_accumulate_grad_hook(print)
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        gd.ones((2,)).register_post_accumulate_grad_hook(print)
