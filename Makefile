@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV) || { command -v apt-get >/dev/null 2>&1 && rm -rf $(VENV) && \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[tests]' torch==2.13.0
+	$(PY) -m pip install -q -e '.[tests,distributed]' torch==2.13.0
 	touch $(STAMP)
 
 # Fashion-MNIST from Debian's dataset-fashion-mnist package, where apt is there

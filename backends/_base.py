@@ -73,6 +73,22 @@ class Backend:
         """A seeded generator whose draws land on this device."""
         return HostDrawnGenerator(self, seed)
 
+    # -- communication -----------------------------------------------------------------------
+    def communicator(self, world: Any, engine: str) -> Any:
+        """A ``comm.Communicator`` for this backend's arrays on this device over ``engine``:
+        "local" (a world of one process) or "mpi" (through host copies; NumPy reduces in place,
+        CuPy adds "nccl" and CUDA-aware MPI). ``world`` is what ``comm.open_world`` returned."""
+        from . import comm
+
+        if engine == "local":
+            return comm.LocalCommunicator(self.xp)
+        if engine == "mpi":
+            from .mpi_comm import MPICommunicator
+
+            return MPICommunicator(world, self.to_host, self.asarray, in_place=False)
+        raise ValueError(f"the {self.name} backend has no {engine!r} communicator; expected 'mpi' "
+                         "('nccl' needs the cupy backend: arrays on CUDA GPUs)")
+
     # -- fast paths --------------------------------------------------------------------------
     def fast_path(self, name: str) -> Callable[..., Any] | None:
         """The registered fast path ``name`` for this backend, or None (use the reference)."""

@@ -82,6 +82,19 @@ class CupyBackend(Backend):
     def generator(self, seed: int) -> DeviceGenerator:
         return CupyGenerator(self, seed)
 
+    def communicator(self, world, engine):
+        """NCCL ("nccl"), or MPI: CUDA-aware where the MPI library is, else through host copies."""
+        if engine == "nccl":
+            from .nccl_comm import NCCLCommunicator
+
+            return NCCLCommunicator(world, self.device)
+        if engine == "mpi":
+            from .nccl_comm import CudaAwareMPICommunicator, cuda_aware_mpi
+
+            if cuda_aware_mpi():
+                return CudaAwareMPICommunicator(world, self.device)
+        return super().communicator(world, engine)
+
     def describe(self) -> str:
         return f"cupy on cuda:{self.device.id}"
 

@@ -49,6 +49,17 @@ def nbytes(array: np.ndarray) -> int:
     return int(array.nbytes)
 
 
+def arange(n: int) -> np.ndarray:
+    """0, 1, ..., n - 1 as int64."""
+    return np.arange(n, dtype=np.int64)
+
+
+def cyclic(array: np.ndarray, size: int) -> np.ndarray:
+    """``array`` cut to ``size`` elements, or repeated from its start up to ``size`` (NumPy's
+    resize: how PyTorch's DistributedSampler pads an epoch)."""
+    return np.resize(array, size)
+
+
 def take(array: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return np.take(array, indices, axis=0)
 

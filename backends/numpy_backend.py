@@ -114,6 +114,13 @@ class NumpyBackend(Backend):
     def to_host(self, array) -> np.ndarray:
         return np.asarray(array)
 
+    def communicator(self, world, engine):
+        if engine == "mpi":  # NumPy arrays are host buffers already: MPI reduces them in place
+            from .mpi_comm import MPICommunicator
+
+            return MPICommunicator(world, np.asarray, np.asarray, in_place=True)
+        return super().communicator(world, engine)
+
 
 _ROWS: dict[int, np.ndarray] = {}
 

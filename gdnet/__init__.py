@@ -5,7 +5,7 @@
     model = gd.nn.Sequential(gd.nn.Flatten(), gd.nn.Linear(784, 100), gd.nn.ReLU(), gd.nn.Linear(100, 10))
 """
 
-from . import data, nn, ops, optim, train
+from . import data, distributed, nn, ops, optim, train
 from ._backend import (
     available_backends,
     default_float,
@@ -28,7 +28,7 @@ datasets = data.datasets  # gd.datasets.fashion_mnist(), as DESIGN.md spells it
 
 __all__ = [
     "BackendUnavailableError", "DeviceMismatchError", "GradcheckError", "Tensor",
-    "available_backends", "chunk", "concat", "data", "datasets", "default_float", "device_rng",
+    "available_backends", "chunk", "concat", "data", "datasets", "default_float", "device_rng", "distributed",
     "enable_grad", "erf", "exp", "get_backend", "gradcheck", "is_grad_enabled", "load", "load_into", "log",
     "manual_seed",
     "matmul", "maximum", "nn", "no_grad", "ones", "ops", "optim", "rand", "randn", "save", "set_backend",

@@ -7,16 +7,19 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
-from . import __version__, train
+from . import __version__, distributed, train
 from ._backend import available_backends, get_backend, manual_seed, use_backend
 from .nn.conv import Conv2d, MaxPool2d
 from .nn.dropout import Dropout
 from .nn.init import SCHEMES
 from .nn.layers import Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh, Unflatten
-from .nn.normalization import BatchNorm2d
+from .nn.normalization import BatchNorm2d, SyncBatchNorm
+from .nn.parallel import DistributedDataParallel
 from .nn.regularization import l1_penalty, l2_penalty
 from .train import evaluate
 
@@ -103,9 +106,32 @@ class _EpochPrinter(train.Callback):
               f"test acc {row['test_accuracy']:.2%}  {row['seconds']:.1f} s", file=self.out, flush=True)
 
 
+@contextlib.contextmanager
+def _process_group() -> Iterator[int]:
+    """The gdnet.distributed job (a world of one process without a launcher): joined here
+    unless the caller already did, and left at the end, except after an error in a job of
+    several ranks, which main() then aborts as a whole."""
+    joined = not distributed.is_initialized()
+    if joined:
+        distributed.init_process_group()
+    finished = False
+    try:
+        yield distributed.get_world_size()
+        finished = True
+    finally:
+        if joined and (finished or distributed.world_size() == 1):
+            distributed.destroy_process_group()
+
+
 def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
     """Train an MLP as ``gdnet train`` describes (with ``gd.train.fit``); print one line per epoch;
-    checkpoint, resume and plot when asked; return the figures."""
+    checkpoint, resume and plot when asked; return the figures.
+
+    Under an MPI launcher (``mpiexec -n N gdnet train ...``) the N processes train one model:
+    DistributedDataParallel (BatchNorm synchronised), each rank a shard of every epoch with
+    ``--batch-size`` examples per step, the test set sharded too, metrics over every rank;
+    only rank 0 prints and writes files. ``--resume`` restores every rank from the checkpoint.
+    """
     from pathlib import Path
 
     from . import data, optim
@@ -113,16 +139,22 @@ def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
 
     if args.resume and not args.checkpoint_dir:
         raise ValueError("--resume needs --checkpoint-dir (the folder whose last.safetensors to continue from)")
-    with use_backend(args.backend, args.device) as backend:
+    with use_backend(args.backend, args.device), _process_group() as world:
+        backend = get_backend()  # on GPUs, init_process_group picked this rank's device
+        out = out if distributed.is_main_process() else io.StringIO()
         manual_seed(args.seed)
         train_set, test_set = _load_datasets(args)
         if args.train_subset:
             n = args.train_subset
             train_set = data.ArrayDataset(train_set.inputs[:n], train_set.targets[:n], classes=train_set.classes)
-        train_loader = data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed)
-        test_loader = data.DataLoader(test_set, batch_size=1000)
+        train_loader = data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed,
+                                       distributed=world > 1)
+        # unpadded: every test image counts once over the ranks
+        test_loader = data.DataLoader(test_set, batch_size=1000, distributed=world > 1, pad=False)
         spec = model_spec(args)
         model = build_from_spec(spec)
+        if world > 1:
+            model = SyncBatchNorm.convert_sync_batchnorm(model)
         optimizer = make_optimizer(args, model.parameters())
         schedule = None
         if args.schedule == "cosine":
@@ -130,7 +162,8 @@ def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
         convs = "".join(f"conv{c}-" for c in args.conv)
         print(f"gdnet {__version__}: {args.dataset}, {convs}MLP {'-'.join(map(str, args.hidden))}-10 "
               f"({args.activation}, init {args.init}), {args.optimizer} lr {args.lr} ({args.schedule}), "
-              f"batch {args.batch_size}, {backend.describe()}, seed {args.seed}", file=out)
+              f"batch {args.batch_size}, {backend.describe()}, seed {args.seed}"
+              + (f", {world} processes (batch {args.batch_size} each)" if world > 1 else ""), file=out)
         printer = _EpochPrinter(args.epochs, out)
         callbacks: list[Any] = [printer]
         initial_epoch = 0
@@ -151,10 +184,11 @@ def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
                 value = value + args.l2 * l2_penalty(model)
             return value
 
-        history = train.fit(model, loss, optimizer, train_loader, args.epochs, val_loader=test_loader,
+        trained = DistributedDataParallel(model) if world > 1 else model
+        history = train.fit(trained, loss, optimizer, train_loader, args.epochs, val_loader=test_loader,
                             callbacks=callbacks, scheduler=schedule, verbose=0 if args.quiet else 1,
                             initial_epoch=initial_epoch)
-        if args.plot:
+        if args.plot and distributed.is_main_process():
             history.plot(args.plot)
             print(f"curves: {args.plot}", file=out)
         rows = printer.rows
@@ -204,7 +238,14 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gdnet {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train_command = commands.add_parser("train", help="train an MLP classifier and print test accuracy")
+    train_command = commands.add_parser(
+        "train", help="train an MLP classifier and print test accuracy",
+        description="Train an MLP (or, with --conv, a CNN) classifier and print test accuracy.",
+        epilog="On N processes (one machine or several): mpiexec -n N gdnet train ... "
+               "(pip install 'gdnet-array[distributed]' brings mpi4py and Open MPI's mpiexec; as root add "
+               "--allow-run-as-root, and --oversubscribe for more processes than cores). The processes train "
+               "one model data-parallel: --batch-size is per process (the global batch is N times it), only "
+               "rank 0 prints and writes checkpoints, --resume restores every process.")
     train_command.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
     train_command.add_argument("--data-root", default=None,
                        help="folder with the IDX files (default: GDNET_DATA, the user cache, /usr/share/datasets)")
@@ -309,7 +350,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"wrote {written['markdown']}" + (f" and {written['plot']}" if written["plot"] else ""))
     except (ValueError, OSError, RuntimeError) as exc:
         # bad names, missing data, unusable backends: a message, not a traceback
-        parser.exit(2, f"gdnet {args.command}: error: {exc}\n")
+        message = f"gdnet {args.command}: error: {exc}\n"
+        if distributed.world_size() > 1:  # the other ranks would wait for this one for ever
+            sys.stderr.write(message)
+            distributed.abort(2)
+        parser.exit(2, message)
     return 0
 
 

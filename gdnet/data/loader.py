@@ -8,8 +8,10 @@ Two ways to feed the device, picked at construction:
   transfer or synchronisation happens per batch.
 * streamed: batches are gathered on the host and copied to the device one batch ahead of use.
 
-Both give the same batches for the same seed. The batch size picks the flavour of gradient
-descent: ``len(dataset)`` is batch gradient descent, 1 is stochastic, in between mini-batch.
+Both give the same batches for the same seed. With ``distributed=True`` each rank of a
+gdnet.distributed job takes its own shard of every epoch, as PyTorch's DistributedSampler. The
+batch size picks the flavour of gradient descent: ``len(dataset)`` is batch gradient descent, 1
+is stochastic, in between mini-batch.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterator
 
+from .. import distributed as _distributed
 from .._backend import get_backend, host_rng
 from ..autograd import Tensor
 from ..backends import host
@@ -46,6 +49,29 @@ def _check_flag(value: Any, name: str) -> bool:
     return value
 
 
+def shard_size(num_examples: int, rank: int, num_replicas: int, drop_last: bool, pad: bool) -> int:
+    """Examples of an epoch on ``rank`` of ``num_replicas`` (see ``shard``)."""
+    if num_replicas == 1:
+        return num_examples
+    if drop_last:
+        return num_examples // num_replicas
+    if pad:
+        return -(-num_examples // num_replicas)
+    return len(range(rank, num_examples, num_replicas))
+
+
+def shard(order: Any, rank: int, num_replicas: int, drop_last: bool, pad: bool) -> Any:
+    """Rank ``rank``'s part of an epoch's ``order`` (a host index array), as PyTorch's
+    DistributedSampler: the order cut (``drop_last``) or, with ``pad``, padded by repeating its
+    start, to a multiple of ``num_replicas``; then every ``num_replicas``-th index from
+    ``rank`` on. Without either the shards differ by at most one index."""
+    if num_replicas == 1:
+        return order
+    if drop_last or pad:
+        order = host.cyclic(order, shard_size(len(order), rank, num_replicas, drop_last, pad) * num_replicas)
+    return order[rank::num_replicas]
+
+
 class DataLoader:
     """Iterate over ``dataset`` in batches of Tensors on the active backend's device.
 
@@ -68,10 +94,23 @@ class DataLoader:
             (always where the device is host memory).
         scale: multiply inputs by this after the cast to float32 (default 1/255 for uint8
             inputs, none otherwise).
+        distributed: each rank of the gdnet.distributed job (``init_process_group()`` first)
+            takes a disjoint shard of each epoch, as PyTorch's DistributedSampler: every rank
+            draws the same seeded order (rank 0's seed when ``seed`` is None), pads it by
+            repeating its first examples to a multiple of the world size (or, with
+            ``drop_last``, cuts it to one), and takes every world-size-th example from its
+            rank on. ``batch_size`` is per rank.
+        pad: with ``distributed``, False leaves the epoch unpadded: the shards then differ by
+            at most one example and together hold each example exactly once. For evaluation
+            (exact metrics); training under DistributedDataParallel needs equal shards.
     Attributes:
         backend: the backend captured at construction; batches land on its device.
         resident: whether the dataset lives on the device.
         epoch: epochs started so far.
+        rank, num_replicas: this rank and the world size (0 and 1 unless ``distributed``).
+    Raises:
+        RuntimeError: ``distributed=True`` before ``gd.distributed.init_process_group()``.
+        ValueError: (distributed) the ranks' datasets differ in length, or their seeds differ.
     """
 
     def __init__(
@@ -83,6 +122,8 @@ class DataLoader:
         seed: int | None = None,
         resident: bool | None = None,
         scale: float | None = None,
+        distributed: bool = False,
+        pad: bool = True,
     ):
         self.dataset = _as_dataset(dataset)
         self.num_examples = len(self.dataset)
@@ -93,23 +134,31 @@ class DataLoader:
         self.batch_size = batch_size
         self.shuffle = _check_flag(shuffle, "shuffle")
         self.drop_last = _check_flag(drop_last, "drop_last")
+        self.distributed = _check_flag(distributed, "distributed")
+        self.pad = _check_flag(pad, "pad")
         if self.num_examples == 0:
             raise ValueError("the dataset is empty; expected at least one example to batch")
-        if self.drop_last and batch_size > self.num_examples:
-            raise ValueError(
-                f"drop_last=True with batch_size={batch_size} larger than the dataset "
-                f"({self.num_examples} examples) gives no batches; expected batch_size <= "
-                f"{self.num_examples} or drop_last=False"
-            )
         if resident is not None:
             _check_flag(resident, "resident")
         is_number = isinstance(scale, (int, float)) and not isinstance(scale, bool)
         if scale is not None and not (is_number and math.isfinite(scale)):
             raise ValueError(f"scale must be a finite number or None; got {scale!r}")
-        if seed is None:
+        drawn = seed is None
+        if drawn:
             seed = host_rng().integers(0, _LARGEST_SEED)
         elif isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be a non-negative int or None; got {seed!r}")
+        self.rank, self.num_replicas = 0, 1
+        if self.distributed:
+            seed = self._join(seed, drawn)
+        self.per_rank = self._shard_size()
+        if self.drop_last and batch_size > self.per_rank:
+            where = (f"this rank's shard ({self.per_rank} of {self.num_examples} examples)" if self.distributed
+                     else f"the dataset ({self.num_examples} examples)")
+            raise ValueError(
+                f"drop_last=True with batch_size={batch_size} larger than {where} gives no batches; expected "
+                f"batch_size <= {self.per_rank} or drop_last=False"
+            )
         self.seed = seed
         self._generator = HostGenerator(seed)
         self.epoch = 0
@@ -132,6 +181,31 @@ class DataLoader:
             self._device_inputs = self._upload(inputs, self._input_dtype)
             if targets is not None:
                 self._device_targets = self._upload(targets, self._target_dtype)
+
+    # -- sharding ------------------------------------------------------------------------------
+    def _join(self, seed: int, drawn: bool) -> int:
+        """Rank and world size from gdnet.distributed; every rank's seed and dataset length
+        checked against rank 0's (a drawn seed is replaced by rank 0's)."""
+        self.rank, self.num_replicas = _distributed.get_rank(), _distributed.get_world_size()
+        ranks = _distributed.all_gather_objects((seed, drawn, self.num_examples))
+        lengths = [n for _, _, n in ranks]
+        if len(set(lengths)) > 1:
+            raise ValueError(f"DataLoader(distributed=True): the ranks' datasets differ in length ({lengths} by "
+                             "rank); expected the same dataset on every rank")
+        seeds = [s for s, was_drawn, _ in ranks if not was_drawn]
+        if seeds and (len(seeds) < len(ranks) or len(set(seeds)) > 1):
+            given = [None if was_drawn else s for s, was_drawn, _ in ranks]
+            raise ValueError(f"DataLoader(distributed=True): the ranks were given different seeds ({given} by "
+                             "rank); expected one seed on every rank, or seed=None on every rank")
+        return ranks[0][0]
+
+    def _shard_size(self) -> int:
+        return shard_size(self.num_examples, self.rank, self.num_replicas, self.drop_last, self.pad)
+
+    def _shard(self, order: Any) -> Any:
+        if order is None:
+            order = host.arange(self.num_examples)
+        return shard(order, self.rank, self.num_replicas, self.drop_last, self.pad)
 
     # -- placement -----------------------------------------------------------------------------
     def _device_bytes(self) -> int:
@@ -166,20 +240,22 @@ class DataLoader:
 
     # -- batches -------------------------------------------------------------------------------
     def __len__(self) -> int:
-        """Batches per epoch."""
+        """Batches per epoch (on this rank)."""
         if self.drop_last:
-            return self.num_examples // self.batch_size
-        return -(-self.num_examples // self.batch_size)
+            return self.per_rank // self.batch_size
+        return -(-self.per_rank // self.batch_size)
 
     def _bounds(self) -> Iterator[tuple[int, int]]:
         for index in range(len(self)):
             start = index * self.batch_size
-            yield start, min(start + self.batch_size, self.num_examples)
+            yield start, min(start + self.batch_size, self.per_rank)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor | None]]:
         """One epoch of (inputs, targets) batches. The shuffle order is drawn here, when the
         epoch starts, so ``state_dict()`` between epochs captures every future order."""
         order = self._generator.permutation(self.num_examples) if self.shuffle else None
+        if self.distributed:
+            order = self._shard(order)
         self.epoch += 1
         if self.resident:
             device_order = None
@@ -284,8 +360,9 @@ class DataLoader:
 
     def __repr__(self) -> str:
         placement = "resident" if self.resident else "streamed"
+        shard = f", rank {self.rank} of {self.num_replicas}" if self.distributed else ""
         return (
             f"DataLoader({self.num_examples} examples, batch_size={self.batch_size}, "
             f"shuffle={self.shuffle}, drop_last={self.drop_last}, {placement} on "
-            f"{self.backend.describe()})"
+            f"{self.backend.describe()}{shard})"
         )

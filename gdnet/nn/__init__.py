@@ -1,6 +1,6 @@
 """Neural-network building blocks: Module, Parameter, layers, functional, init."""
 
-from . import functional, init
+from . import functional, init, parallel
 from .activations import ELU, GELU, Hardtanh, SiLU, Softplus
 from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, MaxPool2d
 from .dropout import Dropout
@@ -20,7 +20,7 @@ from .layers import (
 )
 from .losses import NTXentLoss
 from .module import Module, Parameter
-from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, SyncBatchNorm
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .regularization import l1_penalty, l2_penalty
 
@@ -30,5 +30,5 @@ __all__ = [
     "AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d", "Dropout",
     "LayerNorm", "MaxPool2d", "l1_penalty", "l2_penalty",
     "ELU", "Embedding", "GELU", "GRU", "GRUCell", "Hardtanh", "LSTM", "LSTMCell", "NTXentLoss", "RNN", "RNNCell",
-    "SiLU", "Softplus",
+    "SiLU", "Softplus", "SyncBatchNorm", "parallel",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+from .. import distributed
 from .._backend import default_float, get_backend
 from ..autograd import Array, Function, Tensor, no_grad
 from ..ops import sum_to
@@ -57,9 +58,7 @@ class Normalize(Function):
         axes = self.axes
         self.count = float(math.prod(x.shape[a] for a in axes))
         if self.stats is None:
-            mean = xp.mean(x, axis=axes, keepdims=True)
-            centred = x - mean
-            var = _dot_over(xp, centred, centred, axes) / self.count
+            mean, centred, var = self.batch_statistics(xp, x)
         else:
             mean, var = self.stats
             centred = x - mean
@@ -72,6 +71,17 @@ class Normalize(Function):
         if bias is not None:
             y += xp.reshape(bias, self.param_shape)  # y is new: adding in place saves an allocation
         return y
+
+    def batch_statistics(self, xp, x):
+        """(mean, x - mean, biased variance) of x over ``axes``, keepdims layout."""
+        mean = xp.mean(x, axis=self.axes, keepdims=True)
+        centred = x - mean
+        return mean, centred, _dot_over(xp, centred, centred, self.axes) / self.count
+
+    def input_sums(self, xp, g_sum, g_x_hat_sum):
+        """The sums of g and g * x_hat over the statistics' axes that the input's gradient
+        uses (the batch's own; SyncNormalize adds the other ranks')."""
+        return g_sum, g_x_hat_sum
 
     def backward(self, g):
         xp, centred, inv_std, w, axes = self.xp, self.centred, self.inv_std, self.weight, self.axes
@@ -89,6 +99,7 @@ class Normalize(Function):
             if wants[0] and self.stats is not None:  # constant statistics: affine in x
                 grad_x = g * self.scale
             elif wants[0]:
+                g_sum, g_x_hat_sum = self.input_sums(xp, g_sum, g_x_hat_sum)
                 # dx = (g - mean(g) - x_hat * mean(g * x_hat)) * scale, built in one new array
                 grad_x = centred * (inv_std * g_x_hat_sum * (-1.0 / self.count))
                 grad_x += g
@@ -115,8 +126,9 @@ def _shape(array) -> tuple[int, ...] | None:
     return None if array is None else tuple(array.shape)
 
 
-def _normalize(x: Tensor, axes, param_shape, eps, weight, bias, stats=None) -> tuple[Tensor, Normalize]:
-    fn = Normalize(axes, param_shape, eps, stats)
+def _normalize(x: Tensor, axes, param_shape, eps, weight, bias, stats=None,
+               function: type[Normalize] = Normalize) -> tuple[Tensor, Normalize]:
+    fn = function(axes, param_shape, eps, stats)
     args = [x, weight, bias]
     while args[-1] is None and len(args) > 1:  # trailing absent parameters are left out
         args.pop()
@@ -141,6 +153,10 @@ def batch_norm(
     under no_grad, with no device synchronisation; momentum may be a 0-d array). Evaluation:
     normalise by the running statistics.
     """
+    return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, Normalize)
+
+
+def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, function: type[Normalize]):
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected an input (N, C, ...) of 2 or more dimensions; got shape {x.shape}")
     channels = x.shape[1]
@@ -164,10 +180,11 @@ def batch_norm(
         raise ValueError(
             f"batch_norm: training needs more than 1 value per channel to take a variance; got input shape {x.shape}"
         )
-    y, fn = _normalize(x, axes, param_shape, eps, weight, bias)
+    y, fn = _normalize(x, axes, param_shape, eps, weight, bias, function=function)
     if running_mean is not None and running_var is not None:
         xp = x.xp
         with no_grad():
+            count = fn.count  # every rank's values under SyncBatchNorm
             unbiased = xp.reshape(fn.batch_var, (channels,)) * (count / (count - 1))
             for running, batch in ((running_mean, xp.reshape(fn.batch_mean, (channels,))), (running_var, unbiased)):
                 new = running.data * (1.0 - momentum) + batch * momentum
@@ -264,7 +281,7 @@ class _BatchNorm(Module):
                 factor = 1.0 / x.xp.astype(tracked.data, x.dtype)
         use_batch = self.training or self.running_mean is None
         keep = not self.training or self.track_running_stats
-        return batch_norm(
+        return _batch_norm(
             x,
             self.running_mean if keep else None,
             self.running_var if keep else None,
@@ -273,7 +290,11 @@ class _BatchNorm(Module):
             use_batch,
             factor,
             self.eps,
+            self._normalizer(),
         )
+
+    def _normalizer(self) -> type[Normalize]:
+        return Normalize
 
     def extra_repr(self) -> str:
         return (
@@ -324,6 +345,76 @@ class BatchNorm2d(_BatchNorm):
     """
 
     _ranks, _layout = (4,), "a 4-D (N, C, H, W)"
+
+
+class SyncNormalize(Normalize):
+    """Normalize with batch statistics over every rank's batch (gdnet.distributed): the
+    forward gathers each rank's count, mean and sum of squared deviations and combines them
+    (Chan et al.'s parallel variance, as PyTorch's SyncBatchNorm gathers per-rank statistics);
+    the backward sums g and g * x_hat over the ranks, which makes the input gradient that of
+    the sum of every rank's loss. The weight and bias gradients stay per rank, for
+    DistributedDataParallel to average. ``count`` is a 0-d array (read without a host sync)."""
+
+    def batch_statistics(self, xp, x):
+        axes, channels = self.axes, x.shape[1]
+        local_mean = xp.mean(x, axis=axes, keepdims=True)
+        local_centred = x - local_mean
+        local_m2 = _dot_over(xp, local_centred, local_centred, axes)
+        count = xp.full((1,), self.count, dtype=x.dtype, device=x.device)
+        packed = xp.concat([xp.reshape(local_mean, (-1,)), xp.reshape(local_m2, (-1,)), count])
+        gathered = distributed.gather_array(packed, check=False)  # (ranks, 2C + 1): equal by construction
+        counts = gathered[:, 2 * channels:]
+        means, m2s = gathered[:, :channels], gathered[:, channels:2 * channels]
+        self.count = total = xp.sum(counts)
+        mean = xp.sum(means * counts, axis=0) / total
+        m2 = xp.sum(m2s, axis=0) + xp.sum(counts * (means - mean) ** 2, axis=0)
+        mean = xp.reshape(mean, self.param_shape)
+        return mean, x - mean, xp.reshape(m2 / total, self.param_shape)
+
+    def input_sums(self, xp, g_sum, g_x_hat_sum):
+        channels = g_sum.shape[1]
+        packed = xp.concat([xp.reshape(g_sum, (-1,)), xp.reshape(g_x_hat_sum, (-1,))])
+        summed = distributed.reduce_array(packed, "sum")
+        return (xp.reshape(summed[:channels], g_sum.shape), xp.reshape(summed[channels:], g_x_hat_sum.shape))
+
+
+class SyncBatchNorm(_BatchNorm):
+    """Batch normalisation with statistics over the whole batch of every rank, for
+    DistributedDataParallel training (BatchNorm1d/2d normalise each rank's batch alone, as in
+    PyTorch). In training each forward combines the ranks' statistics (one all-gather) and
+    each backward sums two per-channel terms (one all-reduce); the running statistics are then
+    the same on every rank. In evaluation, and without ``gd.distributed.init_process_group()``
+    or with one process, it is BatchNorm. The arguments are BatchNorm1d's.
+
+    Shape:
+        input (N, C, ...) of 2 to 5 dimensions -> output of the same shape.
+
+    Example:
+        >>> model = gd.nn.SyncBatchNorm.convert_sync_batchnorm(model)   # every BatchNorm*d
+    """
+
+    _ranks, _layout = (2, 3, 4, 5), "a 2-D to 5-D (N, C, ...)"
+
+    def _normalizer(self) -> type[Normalize]:
+        # evaluation never communicates (ranks may then run different numbers of batches)
+        return SyncNormalize if self.training and distributed.world_size() > 1 else Normalize
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module: Module) -> Module:
+        """``module`` with every BatchNorm1d/2d in it replaced by a SyncBatchNorm that keeps
+        its parameters and buffers (the same tensors); a BatchNorm given alone comes back
+        converted."""
+        if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
+            converted = cls(module.num_features, module.eps, module.momentum, module.affine,
+                            module.track_running_stats)
+            converted.weight, converted.bias = module.weight, module.bias
+            for name, buffer in module._buffers.items():
+                converted.register_buffer(name, buffer)
+            converted.train(module.training)
+            return converted
+        for name, child in list(module._modules.items()):
+            setattr(module, name, cls.convert_sync_batchnorm(child))
+        return module
 
 
 class LayerNorm(Module):

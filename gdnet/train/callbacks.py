@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from .. import distributed
 from .._creation import as_array_like
 from ..autograd import Tensor
 from ..optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
@@ -202,7 +203,8 @@ class ModelCheckpoint(Callback):
     logged values (``Checkpoint.extra["metrics"]``); see ``gdnet.train.save``.
 
     An epoch whose loss, monitored value or weights are not finite is not saved (with a
-    warning), so a diverging run never writes NaN over a good checkpoint.
+    warning), so a diverging run never writes NaN over a good checkpoint. In a
+    gdnet.distributed job only rank 0 writes (the replicas hold the same weights).
 
     Args:
         directory: where to write (created with its parents if missing).
@@ -237,7 +239,8 @@ class ModelCheckpoint(Callback):
     def on_train_begin(self) -> None:
         if self.save_best:
             check_monitor(self.run, self.monitor, "ModelCheckpoint")
-        self.directory.mkdir(parents=True, exist_ok=True)
+        if distributed.is_main_process():
+            self.directory.mkdir(parents=True, exist_ok=True)
         self._monitor.reset()
         self.best_epoch, self.skipped = None, []
 
@@ -252,7 +255,7 @@ class ModelCheckpoint(Callback):
             return
         improved = self.save_best and self._monitor.improved(logs[self.monitor])
         for wanted, path in ((self.save_last, self.last_path), (improved, self.best_path)):
-            if wanted:
+            if wanted and distributed.is_main_process():
                 save(path, run.model, run.optimizer, run.scheduler, run.train_loader, epoch=epoch, step=run.step,
                      metrics=dict(logs), **self.extra)
         if improved:
@@ -264,7 +267,8 @@ class TerminateOnNaN(Callback):
 
     The loss of every ``every``-th step is read from the device (the only reads this adds), and
     the epoch's mean loss at its end. The run stops after that step; the epoch is still logged,
-    and ModelCheckpoint refuses to save it.
+    and ModelCheckpoint refuses to save it. In a gdnet.distributed job the step's loss is
+    summed over the ranks first, so every rank stops at the same step.
 
     Args:
         every: steps between checks (1 checks every step, a synchronisation per step).
@@ -283,6 +287,8 @@ class TerminateOnNaN(Callback):
 
     def on_batch_end(self, step: int, loss: Tensor) -> None:
         if step % self.every == 0:
+            if distributed.world_size() > 1:  # a copy: the reduction may write into its input
+                loss = Tensor(distributed.reduce_array(loss.xp.reshape(loss.data, (1,)) * 1.0, "sum"))
             value = loss.item()
             if not math.isfinite(value):
                 self.stopped_step = step
@@ -295,7 +301,7 @@ class TerminateOnNaN(Callback):
 
 class _EpochFileLogger(Callback):
     """Appends one line per epoch to a file, opened and closed each time (so every finished
-    epoch is on disk, whatever happens later)."""
+    epoch is on disk, whatever happens later). Only rank 0 of a gdnet.distributed job writes."""
 
     def __init__(self, path: str | os.PathLike, append: bool = False):
         self.path = Path(path)
@@ -309,6 +315,8 @@ class _EpochFileLogger(Callback):
         raise NotImplementedError
 
     def on_train_begin(self) -> None:
+        if not distributed.is_main_process():
+            return
         header = self.header()
         if self.append and self.path.exists() and self.path.stat().st_size:
             if header is not None:
@@ -322,8 +330,9 @@ class _EpochFileLogger(Callback):
             file.write(header or "")
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-        with open(self.path, "a", newline="") as file:
-            file.write(self.line(epoch, logs))
+        if distributed.is_main_process():
+            with open(self.path, "a", newline="") as file:
+                file.write(self.line(epoch, logs))
 
 
 class CSVLogger(_EpochFileLogger):

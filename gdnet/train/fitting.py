@@ -11,6 +11,7 @@ import sys
 import time
 from typing import Any, Iterable, Sequence
 
+from .. import distributed
 from .._backend import get_backend
 from ..autograd import Tensor
 from .callbacks import Callback, LearningRateScheduler
@@ -97,7 +98,8 @@ def fit(model, loss: Loss, optimizer, train_loader, epochs: int, val_loader=None
             the validation loss (the training loss without ``val_loader``). A schedule counted
             in steps goes in ``callbacks`` as ``LearningRateScheduler(s, interval="step")``.
         verbose: 0 silent; 1 a tqdm bar per epoch with loss and metrics when standard error is
-            a terminal; 2 also one printed line per epoch.
+            a terminal; 2 also one printed line per epoch. In a gdnet.distributed job only rank 0
+            shows and prints; the logged values are every rank's (each metric all-reduced).
         initial_epoch: epochs already trained (when resuming from a checkpoint).
     Returns:
         the History: one row per epoch (see History).
@@ -122,7 +124,8 @@ def fit(model, loss: Loss, optimizer, train_loader, epochs: int, val_loader=None
     run = FitRun(model, loss, optimizer, schedules[0].scheduler if schedules else None, train_loader, val_loader,
                  epochs, metric_fns, initial_epoch)
     backend = get_backend()
-    show_bar = verbose >= 1 and _is_terminal(sys.stderr)
+    main = distributed.is_main_process()
+    show_bar = main and verbose >= 1 and _is_terminal(sys.stderr)
 
     def after_step(batch_loss: Tensor) -> bool:
         run.step += 1
@@ -161,7 +164,7 @@ def fit(model, loss: Loss, optimizer, train_loader, epochs: int, val_loader=None
         run.history.append(epoch, logs)
         for hook in hooks:
             hook.on_epoch_end(epoch, logs)
-        if verbose == 2:
+        if verbose == 2 and main:
             print(_epoch_line(epoch, epochs, logs), flush=True)
         if run.stop_training:
             break

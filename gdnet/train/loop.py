@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable, Iterable, Mapping
 
+from .. import distributed
+from .._backend import get_backend
 from ..autograd import Tensor, namespace_of, no_grad
 from ..backends import host
 from ..nn import functional as F
@@ -44,12 +46,13 @@ def resolve_metrics(metrics: Iterable[str | Metric]) -> dict[str, Metric]:
 
 class _Tally:
     """Example-weighted sums of the loss and each metric over batches, kept on the device
-    until read."""
+    until read. ``total`` is the example count of the last ``read()`` (every rank's)."""
 
     def __init__(self, metrics: Mapping[str, Metric] | None = None) -> None:
         self.metrics = dict(METRICS if metrics is None else metrics)
         self.sums: list[Any] | None = None
         self.count = 0
+        self.total = 0
 
     def add(self, loss: Tensor, scores: Tensor, labels: Any, batch: int) -> None:
         n = float(batch)
@@ -61,15 +64,37 @@ class _Tally:
         self.sums = values if self.sums is None else [total + v for total, v in zip(self.sums, values)]
         self.count += batch
 
-    def read(self) -> dict[str, float]:
-        """{"loss": mean loss, metric name: mean value}: one device read for all of them."""
-        if not self.count:
+    def read(self, across_ranks: bool = True) -> dict[str, float]:
+        """{"loss": mean loss, metric name: mean value}: one device read for all of them. In a
+        gdnet.distributed job of several ranks, over every rank's examples (one all-reduce, so
+        every rank must read), unless ``across_ranks`` is False (this rank's, for a progress bar)."""
+        names = ["loss", *self.metrics]
+        if across_ranks and distributed.world_size() > 1:
+            values = self._reduced(len(names))
+            count = values.pop()
+        else:
+            count = self.count
+            if count:
+                first = self.sums[0]
+                xp = namespace_of(first)
+                values = host.to_list(xp.stack([xp.astype(xp.reshape(s, ()), first.dtype) for s in self.sums]))
+        if not count:
             raise ValueError("no batches: the loader is empty")
-        first = self.sums[0]
-        xp = namespace_of(first)
-        stacked = xp.stack([xp.astype(xp.reshape(s, ()), first.dtype) for s in self.sums])
-        values = host.to_list(stacked)
-        return {name: value / self.count for name, value in zip(["loss", *self.metrics], values)}
+        self.total = int(count)
+        return {name: value / count for name, value in zip(names, values)}
+
+    def _reduced(self, width: int) -> list[float]:
+        """Every rank's sums and count; float64 where the device has it (the same dtype on
+        every rank, whatever its data), zeros from a rank without examples."""
+        backend = get_backend()
+        xp, device = backend.xp, backend.device
+        dtype = xp.float64 if backend.supports_dtype("float64") else xp.float32
+        if self.sums is None:
+            sums = xp.zeros((width,), dtype=dtype, device=device)
+        else:
+            sums = xp.stack([xp.astype(xp.reshape(s, ()), dtype) for s in self.sums])
+        count = xp.asarray([float(self.count)], dtype=dtype, device=device)
+        return host.to_list(distributed.reduce_array(xp.concat([sums, count]), "sum"))
 
 
 def progress_bar(total: int | None, description: str, leave: bool):
@@ -87,7 +112,7 @@ def train_pass(model, loader, optimizer, loss_fn: Loss, metrics: Mapping[str, Me
                report_every: int = 50, after_step: Callable[[Tensor], bool] | None = None,
                ) -> tuple[dict[str, float], int]:
     """One pass of gradient descent over ``loader``: ({"loss": ..., metric: ...} over the pass,
-    examples seen).
+    examples seen), both over every rank in a gdnet.distributed job.
 
     ``bar`` (a tqdm bar) advances every step and shows the running values every
     ``report_every`` steps (a device read each time). ``after_step(loss)`` runs after every
@@ -105,10 +130,10 @@ def train_pass(model, loader, optimizer, loss_fn: Loss, metrics: Mapping[str, Me
         if bar is not None:
             bar.update(1)
             if step % report_every == 0:
-                show_metrics(bar, tally.read())
+                show_metrics(bar, tally.read(across_ranks=False))  # only rank 0 has a bar
         if after_step is not None and after_step(loss):
             break
-    return tally.read(), tally.count
+    return tally.read(), tally.total
 
 
 def evaluation_pass(model, loader, loss_fn: Loss, metrics: Mapping[str, Metric]) -> dict[str, float]:
