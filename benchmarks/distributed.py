@@ -146,15 +146,16 @@ def launch(args, ranks: int) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     one = {row["model"]: row["examples_per_second"] for row in rows if row["ranks"] == 1}
-    lines = ["| model | processes | examples/s | scaling efficiency | step ms | all-reduce ms/step | exposed ms/step "
-             "| hidden behind backward |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | processes | examples/s | scaling efficiency | step ms | step ms in no_sync() "
+             "| all-reduce ms/step | exposed ms/step | hidden behind backward |", "|---" * 9 + "|"]
     for row in rows:
         base = one.get(row["model"])
         efficiency = f"{row['examples_per_second'] / (row['ranks'] * base):.2f}" if base else "-"
         hidden = "-" if row["hidden"] is None else f"{row['hidden']:.0%}"
-        lines.append(f"| {row['model']} ({row['gradient_mb']:.2f} MB of gradients, {row['buckets']} buckets) | "
+        buckets = f"{row['buckets']} bucket" + ("s" if row["buckets"] > 1 else "")
+        lines.append(f"| {row['model']} ({row['gradient_mb']:.2f} MB of gradients, {buckets}) | "
                      f"{row['ranks']} | {row['examples_per_second']:,.0f} | {efficiency} | {row['step_ms']:.1f} | "
-                     f"{row['allreduce_ms']:.2f} | {row['exposed_ms']:.2f} | {hidden} |")
+                     f"{row['local_step_ms']:.1f} | {row['allreduce_ms']:.2f} | {row['exposed_ms']:.2f} | {hidden} |")
     return "\n".join(lines)
 
 

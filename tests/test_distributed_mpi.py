@@ -29,7 +29,9 @@ HANG_GUARD = 240  # seconds: far above a run's length here; only a deadlock reac
 
 def mpiexec(*args: str, transport: str = "default") -> subprocess.CompletedProcess:
     """``mpiexec -n 2 python ARGS``; the whole process group is killed on a hang."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "GDNET_BACKEND"))}
+    # a launcher's own variables (were pytest itself started by one) would confuse this mpiexec
+    launcher = ("OMPI_COMM_WORLD", "OMPI_UNIVERSE", "PMIX_", "PMI_", "GDNET_BACKEND")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(launcher)}
     env.update(TRANSPORTS[transport], OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     command = [str(MPIEXEC), "--allow-run-as-root", "--oversubscribe", "-n", "2", sys.executable, *args]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,

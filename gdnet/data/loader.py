@@ -108,6 +108,7 @@ class DataLoader:
         resident: whether the dataset lives on the device.
         epoch: epochs started so far.
         rank, num_replicas: this rank and the world size (0 and 1 unless ``distributed``).
+        num_samples: examples per epoch on this rank (the dataset's length unless ``distributed``).
     Raises:
         RuntimeError: ``distributed=True`` before ``gd.distributed.init_process_group()``.
         ValueError: (distributed) the ranks' datasets differ in length, or their seeds differ.
@@ -151,13 +152,13 @@ class DataLoader:
         self.rank, self.num_replicas = 0, 1
         if self.distributed:
             seed = self._join(seed, drawn)
-        self.per_rank = self._shard_size()
-        if self.drop_last and batch_size > self.per_rank:
-            where = (f"this rank's shard ({self.per_rank} of {self.num_examples} examples)" if self.distributed
+        self.num_samples = self._shard_size()
+        if self.drop_last and batch_size > self.num_samples:
+            where = (f"this rank's shard ({self.num_samples} of {self.num_examples} examples)" if self.distributed
                      else f"the dataset ({self.num_examples} examples)")
             raise ValueError(
                 f"drop_last=True with batch_size={batch_size} larger than {where} gives no batches; expected "
-                f"batch_size <= {self.per_rank} or drop_last=False"
+                f"batch_size <= {self.num_samples} or drop_last=False"
             )
         self.seed = seed
         self._generator = HostGenerator(seed)
@@ -242,13 +243,13 @@ class DataLoader:
     def __len__(self) -> int:
         """Batches per epoch (on this rank)."""
         if self.drop_last:
-            return self.per_rank // self.batch_size
-        return -(-self.per_rank // self.batch_size)
+            return self.num_samples // self.batch_size
+        return -(-self.num_samples // self.batch_size)
 
     def _bounds(self) -> Iterator[tuple[int, int]]:
         for index in range(len(self)):
             start = index * self.batch_size
-            yield start, min(start + self.batch_size, self.per_rank)
+            yield start, min(start + self.batch_size, self.num_samples)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor | None]]:
         """One epoch of (inputs, targets) batches. The shuffle order is drawn here, when the

@@ -212,9 +212,9 @@ def gather_array(array: Any, check: bool = True) -> Any:
 
 
 def all_reduce(tensor: Tensor, op: str = "sum") -> None:
-    """Reduce ``tensor`` over all ranks, in place: every rank ends with the sum (or mean,
-    maximum, minimum) of the ranks' values. On NumPy the reduction writes into the tensor's
-    own memory; elsewhere ``tensor.data`` is replaced by the result, same shape and dtype.
+    """Reduce ``tensor`` over all ranks, in place: every rank's tensor ends holding the sum (or
+    mean, maximum, minimum) of the ranks' values, with its shape, dtype and device (NumPy
+    reduces in the tensor's own memory; other backends replace ``tensor.data``).
 
     Args:
         tensor: the same shape and dtype on every rank.

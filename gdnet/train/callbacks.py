@@ -25,6 +25,7 @@ from ..optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from ._files import existing_parent
 from .checkpoint import all_finite, save
 from .history import finite_or_none
+from .loop import sharded
 
 
 class Callback:
@@ -267,8 +268,8 @@ class TerminateOnNaN(Callback):
 
     The loss of every ``every``-th step is read from the device (the only reads this adds), and
     the epoch's mean loss at its end. The run stops after that step; the epoch is still logged,
-    and ModelCheckpoint refuses to save it. In a gdnet.distributed job the step's loss is
-    summed over the ranks first, so every rank stops at the same step.
+    and ModelCheckpoint refuses to save it. Over a sharded loader (``distributed=True``) the
+    step's loss is summed over the ranks first, so every rank stops at the same step.
 
     Args:
         every: steps between checks (1 checks every step, a synchronisation per step).
@@ -287,7 +288,7 @@ class TerminateOnNaN(Callback):
 
     def on_batch_end(self, step: int, loss: Tensor) -> None:
         if step % self.every == 0:
-            if distributed.world_size() > 1:  # a copy: the reduction may write into its input
+            if sharded(self.run.train_loader):  # a copy: the reduction may write into its input
                 loss = Tensor(distributed.reduce_array(loss.xp.reshape(loss.data, (1,)) * 1.0, "sum"))
             value = loss.item()
             if not math.isfinite(value):

@@ -99,7 +99,8 @@ def fit(model, loss: Loss, optimizer, train_loader, epochs: int, val_loader=None
             in steps goes in ``callbacks`` as ``LearningRateScheduler(s, interval="step")``.
         verbose: 0 silent; 1 a tqdm bar per epoch with loss and metrics when standard error is
             a terminal; 2 also one printed line per epoch. In a gdnet.distributed job only rank 0
-            shows and prints; the logged values are every rank's (each metric all-reduced).
+            shows and prints; over sharded loaders (``distributed=True``) the logged values
+            are every rank's (all-reduced once per pass).
         initial_epoch: epochs already trained (when resuming from a checkpoint).
     Returns:
         the History: one row per epoch (see History).

@@ -44,12 +44,21 @@ def resolve_metrics(metrics: Iterable[str | Metric]) -> dict[str, Metric]:
     return resolved
 
 
+def sharded(loader: Any) -> bool:
+    """Whether ``loader`` gives each rank of a gdnet.distributed job of several ranks its own
+    shard (``DataLoader(distributed=True)``): then values over it are summed over the ranks,
+    and every rank must take part. Over other loaders each rank's values are already whole."""
+    return bool(getattr(loader, "distributed", False)) and distributed.world_size() > 1
+
+
 class _Tally:
     """Example-weighted sums of the loss and each metric over batches, kept on the device
-    until read. ``total`` is the example count of the last ``read()`` (every rank's)."""
+    until read; over every rank's batches with ``across_ranks``. ``total`` is the example
+    count of the last ``read()``."""
 
-    def __init__(self, metrics: Mapping[str, Metric] | None = None) -> None:
+    def __init__(self, metrics: Mapping[str, Metric] | None = None, across_ranks: bool = False) -> None:
         self.metrics = dict(METRICS if metrics is None else metrics)
+        self.across_ranks = across_ranks
         self.sums: list[Any] | None = None
         self.count = 0
         self.total = 0
@@ -64,12 +73,12 @@ class _Tally:
         self.sums = values if self.sums is None else [total + v for total, v in zip(self.sums, values)]
         self.count += batch
 
-    def read(self, across_ranks: bool = True) -> dict[str, float]:
-        """{"loss": mean loss, metric name: mean value}: one device read for all of them. In a
-        gdnet.distributed job of several ranks, over every rank's examples (one all-reduce, so
-        every rank must read), unless ``across_ranks`` is False (this rank's, for a progress bar)."""
+    def read(self, local: bool = False) -> dict[str, float]:
+        """{"loss": mean loss, metric name: mean value}: one device read for all of them. Across
+        ranks, over every rank's examples (one all-reduce: every rank must read), unless
+        ``local`` (this rank's alone, for a progress bar only rank 0 shows)."""
         names = ["loss", *self.metrics]
-        if across_ranks and distributed.world_size() > 1:
+        if self.across_ranks and not local:
             values = self._reduced(len(names))
             count = values.pop()
         else:
@@ -112,14 +121,14 @@ def train_pass(model, loader, optimizer, loss_fn: Loss, metrics: Mapping[str, Me
                report_every: int = 50, after_step: Callable[[Tensor], bool] | None = None,
                ) -> tuple[dict[str, float], int]:
     """One pass of gradient descent over ``loader``: ({"loss": ..., metric: ...} over the pass,
-    examples seen), both over every rank in a gdnet.distributed job.
+    examples seen), over every rank's shard when the loader is sharded (``sharded``).
 
     ``bar`` (a tqdm bar) advances every step and shows the running values every
     ``report_every`` steps (a device read each time). ``after_step(loss)`` runs after every
     step; the pass ends early when it returns True.
     """
     model.train()
-    tally = _Tally(metrics)
+    tally = _Tally(metrics, across_ranks=sharded(loader))
     for step, (x, y) in enumerate(loader, start=1):
         scores = model(x)
         loss = loss_fn(scores, y)
@@ -130,17 +139,18 @@ def train_pass(model, loader, optimizer, loss_fn: Loss, metrics: Mapping[str, Me
         if bar is not None:
             bar.update(1)
             if step % report_every == 0:
-                show_metrics(bar, tally.read(across_ranks=False))  # only rank 0 has a bar
+                show_metrics(bar, tally.read(local=True))  # only rank 0 has a bar
         if after_step is not None and after_step(loss):
             break
     return tally.read(), tally.total
 
 
 def evaluation_pass(model, loader, loss_fn: Loss, metrics: Mapping[str, Metric]) -> dict[str, float]:
-    """{"loss": ..., metric: ...} of ``model`` over ``loader`` in eval mode, without gradients."""
+    """{"loss": ..., metric: ...} of ``model`` over ``loader`` in eval mode, without gradients
+    (over every rank's shard when the loader is sharded: then every rank must call it)."""
     was_training = model.training
     model.eval()
-    tally = _Tally(metrics)
+    tally = _Tally(metrics, across_ranks=sharded(loader))
     try:
         with no_grad():
             for x, y in loader:
