@@ -232,3 +232,45 @@ def test_a_distributed_loader_in_a_world_of_one_is_the_plain_loader(world):
         assert [y.tolist() for _, y in sharded] == [y.tolist() for _, y in plain]
     with pytest.raises(TypeError, match="pad must be True or False"):
         gd.data.DataLoader(data, distributed=True, pad=None)
+
+
+# -- engines -------------------------------------------------------------------------------------
+def test_cuda_aware_mpi_can_be_set_from_the_environment(monkeypatch):
+    from gdnet.backends.nccl_comm import cuda_aware_mpi
+
+    for setting, expected in (("1", True), ("0", False)):
+        monkeypatch.setenv("GDNET_CUDA_AWARE_MPI", setting)
+        assert cuda_aware_mpi() is expected
+
+
+def test_nccl_is_only_for_cupy_arrays(backend):
+    if backend.name == "cupy":
+        pytest.skip("cupy has NCCL")
+    with pytest.raises(ValueError, match=r"no 'nccl' communicator; expected 'mpi' \('nccl' needs the cupy backend"):
+        backend.communicator(comm.LocalWorld(), "nccl")
+
+
+@pytest.mark.cupy
+@pytest.mark.parametrize("engine", ["nccl", "mpi"])
+def test_nccl_and_mpi_on_cupy_arrays_in_a_world_of_one(alone, engine):
+    """NCCL (through cupyx.distributed, bootstrapped over MPI) and MPI on cupy arrays, with one
+    process: the collectives and a DistributedDataParallel step on the GPU."""
+    pytest.importorskip("mpi4py")
+    reason = gd.backends.backend_class("cupy").unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    with gd.use_backend("cupy") as backend:
+        dist.init_process_group(backend=engine)
+        t = make(host_normal(4), "float64")
+        values = t.numpy()
+        for op in ("sum", "mean", "max"):
+            dist.all_reduce(t, op=op)
+        dist.broadcast(t)
+        (part,) = dist.all_gather(t)
+        assert t.device == backend.device and rel_err(part.numpy(), values) == 0.0
+        plain, ddp = _mlp("float64"), DistributedDataParallel(_mlp("float64"))
+        x, y = _batches("float64", steps=1)[0]
+        for model in (plain, ddp):
+            F.cross_entropy(model(x), y).backward()
+        for got, want in zip(ddp.parameters(), plain.parameters()):
+            assert got.grad.device == backend.device and rel_err(got.grad.numpy(), want.grad.numpy()) < 1e-12
