@@ -70,3 +70,16 @@ def rel_err(got, want) -> float:
     if not want.size:
         return 0.0
     return float(np.max(np.abs(got - want))) / max(float(np.max(np.abs(want))), 1e-9)
+
+
+def peak_memory(action) -> int:
+    """The most bytes Python (and NumPy, which reports its arrays to tracemalloc) held at once
+    while ``action()`` ran, above what was held before."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        action()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

@@ -7,6 +7,7 @@ import io
 import os
 import pickle
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import peak_memory
 from gdnet.backends import host
 from test_fit import CLASSES, FEATURES, loaders, mlp, setup, weights
 from test_lr_scheduler import ROW, STEPS, _gdnet_optimizer, _run
@@ -268,6 +270,122 @@ def test_what_a_damaged_file_error_says(small_checkpoint, tmp_path):
         gd.train.load(tmp_path / "absent.safetensors")
     with pytest.raises(CheckpointError, match="not a JSON object"):
         _load_bytes(b"\x04\x00\x00\x00\x00\x00\x00\x00oops")
+
+
+# -- files that would cost memory or time --------------------------------------------------------
+_ZERO_SIZE = b'{"dtype":"F32","shape":[0],"data_offsets":[0,0]}'
+
+
+def _crafted(header: bytes, data: bytes = b"", length: int | None = None) -> bytes:
+    """A safetensors file of this JSON header (padded to 8 bytes) and data; ``length`` overrides
+    the length prefix."""
+    header += b" " * (-len(header) % 8)
+    return struct.pack("<Q", len(header) if length is None else length) + header + data
+
+
+def _zero_size_tensors(count: int) -> bytes:
+    return _crafted(b"{" + b",".join(b'"t%d":' % i + _ZERO_SIZE for i in range(count)) + b"}")
+
+
+def _with_gdnet_metadata(text: str) -> bytes:
+    """A file whose gdnet metadata is ``text``, with the SHA-256 a writer would give it."""
+    metadata = {"format": "pt", "gdnet": text}
+    metadata["gdnet_sha256"] = checkpoint_module._metadata_digest(metadata)
+    return checkpoint_module.st.encode_header([], metadata)
+
+
+@pytest.mark.parametrize(
+    "make, expected, held",
+    [
+        (lambda: _crafted(b'{"a":{"dtype":"F32","shape":[1000000000],"data_offsets":[0,4000000000]}}', bytes(64)),
+         r"is truncated: its tensors need 4000000000 bytes of data and the file holds 64", 4096),
+        (lambda: _crafted(b"{}", length=2**63), r"header length says 9223372036854775808 bytes", 4096),
+        (lambda: _zero_size_tensors(1_000_000), r"header holds up to 7000001 JSON values; gdnet reads at most 1048576",
+         None),
+        (lambda: _crafted(b'{"__metadata__":' + b"[" * 200_000 + b"]" * 200_000 + b"}"), "nested too deeply", None),
+        (lambda: _with_gdnet_metadata("[" * 200_000 + "]" * 200_000), "the gdnet metadata is nested too deeply",
+         None),
+        (lambda: _with_gdnet_metadata('{"format":"gdnet.checkpoint","format_version":1}'),
+         r"the metadata is not a gdnet checkpoint's \(KeyError: 'tensors'\)", None),
+    ],
+    ids=["huge-tensor", "huge-header-length", "million-tensors", "deep-json", "deep-metadata", "metadata-lacks-keys"],
+)
+def test_crafted_files_are_refused_within_the_memory_they_claim(tmp_path, make, expected, held):
+    """Each file is refused with a CheckpointError (never a RecursionError or KeyError), and
+    loading it takes at most about twice the bytes it holds (``held``, or its whole size)."""
+    content = make()
+    path = tmp_path / "crafted.safetensors"
+    path.write_bytes(content)
+
+    def load():
+        with pytest.raises(CheckpointError, match=expected):
+            gd.train.load(path)
+        with pytest.raises(CheckpointError, match=expected):
+            gd.train.load(io.BufferedReader(io.BytesIO(content)))
+
+    assert peak_memory(load) < 2 * (held or len(content)) + (256 << 10)
+
+
+def test_a_sparse_file_is_refused_from_its_header_unread(tmp_path):
+    """A 6 GiB sparse file whose header length claims all of it: refused by the cap on header
+    sizes, with nothing read after the length."""
+    path = tmp_path / "sparse.safetensors"
+    with open(path, "wb") as file:
+        file.write(struct.pack("<Q", 6 << 30))
+        file.truncate((6 << 30) + 8)
+
+    def load():
+        with pytest.raises(CheckpointError, match=r"header length says 6442450944 bytes; safetensors headers hold "
+                                                  r"at most 100000000"):
+            gd.train.load(path)
+
+    assert peak_memory(load) < 256 << 10
+
+
+def test_too_many_tensors_are_refused():
+    data = _zero_size_tensors(checkpoint_module.st.MAX_TENSORS + 1)
+    with pytest.raises(CheckpointError, match="lists 32769 tensors; gdnet reads at most 32768"):
+        _load_bytes(data)
+
+
+class _Endless(io.RawIOBase):
+    """A stream of ``head`` and then zero bytes without end."""
+
+    def __init__(self, head: bytes):
+        self.head = head
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = len(buffer)
+        taken, self.head = self.head[:count], self.head[count:]
+        buffer[: len(taken)] = taken
+        buffer[len(taken):count] = bytes(count - len(taken))
+        return count
+
+
+def test_a_stream_that_never_ends_is_read_only_as_far_as_its_header_claims():
+    header = _crafted(b'{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}')
+    for head in (header, b""):
+        with pytest.raises(CheckpointError, match="more bytes follow the last tensor|does not start with"):
+            gd.train.load(io.BufferedReader(_Endless(head)))
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_a_path_that_is_not_a_regular_file_is_refused(tmp_path):
+    link = tmp_path / "last.safetensors"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(CheckpointError, match="last.safetensors is a character device, not a regular file"):
+        gd.train.load(link)
+    with pytest.raises(CheckpointError, match="last.safetensors is a character device"):
+        gd.train.load_into(link, mlp())
+    with pytest.raises(CheckpointError, match="is a directory, not a regular file"):
+        gd.train.load(tmp_path)
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo")  # nobody writes to it: opening it must not wait for a writer
+        with pytest.raises(CheckpointError, match=r"is a FIFO \(named pipe\), not a regular file"):
+            gd.train.load(tmp_path / "fifo")
 
 
 class _Trap:

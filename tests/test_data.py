@@ -6,11 +6,14 @@ import functools
 import gzip
 import hashlib
 import http.server
+import os
 import threading
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import peak_memory
 
 import gdnet as gd
 from gdnet.data import (
@@ -145,6 +148,66 @@ def test_write_idx_refuses_what_idx_cannot_hold(tmp_path, array, expected):
         write_idx(path, array)
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def _gzip_stream(*pieces: bytes, zeros: int = 0) -> bytes:
+    """A gzip file of ``pieces`` followed by ``zeros`` zero bytes, compressed as it is made."""
+    compressor = zlib.compressobj(wbits=31)
+    out = [compressor.compress(piece) for piece in pieces]
+    block = bytes(1 << 20)
+    for start in range(0, zeros, len(block)):
+        out.append(compressor.compress(block[: min(len(block), zeros - start)]))
+    return b"".join(out) + compressor.flush()
+
+
+def _refused(path, expected) -> int:
+    """The peak memory of read_idx(path), which must raise IDXFormatError matching ``expected``."""
+    def read():
+        with pytest.raises(IDXFormatError, match=expected):
+            read_idx(path)
+
+    return peak_memory(read)
+
+
+LABELS_HEADER = bytes([0, 0, 0x08, 1]) + (1000).to_bytes(4, "big")  # 1,000 uint8 labels
+
+
+@pytest.mark.parametrize(
+    "content, expected, held",
+    [
+        # 1,000 labels, then 32 MB of zeros: a gzip bomb of 32 kB
+        (_gzip_stream(LABELS_HEADER, zeros=32 << 20),
+         r"has trailing bytes: .* needs 8 header \+ 1000 data = 1008 bytes; the file has more than 1008", 1008),
+        # a raw header announcing (2**32 - 1)**2 bytes: refused from the file size, unread
+        (bytes([0, 0, 0x08, 2]) + (2**32 - 1).to_bytes(4, "big") * 2 + bytes(100),
+         "truncated: .* the file has 112 bytes", 112),
+        # the same announcement, gzip-compressed, over 1 MB of zeros
+        (_gzip_stream(bytes([0, 0, 0x08, 2]) + (2**32 - 1).to_bytes(4, "big") * 2, zeros=1 << 20),
+         r"after gzip decompression\): truncated: .* the file has 1048588 bytes", 1 << 20),
+    ],
+    ids=["gzip-bomb", "raw-huge-claim", "gzip-huge-claim"],
+)
+def test_idx_memory_is_bounded_by_the_header_claim(tmp_path, content, expected, held):
+    """A crafted file costs about what its header announces, or what it holds where that is
+    less (``held``), never what a decompression bomb expands to."""
+    path = tmp_path / "crafted-idx"
+    path.write_bytes(content)
+    assert _refused(path, expected) < 2 * held + (256 << 10)
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_read_idx_refuses_a_device_a_fifo_and_a_directory(tmp_path):
+    link = tmp_path / "train-labels-idx1-ubyte"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(IDXFormatError, match=r"train-labels-idx1-ubyte is a character device, not a regular file"):
+        read_idx(link)
+    with pytest.raises(IDXFormatError, match="is a directory, not a regular file"):
+        read_idx(tmp_path)
+    if hasattr(os, "mkfifo"):
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)  # nobody writes to it: opening it must not wait for a writer
+        with pytest.raises(IDXFormatError, match=r"is a FIFO \(named pipe\), not a regular file"):
+            read_idx(fifo)
 
 
 def test_read_idx_missing_file(tmp_path):

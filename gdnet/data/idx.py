@@ -19,8 +19,9 @@ import os
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from .._io import open_regular, read_at_most
 from ..backends import host
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -48,76 +49,104 @@ def _known_codes() -> str:
     return ", ".join(f"0x{code:02X} {name}" for code, (name, _, _) in IDX_TYPES.items())
 
 
-def _decompress(path: Path, raw: bytes) -> bytes:
+def _gzip_error(path: Path, exc: BaseException) -> IDXFormatError:
+    # EOFError: the stream stops early; BadGzipFile (an OSError) and zlib.error: corrupt
+    return IDXFormatError(
+        f"{path}: the gzip stream is truncated or corrupt ({exc}); expected a complete gzip "
+        "file (starts with bytes 1f 8b); download or copy the file again"
+    )
+
+
+def _read(stream: BinaryIO, limit: int, path: Path) -> bytearray:
     try:
-        return _gzip.decompress(raw)
+        return read_at_most(stream, limit)
     except (EOFError, OSError, zlib.error) as exc:
-        # EOFError: the stream stops early; BadGzipFile (an OSError) and zlib.error: corrupt
-        raise IDXFormatError(
-            f"{path}: the gzip stream is truncated or corrupt ({exc}); expected a complete gzip "
-            "file (starts with bytes 1f 8b); download or copy the file again"
-        ) from exc
+        if isinstance(stream, _gzip.GzipFile):
+            raise _gzip_error(path, exc) from exc
+        raise
+
+
+def _length_error(where: str, shape: tuple[int, ...], dtype_name: str, header: int, data: int,
+                  length: int, exact: bool) -> IDXFormatError:
+    """The file holds ``length`` bytes (or, where not ``exact``, at least that many) instead of
+    header + data."""
+    expected = header + data
+    problem = "truncated" if length < expected else "has trailing bytes"
+    held = f"{length} bytes" if exact or length < expected else f"more than {expected} bytes"
+    return IDXFormatError(
+        f"{where}: {problem}: shape {shape} of {dtype_name} needs {header} header + {data} data = "
+        f"{expected} bytes; the file has {held}"
+    )
 
 
 def read_idx(path: str | os.PathLike) -> Any:
     """Read an IDX file (raw, or gzip-compressed; detected by content) into a host array.
 
+    The header is read first; then at most the bytes it announces (plus one, to notice
+    trailing data) are read or decompressed, so a damaged or crafted file costs no more memory
+    than the array its header describes.
+
     Args:
-        path: the file.
+        path: the file (a regular file, or a symbolic link to one).
     Returns:
         a NumPy array of shape (d0, d1, ..., d_{k-1}) as the header gives it, in the header's
         element type and native byte order, writeable.
     Raises:
         IDXFormatError: bad magic bytes, unknown type code, no dimensions, a corrupt or truncated
-            gzip stream, or a data length other than prod(sizes) * element size.
+            gzip stream, a data length other than prod(sizes) * element size, or a path that
+            is not a regular file (a directory, a device such as /dev/zero, a FIFO).
         FileNotFoundError: ``path`` does not exist.
     """
     path = Path(path)
-    raw = path.read_bytes()
-    compressed = raw[:2] == GZIP_MAGIC
-    if compressed:
-        raw = _decompress(path, raw)
-    where = f"{path}{' (after gzip decompression)' if compressed else ''}"
-    if len(raw) < HEADER_BYTES:
-        raise IDXFormatError(
-            f"{where}: {len(raw)} bytes is too short for an IDX header; expected at least "
-            f"{HEADER_BYTES} bytes (00 00, type code, number of dimensions)"
+    with open_regular(path, IDXFormatError) as (file, size):
+        compressed = file.read(2) == GZIP_MAGIC
+        file.seek(0)
+        stream: BinaryIO = _gzip.GzipFile(fileobj=file, mode="rb") if compressed else file
+        where = f"{path}{' (after gzip decompression)' if compressed else ''}"
+        raw = _read(stream, HEADER_BYTES, path)
+        if len(raw) < HEADER_BYTES:
+            raise IDXFormatError(
+                f"{where}: {len(raw)} bytes is too short for an IDX header; expected at least "
+                f"{HEADER_BYTES} bytes (00 00, type code, number of dimensions)"
+            )
+        if raw[0] != 0 or raw[1] != 0:
+            raise IDXFormatError(
+                f"{where}: bad magic number: the first two bytes are {raw[0]:02x} {raw[1]:02x}; "
+                "expected 00 00 (is this an IDX file?)"
+            )
+        code, ndim = raw[2], raw[3]
+        if code not in IDX_TYPES:
+            raise IDXFormatError(
+                f"{where}: unknown element type code 0x{code:02X}; expected one of: {_known_codes()}"
+            )
+        if ndim == 0:
+            raise IDXFormatError(f"{where}: the header gives 0 dimensions; expected 1 to 255")
+        data_start = HEADER_BYTES + DIMENSION_BYTES * ndim
+        raw += _read(stream, data_start - HEADER_BYTES, path)
+        if len(raw) < data_start:
+            raise IDXFormatError(
+                f"{where}: truncated header: {ndim} dimensions need {data_start} header bytes; "
+                f"the file has {len(raw)} bytes"
+            )
+        shape = tuple(
+            int.from_bytes(raw[offset : offset + DIMENSION_BYTES], "big")
+            for offset in range(HEADER_BYTES, data_start, DIMENSION_BYTES)
         )
-    if raw[0] != 0 or raw[1] != 0:
-        raise IDXFormatError(
-            f"{where}: bad magic number: the first two bytes are {raw[0]:02x} {raw[1]:02x}; "
-            "expected 00 00 (is this an IDX file?)"
-        )
-    code, ndim = raw[2], raw[3]
-    if code not in IDX_TYPES:
-        raise IDXFormatError(
-            f"{where}: unknown element type code 0x{code:02X}; expected one of: {_known_codes()}"
-        )
-    if ndim == 0:
-        raise IDXFormatError(f"{where}: the header gives 0 dimensions; expected 1 to 255")
-    data_start = HEADER_BYTES + DIMENSION_BYTES * ndim
-    if len(raw) < data_start:
-        raise IDXFormatError(
-            f"{where}: truncated header: {ndim} dimensions need {data_start} header bytes; "
-            f"the file has {len(raw)} bytes"
-        )
-    shape = tuple(
-        int.from_bytes(raw[offset : offset + DIMENSION_BYTES], "big")
-        for offset in range(HEADER_BYTES, data_start, DIMENSION_BYTES)
-    )
-    dtype_name, big_endian, itemsize = IDX_TYPES[code]
-    count = 1
-    for size in shape:
-        count *= size
-    expected = data_start + count * itemsize
-    if len(raw) != expected:
-        problem = "truncated" if len(raw) < expected else "has trailing bytes"
-        raise IDXFormatError(
-            f"{where}: {problem}: shape {shape} of {dtype_name} needs {data_start} header + "
-            f"{count * itemsize} data = {expected} bytes; the file has {len(raw)} bytes"
-        )
-    # a bytearray makes the returned array writeable where no byte swap copies it anyway
-    values = host.from_buffer(bytearray(raw), big_endian, shape, offset=data_start)
+        dtype_name, big_endian, itemsize = IDX_TYPES[code]
+        count = 1
+        for dimension in shape:
+            count *= dimension
+        expected = data_start + count * itemsize
+        # a raw file's size is known before reading; a gzip stream is read up to one byte past
+        # what the header announces, which tells a longer stream apart without reading it all
+        if not compressed and size != expected:
+            raise _length_error(where, shape, dtype_name, data_start, count * itemsize, size, exact=True)
+        data = _read(stream, count * itemsize + 1, path)
+        length = data_start + len(data)
+        if length != expected:
+            raise _length_error(where, shape, dtype_name, data_start, count * itemsize, length, exact=False)
+    # the bytearray makes the returned array writeable where no byte swap copies it anyway
+    values = host.from_buffer(data, big_endian, shape)
     return host.to_native(values)
 
 

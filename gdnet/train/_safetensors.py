@@ -4,6 +4,18 @@ A file is an 8-byte little-endian header length N, N bytes of JSON, then the ten
 little-endian bytes, back to back. The JSON maps each tensor name to {"dtype", "shape",
 "data_offsets": [begin, end]} (offsets into the bytes after the header), and may hold
 "__metadata__", a map of strings to strings. Nothing in it is ever executed.
+
+Reading is bounded by what the file claims: the length first (checked against the file's size
+and MAX_HEADER_BYTES), then the JSON (its values counted before it is parsed, capped at
+MAX_JSON_VALUES, so a header within the caps costs at most about 100 MB of Python objects),
+then, only once the header agrees with the file's size, the tensor bytes.
+
+gdnet reads the format itself rather than through the ``safetensors`` package (which the tests
+use to show the two agree): that package opens paths only, not file objects; it caps neither
+the tensors nor the values of a header (measured with safetensors 0.8: a header of 1,000,000
+zero-size tensors, 67 MB, took 3.1 s and 365 MB to open, a 20,000,000-long shape 500 MB); its
+errors name a variant ("MetadataIncompleteBuffer") where these say which bytes are wrong; and
+gdnet's SHA-256 of each tensor is taken over the stored bytes, where the header places them.
 """
 
 from __future__ import annotations
@@ -12,7 +24,9 @@ import json
 import math
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
+
+from .._io import read_at_most
 
 # safetensors dtype -> (NumPy dtype name, little-endian NumPy dtype string, bytes per element)
 DTYPES: dict[str, tuple[str, str, int]] = {
@@ -23,6 +37,11 @@ DTYPES: dict[str, tuple[str, str, int]] = {
 }
 CODES = {name: code for code, (name, _, _) in DTYPES.items()}
 MAX_HEADER_BYTES = 100_000_000  # the reference implementation's limit
+# Caps that bound what a crafted header costs to parse (Python builds an object per JSON value).
+# A gdnet checkpoint's header holds about 20 values per tensor (its entry, and the metadata's
+# architecture and SHA-256 listing); a model with optimizer state has a few thousand tensors.
+MAX_TENSORS = 32_768
+MAX_JSON_VALUES = 32 * MAX_TENSORS
 
 
 class SafetensorsError(ValueError):
@@ -31,7 +50,8 @@ class SafetensorsError(ValueError):
 
 @dataclass(frozen=True)
 class Entry:
-    """One tensor of a file: its dtype code, shape, and where its bytes lie in the file."""
+    """One tensor of a file: its dtype code, shape, and where its bytes lie (offsets from the
+    start of the tensor bytes, which follow the header)."""
 
     dtype: str
     shape: tuple[int, ...]
@@ -70,36 +90,99 @@ def _known_formats(head: bytes) -> str:
     return ""
 
 
-def parse(buffer: bytes | memoryview, source: str) -> tuple[dict[str, Entry], dict[str, str]]:
-    """The tensors (offsets counted from the start of ``buffer``) and metadata of a file.
+@dataclass(frozen=True)
+class Header:
+    """What the first ``start`` bytes of a file say: its tensors (offsets counted from
+    ``start``, where the tensor bytes begin), its metadata, and how many tensor bytes follow."""
 
-    Raises SafetensorsError naming what is wrong: too short, a pickle or zip file, a header
-    length past the end, a header that is not JSON or lacks a field, an unknown dtype, a size
-    that does not match the shape, overlapping or missing bytes, or a truncated file.
+    entries: dict[str, Entry]
+    metadata: dict[str, str]
+    start: int
+    data_bytes: int
+
+
+def read_header(stream: BinaryIO, size: int | None, source: str) -> Header:
+    """Read and check the length prefix and JSON header of a file, and nothing after them.
+
+    Args:
+        stream: positioned at the start of the file.
+        size: the file's size in bytes, or None where it is not known (a pipe, a socket):
+            the header length is then checked as it is read.
+    Raises:
+        SafetensorsError naming what is wrong: too short, a pickle or zip file, a header
+        length past the end of the file or above MAX_HEADER_BYTES, a header that is not JSON,
+        lacks a field or holds more than MAX_TENSORS tensors or MAX_JSON_VALUES values (or
+        is nested too deeply), an unknown dtype, a size that does not match the shape,
+        overlapping or missing bytes, or (where ``size`` is known) a file shorter or longer
+        than its tensors.
     """
+    first = bytes(read_at_most(stream, 8))
     try:
-        return _parse(buffer, source)
+        header = _read_header(stream, first, size, source)
     except SafetensorsError as exc:
-        known = _known_formats(bytes(buffer[:8]))
+        known = _known_formats(first)
         if known:
             raise SafetensorsError(f"{source} is not a safetensors file:{known}") from exc
         raise
+    if size is not None:
+        check_length(header, size - header.start, source)
+    return header
 
 
-def _parse(buffer: bytes | memoryview, source: str) -> tuple[dict[str, Entry], dict[str, str]]:
-    size = len(buffer)
-    if size < 8:
-        raise SafetensorsError(f"{source} is not a safetensors file: {size} bytes, too short for the 8-byte "
+def check_length(header: Header, held: int, source: str, exact: bool = True) -> None:
+    """SafetensorsError unless the ``held`` bytes after the header (at least that many, where
+    not ``exact``) are the tensor bytes the header announces."""
+    if held < header.data_bytes:
+        raise SafetensorsError(f"{source} is truncated: its tensors need {header.data_bytes} bytes of data and the "
+                               f"file holds {held}")
+    if held > header.data_bytes:
+        extra = f"{held - header.data_bytes} bytes follow" if exact else "more bytes follow"
+        raise SafetensorsError(f"{source} is damaged: {extra} the last tensor")
+
+
+def read_data(stream: BinaryIO, header: Header, source: str) -> bytearray:
+    """The tensor bytes of a stream whose header was read, read in chunks up to one byte past
+    what the header announces (to notice trailing data), so a stream that never ends costs no
+    more than the file it claims to be."""
+    data = read_at_most(stream, header.data_bytes + 1)
+    check_length(header, len(data), source, exact=False)
+    return data
+
+
+def _count_values(text: bytearray) -> int:
+    """An upper bound on the JSON values in ``text`` (each follows a comma or opens a container),
+    counted at C speed before Python builds an object for any of them."""
+    return sum(text.count(mark) for mark in (b",", b"[", b"{")) + 1
+
+
+def _read_header(stream: BinaryIO, first: bytes, size: int | None, source: str) -> Header:
+    if len(first) < 8:
+        raise SafetensorsError(f"{source} is not a safetensors file: {len(first)} bytes, too short for the 8-byte "
                                "header length")
-    (length,) = struct.unpack("<Q", bytes(buffer[:8]))
-    if length > size - 8 or length > MAX_HEADER_BYTES:
+    (length,) = struct.unpack("<Q", first)
+    if size is not None and length > size - 8:
         raise SafetensorsError(f"{source} is truncated or not a safetensors file: its header length says {length} "
                                f"bytes, but {size - 8} follow")
+    if length > MAX_HEADER_BYTES:
+        raise SafetensorsError(f"{source}: its header length says {length} bytes; safetensors headers hold at most "
+                               f"{MAX_HEADER_BYTES} (is this a safetensors file?)")
+    raw = read_at_most(stream, length)
+    if len(raw) < length:
+        raise SafetensorsError(f"{source} is truncated or not a safetensors file: its header length says {length} "
+                               f"bytes, but {len(raw)} follow")
+    values = _count_values(raw)
+    if values > MAX_JSON_VALUES:
+        raise SafetensorsError(f"{source}: its header holds up to {values} JSON values; gdnet reads at most "
+                               f"{MAX_JSON_VALUES} (about {MAX_TENSORS} tensors)")
     try:
-        text = bytes(buffer[8:8 + length]).decode("utf-8")
-        if not text.startswith("{"):
+        if raw[:1] != b"{":
             raise ValueError("it does not start with '{'")
+        text = raw.decode("utf-8")
+        raw.clear()  # one copy of the header at a time
         header = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError as exc:
+        raise SafetensorsError(f"{source} is damaged or crafted: its header is JSON nested too deeply to "
+                               "read") from exc
     except ValueError as exc:
         raise SafetensorsError(f"{source} is damaged or not a safetensors file: its header is not a JSON object "
                                f"({exc})") from exc
@@ -108,24 +191,20 @@ def _parse(buffer: bytes | memoryview, source: str) -> tuple[dict[str, Entry], d
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise SafetensorsError(f"{source}: __metadata__ must map strings to strings")
-    start = 8 + length
-    entries = {name: _entry(name, info, start, source) for name, info in header.items()}
-    position = start
+    if len(header) > MAX_TENSORS:
+        raise SafetensorsError(f"{source}: its header lists {len(header)} tensors; gdnet reads at most {MAX_TENSORS}")
+    entries = {name: _entry(name, info, source) for name, info in header.items()}
+    position = 0
     for name, entry in sorted(entries.items(), key=lambda item: (item[1].start, item[1].stop)):
         if entry.start != position:
             problem = "overlaps the tensor before it" if entry.start < position else "leaves a gap before it"
             raise SafetensorsError(f"{source} is damaged: tensor {name!r} {problem} (data offset "
-                                   f"{entry.start - start}, expected {position - start})")
+                                   f"{entry.start}, expected {position})")
         position = entry.stop
-    if position > size:
-        raise SafetensorsError(f"{source} is truncated: its tensors need {position - start} bytes of data and the "
-                               f"file holds {size - start}")
-    if position < size:
-        raise SafetensorsError(f"{source} is damaged: {size - position} bytes follow the last tensor")
-    return entries, metadata
+    return Header(entries, metadata, 8 + length, position)
 
 
-def _entry(name: str, info: Any, start: int, source: str) -> Entry:
+def _entry(name: str, info: Any, source: str) -> Entry:
     if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
         got = sorted(info) if isinstance(info, dict) else type(info).__name__
         raise SafetensorsError(f"{source}: tensor {name!r} should have dtype, shape and data_offsets; got {got}")
@@ -141,4 +220,4 @@ def _entry(name: str, info: Any, start: int, source: str) -> Entry:
     if offsets[1] - offsets[0] != needed:
         raise SafetensorsError(f"{source}: tensor {name!r} ({code} of shape {tuple(shape)}) needs {needed} bytes, "
                                f"but its offsets span {offsets[1] - offsets[0]}")
-    return Entry(code, tuple(shape), start + offsets[0], start + offsets[1])
+    return Entry(code, tuple(shape), offsets[0], offsets[1])

@@ -19,14 +19,17 @@ is wrong.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import mmap
 import os
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterable
+from typing import Any, BinaryIO, Iterable, Iterator
 
 from .._backend import device_rng, get_backend, host_rng
+from .._io import open_regular
 from ..autograd import Tensor, dtype_is, namespace_of
 from ..backends import host
 from . import _safetensors as st
@@ -35,6 +38,7 @@ from ._files import atomic_write
 FORMAT = "gdnet.checkpoint"
 FORMAT_VERSION = 1
 _CONTAINERS = {"dict": dict, "OrderedDict": OrderedDict, "Counter": Counter}
+_CHUNK_CHARACTERS = 1 << 16
 
 
 class CheckpointError(ValueError):
@@ -195,7 +199,13 @@ def _digest(data: Any) -> str:
 
 
 def _metadata_digest(metadata: dict[str, str]) -> str:
-    return _digest(json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode("utf-8"))
+    """SHA-256 of the metadata as sorted, compact JSON, hashed piece by piece (the metadata
+    holds the whole state: one more copy of it would double what loading costs)."""
+    digest = hashlib.sha256()
+    for piece in json.JSONEncoder(sort_keys=True, separators=(",", ":")).iterencode(metadata):
+        for start in range(0, len(piece), _CHUNK_CHARACTERS):
+            digest.update(piece[start:start + _CHUNK_CHARACTERS].encode("utf-8"))
+    return digest.hexdigest()
 
 
 def save(path: str | os.PathLike, model, optimizer=None, scheduler=None, loader=None, *, epoch: int | None = None,
@@ -250,31 +260,77 @@ def save(path: str | os.PathLike, model, optimizer=None, scheduler=None, loader=
 def load(path: str | os.PathLike | BinaryIO) -> Checkpoint:
     """Read and verify a checkpoint (or any safetensors file of weights) without changing anything.
 
+    The header is read first and checked against the file's size; only then are the tensors
+    read (memory-mapped from a file), so a damaged or crafted file costs no more memory than
+    the tensors it holds.
+
     Args:
-        path: the file, or a binary file object open for reading (read to its end).
+        path: the file (a regular file, or a symbolic link to one), or a binary file object
+            open for reading (read up to the end its header announces, plus one byte).
     Raises:
         CheckpointError: not safetensors (a pickle or zip file, say), truncated, or damaged:
-            the header, a tensor's bytes or the metadata do not match what was written.
+            the header, a tensor's bytes or the metadata do not match what was written; a
+            header above the caps of ``_safetensors`` (size, tensors, values, nesting); a path
+            that is not a regular file (a directory, a device such as /dev/zero, a FIFO).
         FileNotFoundError: no file at ``path``.
     """
-    if hasattr(path, "read"):
-        source, buffer = str(getattr(path, "name", "<file object>")), path.read()
-    else:
-        source = os.fspath(path)
-        with open(source, "rb") as file:
-            buffer = file.read()
     try:
-        entries, metadata = st.parse(buffer, source)
+        if hasattr(path, "read"):
+            source = str(getattr(path, "name", "<file object>"))
+            header = st.read_header(path, None, source)
+            return _checkpoint(source, header, st.read_data(path, header, source))
+        source = os.fspath(path)
+        with open_regular(source, CheckpointError) as (file, size):
+            header = st.read_header(file, size, source)
+            with _mapped(file, header.start) as data:
+                return _checkpoint(source, header, data)
     except st.SafetensorsError as exc:
         raise CheckpointError(str(exc)) from exc
+
+
+@contextlib.contextmanager
+def _mapped(file: BinaryIO, start: int) -> Iterator[Any]:
+    """The file's bytes from ``start`` on, memory-mapped (read where the platform cannot map
+    the file)."""
+    try:
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError):
+        file.seek(start)
+        yield file.read()
+        return
+    try:
+        with memoryview(mapped) as whole, whole[start:] as data:
+            yield data
+    finally:
+        # an exception's traceback may still hold a view of the map; the collector closes it then
+        with contextlib.suppress(BufferError):
+            mapped.close()
+
+
+def _checkpoint(source: str, header: st.Header, buffer: Any) -> Checkpoint:
+    entries, metadata = header.entries, header.metadata
     if "gdnet" not in metadata and "gdnet_sha256" not in metadata:
         return _foreign(source, buffer, entries)
     saved_digest = metadata.get("gdnet_sha256")
     rest = {k: v for k, v in metadata.items() if k != "gdnet_sha256"}
     if saved_digest != _metadata_digest(rest) or "gdnet" not in rest:
         raise CheckpointError(f"{source} is damaged: its metadata does not match its SHA-256")
-    state = json.loads(rest["gdnet"])
-    if state.get("format") != FORMAT or not isinstance(state.get("format_version"), int):
+    try:
+        return _interpret(source, json.loads(rest["gdnet"]), buffer, entries)
+    except CheckpointError:
+        raise
+    except RecursionError as exc:
+        raise CheckpointError(f"{source}: the gdnet metadata is nested too deeply to read (a crafted "
+                              "file?)") from exc
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        # the SHA-256 matched, so whoever wrote this metadata meant it: not a gdnet checkpoint's
+        raise CheckpointError(f"{source}: the metadata is not a gdnet checkpoint's ({type(exc).__name__}: "
+                              f"{exc})") from exc
+
+
+def _interpret(source: str, state: Any, buffer: Any, entries: dict[str, st.Entry]) -> Checkpoint:
+    if not isinstance(state, dict) or state.get("format") != FORMAT or not isinstance(state.get("format_version"),
+                                                                                        int):
         raise CheckpointError(f"{source}: the metadata is not a gdnet checkpoint's")
     if state["format_version"] > FORMAT_VERSION:
         raise CheckpointError(f"{source} has checkpoint format {state['format_version']}, newer than this gdnet "
@@ -303,14 +359,16 @@ def _verify(source: str, buffer: bytes, entries: dict[str, st.Entry], listing: d
     if set(entries) != set(listing):
         raise CheckpointError(f"{source} is damaged: the header's tensors {sorted(set(entries) ^ set(listing))} "
                               "do not match the metadata's list")
-    view = memoryview(buffer)
-    for name, entry in entries.items():
-        code, shape, digest = listing[name]
-        if entry.dtype != code or list(entry.shape) != shape:
-            raise CheckpointError(f"{source} is damaged: tensor {name!r} is {entry.dtype} {entry.shape} in the "
-                                  f"header and {code} {tuple(shape)} in the metadata")
-        if _digest(view[entry.start:entry.stop]) != digest:
-            raise CheckpointError(f"{source} is damaged: the bytes of tensor {name!r} do not match their SHA-256")
+    with memoryview(buffer) as view:
+        for name, entry in entries.items():
+            code, shape, digest = listing[name]
+            if entry.dtype != code or list(entry.shape) != shape:
+                raise CheckpointError(f"{source} is damaged: tensor {name!r} is {entry.dtype} {entry.shape} in the "
+                                      f"header and {code} {tuple(shape)} in the metadata")
+            with view[entry.start:entry.stop] as data:
+                if _digest(data) != digest:
+                    raise CheckpointError(f"{source} is damaged: the bytes of tensor {name!r} do not match their "
+                                          "SHA-256")
 
 
 def _arrays(buffer: bytes, entries: dict[str, st.Entry]) -> dict[str, Any]:
