@@ -23,6 +23,7 @@ from test_lr_scheduler import ROW, STEPS, _gdnet_optimizer, _run
 import gdnet as gd
 from gdnet.nn import functional as F
 from gdnet.optim import lr_scheduler
+from gdnet.train import _files
 from gdnet.train import checkpoint as checkpoint_module
 
 CheckpointError = gd.train.CheckpointError
@@ -187,6 +188,39 @@ def test_a_process_killed_while_saving_leaves_the_previous_checkpoint(tmp_path):
     partial = [p for p in tmp_path.iterdir() if p.name != path.name]
     assert len(partial) == 1 and partial[0].name.startswith(".model.safetensors.")  # left by the killed writer
     assert partial[0].stat().st_size > path.stat().st_size
+    if os.name == "posix":  # the next save, once the file has aged, removes it
+        _age(partial[0])
+        gd.train.save(path, small)
+        assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def _age(path: Path) -> None:
+    """Make ``path`` look unchanged for longer than a stale temporary file must be."""
+    old = path.stat().st_mtime - _files.STALE_AFTER_S - 1
+    os.utime(path, (old, old))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="asks whether a process exists with os.kill(pid, 0)")
+def test_a_save_removes_the_temporary_files_of_dead_processes_only(tmp_path):
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, alive = int(done.stdout), os.getppid()
+    names = {
+        f".last.safetensors.{dead}.0123abcd.tmp": "removed",
+        f".best.safetensors.{dead}.89abcdef.tmp": "removed",  # any file of the folder
+        f".last.safetensors.{alive}.0123abcd.tmp": "kept",  # its process runs
+        f".last.safetensors.{os.getpid()}.0123abcd.tmp": "kept",  # this process's (another thread's save)
+        f".recent.safetensors.{dead}.0123abcd.tmp": "kept",  # changed lately: perhaps another machine's
+        f"last.safetensors.{dead}.0123abcd.tmp": "kept",  # not a name atomic_write gives
+        f".last.safetensors.{dead}.tmp": "kept",
+        "notes.txt": "kept",
+    }
+    for name in names:
+        (tmp_path / name).write_bytes(b"partial")
+        if "recent" not in name:
+            _age(tmp_path / name)
+    gd.train.save(tmp_path / "model.safetensors", mlp())
+    kept = {p.name for p in tmp_path.iterdir()} - {"model.safetensors"}
+    assert kept == {name for name, fate in names.items() if fate == "kept"}
 
 
 def test_saving_into_a_missing_directory_or_unstorable_values(tmp_path):
@@ -456,6 +490,51 @@ def test_missing_or_mismatched_states_are_named(tmp_path):
     other_data = gd.data.DataLoader(loaders(n=100)[0].dataset, batch_size=10)
     with pytest.raises(CheckpointError, match="the loader state does not fit this loader: .*256 examples"):
         gd.train.load_into(path, model, loader=other_data)
+
+
+def _snapshot(model, optimizer, schedule, loader) -> dict:
+    """Host copies of everything load_into may change."""
+    return {"model": weights(model), "optimizer": host_state(optimizer.state_dict()),
+            "scheduler": schedule.state_dict(), "loader": loader.state_dict(),
+            "rng": (gd._backend.host_rng().get_state(), host_state(gd.device_rng().get_state()))}
+
+
+def host_state(value):
+    """``value`` with its arrays copied to the host (so later in-place steps cannot reach them)."""
+    if isinstance(value, dict):
+        return type(value)((k, host_state(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(host_state(v) for v in value)
+    return host.to_numpy(value) if hasattr(value, "shape") and not isinstance(value, (int, float)) else value
+
+
+@pytest.mark.parametrize("failing", ["loader", "random generator"])
+def test_a_failed_load_into_changes_nothing(backend, failing, tmp_path, monkeypatch):
+    """The optimizer and the scheduler fit; the loader (another dataset) or the generators do
+    not: the model, optimizer (lr, momentum buffers), schedule, loader and generators are all
+    as before the call."""
+    model, optimizer, schedule, train = trained()
+    path = tmp_path / "run.safetensors"
+    gd.train.save(path, model, optimizer, schedule, train, epoch=2)
+
+    gd.manual_seed(5)
+    other = net()
+    other_optimizer = gd.optim.Adam(other.parameters(), lr=0.3)
+    other_schedule = lr_scheduler.StepLR(other_optimizer, step_size=3, gamma=0.1)
+    size = 100 if failing == "loader" else len(train.dataset)
+    other_loader = gd.data.DataLoader(loaders(n=size, validation=False)[0].dataset, batch_size=10, shuffle=True,
+                                      seed=4)
+    gd.train.fit(other, F.cross_entropy, other_optimizer, other_loader, epochs=1, scheduler=other_schedule, verbose=0)
+    if failing == "random generator":
+        def refuse(state):
+            raise ValueError("not a generator state")
+
+        monkeypatch.setattr(checkpoint_module, "_restore_rng", refuse)
+    before = _snapshot(other, other_optimizer, other_schedule, other_loader)
+    with pytest.raises(CheckpointError, match=f"the {failing} state does not fit this {failing}"):
+        gd.train.load_into(path, other, other_optimizer, other_schedule, other_loader)
+    assert_same_state(_snapshot(other, other_optimizer, other_schedule, other_loader), before)
+    assert other_optimizer.param_groups[0]["lr"] == before["optimizer"]["param_groups"][0]["lr"] != 0.01
 
 
 def test_a_checkpoint_from_a_newer_format_is_refused(tmp_path, monkeypatch):

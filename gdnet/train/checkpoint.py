@@ -184,6 +184,16 @@ def _rng_state() -> dict:
     return {"host": host_rng().get_state(), "device": device}
 
 
+class _Generators:
+    """gdnet's random generators behind the state_dict surface the other states have."""
+
+    def state_dict(self) -> dict:
+        return _rng_state()
+
+    def load_state_dict(self, state: dict) -> None:
+        _restore_rng(state)
+
+
 def _restore_rng(state: dict) -> None:
     host_rng().set_state(state["host"])
     device = state.get("device")
@@ -393,13 +403,17 @@ def load_into(path: str | os.PathLike | BinaryIO, model, optimizer=None, schedul
     Resuming ``fit`` from there (``initial_epoch=checkpoint.epoch``) continues the run exactly.
 
     Everything is checked before anything changes: the architecture (names, shapes, dtypes of
-    the parameters and buffers) and the presence and type of each state.
+    the parameters and buffers) and the presence and type of each state. Then the states go
+    in one by one (each object's ``load_state_dict`` is the full check of its own state); if
+    one does not fit, those already put in are restored, so a failed ``load_into`` leaves the
+    model, optimizer, scheduler, loader and random generators as they were.
 
     Returns:
         the Checkpoint, for its epoch, step and extra.
     Raises:
         CheckpointError: as ``load``, or the file holds another architecture (naming each
-            parameter that differs), lacks a state asked for, or holds another kind of one.
+            parameter that differs), lacks a state asked for, or holds another kind of one,
+            or one that does not fit its object (another dataset's loader, say).
     """
     checkpoint = load(path)
     differences = _differences(checkpoint.architecture, model)
@@ -417,13 +431,23 @@ def load_into(path: str | os.PathLike | BinaryIO, model, optimizer=None, schedul
         if kind is not None and kind != type(target).__name__:
             raise CheckpointError(f"{checkpoint.path} holds the state of the {what} {kind}; this {what} is "
                                   f"{type(target).__name__}")
-    for what, target, state in parts:
-        if target is not None:
+    parts = [(what, target, state) for what, target, state in parts if target is not None]
+    parts.append(("model", model, checkpoint.model_state))
+    if restore_rng and checkpoint.rng_state is not None:
+        parts.append(("random generator", _Generators(), checkpoint.rng_state))
+    applied: list[tuple[Any, Any]] = []
+    try:
+        for what, target, state in parts:
+            # the model's and the optimizer's states hold their live arrays, which loading
+            # replaces rather than overwrites, so they stay as they are for a restore
+            previous = target.state_dict()
             try:
                 target.load_state_dict(state)
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
                 raise CheckpointError(f"{checkpoint.path}: the {what} state does not fit this {what}: {exc}") from exc
-    model.load_state_dict(checkpoint.model_state)
-    if restore_rng and checkpoint.rng_state is not None:
-        _restore_rng(checkpoint.rng_state)
+            applied.append((target, previous))
+    except BaseException:
+        for target, previous in reversed(applied):
+            target.load_state_dict(previous)
+        raise
     return checkpoint
