@@ -17,7 +17,8 @@ def parse_args(description: str, epochs: int, batch_size: int, lr: float, extra=
     parser.add_argument("--batch-size", type=int, default=batch_size)
     parser.add_argument("--lr", type=float, default=lr)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--subset", type=int, default=None, help="train on the first N training images only")
+    parser.add_argument("--subset", "--train-subset", type=int, default=None,
+                        help="train on the first N training images only")
     parser.add_argument("--data-root", default=None, help="folder with the Fashion-MNIST IDX files")
     if extra:
         extra(parser)

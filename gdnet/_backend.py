@@ -62,8 +62,35 @@ def set_backend(name: str = "auto", device: Any = None) -> Backend:
 def get_backend() -> Backend:
     """The active Backend (from GDNET_BACKEND, else numpy, on first use)."""
     if _ACTIVE is None:
-        set_backend(os.environ.get("GDNET_BACKEND", "numpy"))
+        _set_from_environment("numpy")
     return _ACTIVE  # type: ignore[return-value]
+
+
+ENVIRONMENT_VARIABLE = "GDNET_BACKEND"
+
+
+def _set_from_environment(default: str, device: Any = None) -> Backend:
+    """set_backend of GDNET_BACKEND's choice (``name`` or ``name:device``), or of ``default``
+    where it is unset or empty; an unknown or unusable choice is an error naming the variable."""
+    choice = os.environ.get(ENVIRONMENT_VARIABLE)
+    if not choice:
+        return set_backend(default, device)
+    try:
+        return set_backend(choice, device)
+    except (ValueError, BackendUnavailableError) as exc:
+        raise type(exc)(f"{ENVIRONMENT_VARIABLE}={choice!r}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def use_backend_from_environment(default: str = "auto", device: Any = None) -> Iterator[Backend]:
+    """``use_backend`` of GDNET_BACKEND's choice, else of ``default`` (what the ``gdnet`` command
+    does without --backend); a bad choice is an error naming the variable."""
+    global _ACTIVE
+    previous = _ACTIVE
+    try:
+        yield _set_from_environment(default, device)
+    finally:
+        _ACTIVE = previous
 
 
 @contextlib.contextmanager

@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
+import math
+import os
 import sys
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from . import __version__, distributed, train
-from ._backend import available_backends, get_backend, manual_seed, use_backend
+from ._backend import (
+    ENVIRONMENT_VARIABLE,
+    available_backends,
+    get_backend,
+    manual_seed,
+    use_backend,
+    use_backend_from_environment,
+)
 from .nn.conv import Conv2d, MaxPool2d
 from .nn.dropout import Dropout
 from .nn.init import SCHEMES
@@ -25,6 +35,39 @@ from .train import evaluate
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}
 DATASETS = ("fashion-mnist", "mnist")
+IMAGE_SIDE, CLASSES = 28, 10  # both datasets: 28x28 images of 10 classes
+
+
+def _layers(in_features: int, hidden: Sequence[int], classes: int, activation: str = "relu", init: str = "default",
+            dropout: float = 0.0, conv: Sequence[int] = (), side: int = 28) -> list[tuple[Callable[[], Any], dict]]:
+    """The layers of ``build_mlp``, not yet built: (a function that builds one, the shapes of the
+    parameters and buffers it will hold by name), so a network can be checked before anything
+    is allocated."""
+    layers: list[tuple[Callable[[], Any], dict]] = []
+    act = (ACTIVATIONS[activation], {})
+    if conv:
+        layers.append((functools.partial(Unflatten, 1, (1, side)), {}))  # one input channel
+        channels = 1
+        for count in conv:
+            vector = (count,)
+            layers += [(functools.partial(Conv2d, channels, count, 3, padding=1, init=init),
+                        {"weight": (count, channels, 3, 3), "bias": vector}),
+                       (functools.partial(BatchNorm2d, count),
+                        {"weight": vector, "bias": vector, "running_mean": vector, "running_var": vector,
+                         "num_batches_tracked": ()}),
+                       act, (functools.partial(MaxPool2d, 2), {})]
+            channels, side = count, side // 2
+        in_features = channels * side * side
+    layers.append((Flatten, {}))
+    width = in_features
+    for size in hidden:
+        layers += [(functools.partial(Linear, width, size, init=init), {"weight": (size, width), "bias": (size,)}), act]
+        if dropout:
+            layers.append((functools.partial(Dropout, dropout), {}))
+        width = size
+    layers.append((functools.partial(Linear, width, classes, init=init), {"weight": (classes, width),
+                                                                          "bias": (classes,)}))
+    return layers
 
 
 def build_mlp(in_features: int, hidden: Sequence[int], classes: int, activation: str = "relu",
@@ -35,24 +78,9 @@ def build_mlp(in_features: int, hidden: Sequence[int], classes: int, activation:
     the activation and a 2x2 max-pool. Then Flatten, Linear + activation (+ Dropout when
     ``dropout``) per hidden size, and a Linear to ``classes`` scores.
     """
-    layers: list[Any] = []
-    if conv:
-        layers.append(Unflatten(1, (1, side)))  # one input channel
-        channels = 1
-        for count in conv:
-            layers += [Conv2d(channels, count, 3, padding=1, init=init), BatchNorm2d(count),
-                       ACTIVATIONS[activation](), MaxPool2d(2)]
-            channels, side = count, side // 2
-        in_features = channels * side * side
-    layers.append(Flatten())
-    width = in_features
-    for size in hidden:
-        layers += [Linear(width, size, init=init), ACTIVATIONS[activation]()]
-        if dropout:
-            layers.append(Dropout(dropout))
-        width = size
-    layers.append(Linear(width, classes, init=init))
-    return Sequential(*layers)
+    layers = _layers(in_features, hidden, classes, activation, init, dropout, conv, side)
+    return Sequential(*(build() for build, _ in layers))
+
 
 
 def model_spec(args: argparse.Namespace) -> dict[str, Any]:
@@ -61,9 +89,74 @@ def model_spec(args: argparse.Namespace) -> dict[str, Any]:
                 dropout=args.dropout, conv=list(args.conv))
 
 
+def _spec_layers(spec: dict[str, Any]) -> list[tuple[Callable[[], Any], dict]]:
+    return _layers(IMAGE_SIDE * IMAGE_SIDE, spec["hidden"], CLASSES, spec["activation"], spec["init"],
+                   spec.get("dropout", 0.0), spec.get("conv", ()), IMAGE_SIDE)
+
+
 def build_from_spec(spec: dict[str, Any]) -> Sequential:
-    return build_mlp(28 * 28, spec["hidden"], 10, spec["activation"], spec["init"], spec.get("dropout", 0.0),
-                     spec.get("conv", ()))
+    return Sequential(*(build() for build, _ in _spec_layers(spec)))
+
+
+def spec_shapes(spec: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The parameter and buffer shapes, by PyTorch name, of the model ``build_from_spec(spec)``
+    builds, computed without building it."""
+    return {f"{index}.{name}": shape for index, (_, tensors) in enumerate(_spec_layers(spec))
+            for name, shape in tensors.items()}
+
+
+def describe_network(spec: dict[str, Any]) -> str:
+    """"MLP 784-100-10", or for a CNN "conv32-conv64-MLP 3136-128-10"."""
+    conv = list(spec.get("conv", ()))
+    side = IMAGE_SIDE
+    for _ in conv:
+        side //= 2
+    in_features = conv[-1] * side * side if conv else IMAGE_SIDE * IMAGE_SIDE
+    convs = "".join(f"conv{count}-" for count in conv)
+    return f"{convs}MLP {'-'.join(str(n) for n in (in_features, *spec['hidden'], CLASSES))}"
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def check_spec(spec: Any, shapes: dict[str, tuple[int, ...]], source: str) -> None:
+    """CheckpointError unless ``spec`` (a checkpoint's network description) is one
+    ``build_from_spec`` takes and gives the parameter ``shapes`` the checkpoint stores; checked
+    before anything is built, so a description of a huge network costs nothing."""
+    from .train import CheckpointError
+
+    problems = []
+    if not isinstance(spec, dict):
+        raise CheckpointError(f"{source}: its network description is a {type(spec).__name__}; expected a dict")
+    fields = {
+        "dataset": (lambda v: v in DATASETS, f"one of {list(DATASETS)}"),
+        "hidden": (lambda v: isinstance(v, list) and all(map(_is_count, v)), "a list of positive ints"),
+        "conv": (lambda v: isinstance(v, list) and all(map(_is_count, v)), "a list of positive ints"),
+        "activation": (lambda v: isinstance(v, str) and v in ACTIVATIONS, f"one of {sorted(ACTIVATIONS)}"),
+        "init": (lambda v: isinstance(v, str) and v in ("default", *SCHEMES), f"one of {['default', *SCHEMES]}"),
+        "dropout": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
+                    "a number in [0, 1)"),
+    }
+    optional = {"conv": [], "dropout": 0.0}
+    for name, (valid, expected) in fields.items():
+        if name not in spec and name in optional:
+            continue
+        if name not in spec:
+            problems.append(f"no {name!r}")
+        elif not valid(spec[name]):
+            problems.append(f"{name} is {spec[name]!r}; expected {expected}")
+    if problems:
+        raise CheckpointError(f"{source}: its network description is not one gdnet train writes: "
+                              + "; ".join(problems))
+    expected = spec_shapes(spec)
+    if expected != shapes:
+        differences = [f"{name!r} is {shapes.get(name)} in the file and {shape} in the description"
+                       for name, shape in expected.items() if shapes.get(name) != shape]
+        differences += [f"{name!r} is in the file only" for name in shapes if name not in expected]
+        raise CheckpointError(f"{source}: its network description ({describe_network(spec)}) does not match the "
+                              "tensors it stores: " + "; ".join(differences[:5])
+                              + (f"; and {len(differences) - 5} more" if len(differences) > 5 else ""))
 
 
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "nadam", "adamax", "radam")
@@ -88,8 +181,27 @@ def make_optimizer(args: argparse.Namespace, params):
 def _load_datasets(args: argparse.Namespace):
     from . import data
 
-    loader_name = "fashion_mnist" if args.dataset == "fashion-mnist" else "mnist"
-    return getattr(data.datasets, loader_name)(root=args.data_root)
+    return data.datasets.load_mnist_family(args.dataset, root=args.data_root, download=args.download)
+
+
+def _use_backend(args: argparse.Namespace):
+    """``--backend`` (and ``--device``) for the block; without --backend, GDNET_BACKEND's choice,
+    else "auto"."""
+    device = getattr(args, "device", None)  # `gdnet experiments` has no --device
+    if args.backend is None:
+        return use_backend_from_environment("auto", device)
+    return use_backend(args.backend, device)
+
+
+def _check_plot(path: str | None) -> None:
+    """Fail before training, not after it, where --plot cannot be drawn."""
+    if path is None:
+        return
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError as exc:
+        raise ValueError(f"--plot {path} needs matplotlib, which cannot be imported here ({exc}); install it "
+                         "(`pip install matplotlib`) or leave out --plot") from exc
 
 
 class _EpochPrinter(train.Callback):
@@ -123,9 +235,10 @@ def _process_group() -> Iterator[int]:
             distributed.destroy_process_group()
 
 
-def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
-    """Train an MLP as ``gdnet train`` describes (with ``gd.train.fit``); print one line per epoch;
-    checkpoint, resume and plot when asked; return the figures.
+def run_training(args: argparse.Namespace, out=None) -> dict[str, Any]:
+    """Train an MLP as ``gdnet train`` describes (with ``gd.train.fit``); print one line per epoch
+    (to ``out``, default the current sys.stdout); checkpoint, resume and plot when asked; return
+    the figures.
 
     Under an MPI launcher (``mpiexec -n N gdnet train ...``) the N processes train one model:
     DistributedDataParallel (BatchNorm synchronised), each rank a shard of every epoch with
@@ -137,9 +250,11 @@ def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
     from . import data, optim
     from .nn import functional as F
 
+    out = sys.stdout if out is None else out
     if args.resume and not args.checkpoint_dir:
         raise ValueError("--resume needs --checkpoint-dir (the folder whose last.safetensors to continue from)")
-    with use_backend(args.backend, args.device), _process_group() as world:
+    _check_plot(args.plot)
+    with _use_backend(args), _process_group() as world:
         backend = get_backend()  # on GPUs, init_process_group picked this rank's device
         out = out if distributed.is_main_process() else io.StringIO()
         manual_seed(args.seed)
@@ -159,8 +274,7 @@ def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
         schedule = None
         if args.schedule == "cosine":
             schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
-        convs = "".join(f"conv{c}-" for c in args.conv)
-        print(f"gdnet {__version__}: {args.dataset}, {convs}MLP {'-'.join(map(str, args.hidden))}-10 "
+        print(f"gdnet {__version__}: {args.dataset}, {describe_network(spec)} "
               f"({args.activation}, init {args.init}), {args.optimizer} lr {args.lr} ({args.schedule}), "
               f"batch {args.batch_size}, {backend.describe()}, seed {args.seed}"
               + (f", {world} processes (batch {args.batch_size} each)" if world > 1 else ""), file=out)
@@ -174,7 +288,10 @@ def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
                 last = Path(args.checkpoint_dir) / "last.safetensors"
                 if not last.exists():
                     raise FileNotFoundError(f"--resume: no checkpoint at {last}; train once with --checkpoint-dir")
-                initial_epoch = train.load_into(last, model, optimizer, schedule, train_loader).epoch or 0
+                resumed = train.load_into(last, model, optimizer, schedule, train_loader)
+                initial_epoch = resumed.epoch or 0
+                if initial_epoch >= args.epochs:
+                    return _already_trained(resumed, args, model, out)
                 print(f"resumed from {last} after epoch {initial_epoch}", file=out)
         def loss(scores, labels):
             value = F.cross_entropy(scores, labels)
@@ -185,8 +302,10 @@ def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
             return value
 
         trained = DistributedDataParallel(model) if world > 1 else model
+        # the printer writes a line per epoch: fit adds only its bar, and only on a terminal
+        bar = not args.quiet and getattr(sys.stderr, "isatty", lambda: False)()
         history = train.fit(trained, loss, optimizer, train_loader, args.epochs, val_loader=test_loader,
-                            callbacks=callbacks, scheduler=schedule, verbose=0 if args.quiet else 1,
+                            callbacks=callbacks, scheduler=schedule, verbose=1 if bar else 0,
                             initial_epoch=initial_epoch)
         if args.plot and distributed.is_main_process():
             history.plot(args.plot)
@@ -197,24 +316,35 @@ def run_training(args: argparse.Namespace, out=sys.stdout) -> dict[str, Any]:
         return {"history": rows, "test_accuracy": final, "model": model}
 
 
-def run_evaluation(args: argparse.Namespace, out=sys.stdout) -> tuple[float, float]:
+def _already_trained(checkpoint, args: argparse.Namespace, model, out) -> dict[str, Any]:
+    """``--resume`` of a run that has done --epochs epochs already: say so, with the test
+    accuracy its checkpoint recorded, and train nothing."""
+    accuracy = checkpoint.extra.get("metrics", {}).get("val_accuracy", float("nan"))
+    print(f"{checkpoint.path} is already trained for {checkpoint.epoch} epochs (--epochs {args.epochs}): nothing "
+          "to train; pass a larger --epochs to continue", file=out)
+    print(f"test accuracy: {accuracy:.2%} (epoch {checkpoint.epoch}, from the checkpoint)", file=out)
+    return {"history": [], "test_accuracy": accuracy, "model": model}
+
+
+def run_evaluation(args: argparse.Namespace, out=None) -> tuple[float, float]:
     """``gdnet eval CHECKPOINT``: rebuild the MLP a ``gdnet train`` checkpoint describes, load its
-    weights, and print its test loss and accuracy."""
+    weights, and print its test loss and accuracy (to ``out``, default the current sys.stdout)."""
     from . import data
 
     checkpoint = train.load(args.checkpoint)
     spec = checkpoint.extra.get("network")
-    if not isinstance(spec, dict):
+    if spec is None:
         raise ValueError(f"{args.checkpoint} was not written by `gdnet train --checkpoint-dir` "
                          "(its metadata has no 'network' description)")
-    with use_backend(args.backend, args.device):
+    check_spec(spec, {name: shape for name, shape, _ in checkpoint.architecture}, args.checkpoint)
+    with _use_backend(args):
         model = build_from_spec(spec)
         model.load_state_dict(checkpoint.model_state)
         args.dataset = args.dataset or spec["dataset"]
         _, test_set = _load_datasets(args)
         loss, accuracy = evaluate(model, data.DataLoader(test_set, batch_size=1000))
     print(f"{args.checkpoint}: epoch {checkpoint.epoch}, {args.dataset} test loss {loss:.4f}, "
-          f"test accuracy {accuracy:.2%}", file=out)
+          f"test accuracy {accuracy:.2%}", file=sys.stdout if out is None else out)
     return loss, accuracy
 
 
@@ -230,6 +360,40 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer; got {text}")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text}")
+    return value
+
+
+def _real(low: float, *, above: bool = False, below: float | None = None) -> Callable[[str], float]:
+    """An argparse type: a finite number >= ``low`` (> ``low`` where ``above``), and < ``below``
+    where given (nan and inf are refused: a learning rate of inf trains to nan)."""
+    if below is not None:
+        wanted = f"in {'(' if above else '['}{low:g}, {below:g})"
+    else:
+        wanted = f"{'>' if above else '>='} {low:g}"
+
+    def number(text: str) -> float:
+        value = float(text)
+        if not (math.isfinite(value) and (value > low if above else value >= low)
+                and (below is None or value < below)):
+            raise argparse.ArgumentTypeError(f"expected a finite number {wanted}; got {text}")
+        return value
+
+    return number
+
+
+_POSITIVE = _real(0.0, above=True)
+_NON_NEGATIVE = _real(0.0)
+_FRACTION = _real(0.0, below=1.0)
+
+
+_BACKEND_HELP = "auto, numpy, cupy or array_api_strict (default: $GDNET_BACKEND, else auto)"
+_DOWNLOAD_HELP = "fetch the dataset (checking its MD5 sums) into the user cache, or DATA_ROOT, where it is missing"
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -254,25 +418,26 @@ def make_parser() -> argparse.ArgumentParser:
     train_command.add_argument("--conv", type=_positive_int, nargs="*", default=[],
                                help="channels of conv blocks before the dense layers (a CNN), e.g. --conv 32 64")
     train_command.add_argument("--dropout", type=_probability, default=0.0, help="dropout after each hidden layer")
-    train_command.add_argument("--l1", type=float, default=0.0, help="L1 penalty coefficient on the weights")
-    train_command.add_argument("--l2", type=float, default=0.0, help="L2 penalty coefficient on the weights")
+    train_command.add_argument("--l1", type=_NON_NEGATIVE, default=0.0, help="L1 penalty coefficient on the weights")
+    train_command.add_argument("--l2", type=_NON_NEGATIVE, default=0.0, help="L2 penalty coefficient on the weights")
     train_command.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     train_command.add_argument("--init", choices=["default", *SCHEMES], default="he")
     train_command.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
-    train_command.add_argument("--lr", type=float, default=0.05)
-    train_command.add_argument("--momentum", type=float, default=None,
+    train_command.add_argument("--lr", type=_POSITIVE, default=0.05)
+    train_command.add_argument("--momentum", type=_FRACTION, default=None,
                                help="SGD's (default 0.9) or RMSprop's (default 0)")
     train_command.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
                        help="learning rate per epoch: constant, or cosine annealing to 0 over the epochs")
     train_command.add_argument("--nesterov", action="store_true")
-    train_command.add_argument("--weight-decay", type=float, default=0.0)
+    train_command.add_argument("--weight-decay", type=_NON_NEGATIVE, default=0.0)
     train_command.add_argument("--batch-size", type=_positive_int, default=128)
     train_command.add_argument("--epochs", type=_positive_int, default=10)
-    train_command.add_argument("--backend", default="auto", help="auto, numpy, cupy or array_api_strict")
+    train_command.add_argument("--backend", default=None, help=_BACKEND_HELP)
     train_command.add_argument("--device", default=None, help="device of the backend (cuda:1, device1, ...)")
-    train_command.add_argument("--seed", type=int, default=0)
-    train_command.add_argument("--train-subset", type=_positive_int, default=None,
+    train_command.add_argument("--seed", type=_non_negative_int, default=0)
+    train_command.add_argument("--train-subset", "--subset", type=_positive_int, default=None,
                                help="train on the first N examples only")
+    train_command.add_argument("--download", action="store_true", help=_DOWNLOAD_HELP)
     train_command.add_argument("--quiet", action="store_true", help="no progress bar")
     train_command.add_argument("--checkpoint-dir", default=None,
                        help="write last.safetensors every epoch and best.safetensors (test accuracy) here")
@@ -283,7 +448,8 @@ def make_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("checkpoint")
     evaluation.add_argument("--dataset", choices=DATASETS, default=None, help="default: the one it was trained on")
     evaluation.add_argument("--data-root", default=None)
-    evaluation.add_argument("--backend", default="auto")
+    evaluation.add_argument("--download", action="store_true", help=_DOWNLOAD_HELP)
+    evaluation.add_argument("--backend", default=None, help=_BACKEND_HELP)
     evaluation.add_argument("--device", default=None)
 
     commands.add_parser("info", help="backends that answer here, their devices and versions")
@@ -296,9 +462,10 @@ def make_parser() -> argparse.ArgumentParser:
                              help=f"one of: {', '.join(EXPERIMENT_NAMES)}, all")
     experiments.add_argument("--quick", action="store_true", help="the small sizes CI runs (seconds, not minutes)")
     experiments.add_argument("--out", default="experiments", help="folder for NAME.md and NAME.png")
-    experiments.add_argument("--backend", default="auto", help="auto, numpy, cupy or array_api_strict")
-    experiments.add_argument("--seed", type=int, default=0)
+    experiments.add_argument("--backend", default=None, help=_BACKEND_HELP)
+    experiments.add_argument("--seed", type=_non_negative_int, default=0)
     experiments.add_argument("--data-root", default=None)
+    experiments.add_argument("--download", action="store_true", help=_DOWNLOAD_HELP)
     return parser
 
 
@@ -343,9 +510,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "info":
             info()
         elif args.command == "experiments":
+            from .data import datasets
             from .experiments import run_experiments
 
-            for written in run_experiments(args.name, args.out, args.quick, args.backend, args.seed, args.data_root,
+            with _use_backend(args):  # --backend, or GDNET_BACKEND's choice, checked before anything runs
+                choice = args.backend or os.environ.get(ENVIRONMENT_VARIABLE) or "auto"
+            if args.download:
+                datasets.find("fashion-mnist", args.data_root, download=True)
+            for written in run_experiments(args.name, args.out, args.quick, choice, args.seed, args.data_root,
                                            log=sys.stdout):
                 print(f"wrote {written['markdown']}" + (f" and {written['plot']}" if written["plot"] else ""))
     except (ValueError, OSError, RuntimeError) as exc:

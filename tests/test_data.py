@@ -16,6 +16,7 @@ import pytest
 from conftest import peak_memory
 
 import gdnet as gd
+from gdnet import cli
 from gdnet.data import (
     ArrayDataset,
     DataLoader,
@@ -326,7 +327,8 @@ def test_missing_files_error_lists_every_place(places, monkeypatch):
     assert "no such folder" in message
     assert "apt-get install dataset-fashion-mnist" in message
     assert "set GDNET_DATA" in message
-    assert f"download=True to fetch them into {places['cache'] / 'fashion-mnist'}" in message
+    assert (f"download=True (--download on the gdnet command line) to fetch them into "
+            f"{places['cache'] / 'fashion-mnist'}") in message
 
 
 def test_explicit_root_is_the_only_place_searched(places):
@@ -341,7 +343,7 @@ def test_explicit_root_is_the_only_place_searched(places):
     assert str(places["system"]) not in message.split("to get it:")[0]
     assert "put train-images-idx3-ubyte[.gz]" in message and str(root) in message
     assert "leave root unset" in message
-    assert f"download=True to fetch them into {root / 'mnist'}" in message
+    assert f"download=True (--download on the gdnet command line) to fetch them into {root / 'mnist'}" in message
 
 
 @pytest.mark.parametrize(
@@ -455,6 +457,20 @@ def test_download_into_root(places, file_server, monkeypatch):
         f"{n}.gz" for n in FILE_NAMES
     )
     assert not places["cache"].exists()
+
+
+def test_the_command_downloads_with_its_download_flag(places, file_server, monkeypatch, capsys):
+    """What the missing-dataset message suggests works: `gdnet train --download`."""
+    base, served, requests = file_server
+    write_mnist_files(served, n_train=6)
+    _serve_source(monkeypatch, [base], _md5s(served))
+    argv = ["train", "--dataset", "mnist", "--backend", "numpy", "--hidden", "8", "--epochs", "1", "--quiet"]
+    with pytest.raises(SystemExit):
+        cli.main(argv)
+    assert "--download on the gdnet command line" in capsys.readouterr().err and requests == []
+    assert cli.main([*argv, "--download"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("test accuracy:")
+    assert len(requests) == 4 and len(list((places["cache"] / "mnist").iterdir())) == 4
 
 
 def test_download_tries_the_next_mirror(places, file_server, monkeypatch):

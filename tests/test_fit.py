@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import io
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -178,9 +180,14 @@ def test_plateau_schedule_gets_the_validation_loss_or_else_the_training_loss(val
 
 
 # -- progress -----------------------------------------------------------------------------------
-def test_silent_when_not_a_terminal_or_verbose_0(capsys, monkeypatch):
+def test_a_line_per_epoch_when_not_a_terminal_and_silent_with_verbose_0(capsys, monkeypatch):
+    """Notebooks, pipes and CI logs get the line a bar would have ended with."""
     model, optimizer, train, val = setup()
-    gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=1, val_loader=val)
+    gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=2, val_loader=val)
+    out, err = capsys.readouterr()
+    assert [line.split()[:2] for line in out.splitlines()] == [["epoch", "1/2"], ["epoch", "2/2"]] and err == ""
+    assert "val_accuracy" in out
+    gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=1, val_loader=val, verbose=0)
     assert capsys.readouterr() == ("", "")
     monkeypatch.setattr(fit_module, "_is_terminal", lambda stream: True)
     gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=1, val_loader=val, verbose=0)
@@ -193,8 +200,35 @@ def test_a_bar_per_epoch_on_a_terminal(capsys, monkeypatch):
     gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=2, val_loader=val)
     out, err = capsys.readouterr()
     assert out == ""
-    assert "epoch 1/2" in err and "epoch 2/2" in err and "8/8" in err
-    assert "loss=" in err and "accuracy=" in err and "val_accuracy=" in err
+    assert "epoch 1/2" in err and "epoch 2/2" in err and "/8 [" in err
+    assert "loss " in err and "acc " in err and "val_acc " in err
+
+
+def test_the_bar_stays_readable_at_80_columns(monkeypatch):
+    """Each state of the bar fits 80 columns with every value whole, and, while the epoch
+    runs, a bar of at least 10 cells."""
+    screen = io.StringIO()
+    make_bar = fit_module.progress_bar
+
+    def every_state_drawn(*args, **kwargs):
+        bar = make_bar(*args, file=screen, ncols=80, **kwargs)
+        bar.mininterval, bar.miniters, bar.dynamic_miniters = 0, 1, False
+        return bar
+
+    monkeypatch.setattr(fit_module, "_is_terminal", lambda stream: True)
+    monkeypatch.setattr(fit_module, "progress_bar", every_state_drawn)
+    monkeypatch.setattr(fit_module, "REPORT_EVERY", 2)
+    model, optimizer, train, val = setup()
+    history = gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=10, val_loader=val)
+    states = [state.rstrip() for state in re.split(r"[\r\n]", screen.getvalue()) if state.strip()]
+    assert states and all(len(state) <= 80 for state in states), max(states, key=len)
+    running = [state for state in states if "|" in state]
+    assert running and all(len(state.split("|")[1]) >= 10 for state in running)
+    assert any("loss " in state and "acc " in state for state in running)
+    last = history.rows[-1]
+    final = (f"loss {last['loss']:.4f} acc {last['accuracy']:.4f} val_loss {last['val_loss']:.4f} val_acc "
+             f"{last['val_accuracy']:.4f}")
+    assert re.fullmatch(r"epoch 10/10 \[\d\d:\d\d\], " + final, states[-1]), states[-1]
 
 
 def test_verbose_2_prints_a_line_per_epoch(capsys):

@@ -70,6 +70,7 @@ def test_command_prints_a_line_per_epoch_and_the_test_accuracy():
     done = _gdnet("train", "--backend", "numpy", "--train-subset", "1000", "--epochs", "2", "--quiet")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
+    assert "fashion-mnist, MLP 784-100-10 (relu, init he)" in lines[0]  # as README.md shows it
     assert sum(line.startswith("epoch") for line in lines) == 2
     assert "loss" in lines[1] and "train acc" in lines[1] and "test acc" in lines[1]
     assert lines[-1].startswith("test accuracy:")
@@ -134,6 +135,11 @@ def test_command_checkpoints_resumes_plots_and_evaluates(tmp_path):
     assert evaluated.returncode == 0, evaluated.stderr
     final = resumed.stdout.splitlines()[-1].split()[-1]  # "test accuracy: 71.23%"
     assert f"test accuracy {final}" in evaluated.stdout
+    again = _gdnet(*common, "--epochs", "2", "--resume")  # nothing left to train
+    assert again.returncode == 0, again.stderr
+    assert "is already trained for 2 epochs (--epochs 2): nothing to train" in again.stdout
+    assert f"test accuracy: {final} (epoch 2, from the checkpoint)" in again.stdout
+    assert not any(line.startswith("epoch") for line in again.stdout.splitlines())
 
 
 def test_resume_without_a_checkpoint_folder_is_a_usage_error(tmp_path):
@@ -188,7 +194,7 @@ def test_command_trains_a_cnn_with_dropout_and_penalties_and_evaluates_its_check
     done = _gdnet("train", "--backend", "numpy", "--train-subset", "500", "--epochs", "1", "--quiet", "--conv", "4",
                   "--hidden", "16", "--dropout", "0.2", "--l1", "1e-5", "--l2", "1e-4", "--checkpoint-dir", str(folder))
     assert done.returncode == 0, done.stderr
-    assert "conv4-" in done.stdout.splitlines()[0]
+    assert "conv4-MLP 784-16-10" in done.stdout.splitlines()[0]
     final = done.stdout.splitlines()[-1].split()[-1]
     evaluated = _gdnet("eval", str(folder / "last.safetensors"), "--backend", "numpy")
     assert evaluated.returncode == 0, evaluated.stderr

@@ -255,6 +255,7 @@ SOURCES: dict[str, DatasetSource] = {
 # Debian's dataset packages install under /usr/share/datasets/<name>; tests point it elsewhere.
 SYSTEM_DATA_DIR = Path("/usr/share/datasets")
 DOWNLOAD_TIMEOUT_S = 60
+_DOWNLOAD_FLAG = "--download on the gdnet command line"
 _CHUNK_BYTES = 1 << 20
 
 
@@ -328,14 +329,14 @@ def locate(name: str, root: str | os.PathLike | None = None) -> dict[str, Path]:
     if root is not None:
         ways = [
             f"put {needed} into {Path(root)}",
-            f"pass download=True to fetch them into {download_dir(name, root)}",
+            f"pass download=True ({_DOWNLOAD_FLAG}) to fetch them into {download_dir(name, root)}",
             "leave root unset to search $GDNET_DATA, the user cache and "
             f"{SYSTEM_DATA_DIR / name}",
         ]
     else:
         ways = [
             f"set GDNET_DATA (or pass root=) to a folder holding {needed}",
-            f"pass download=True to fetch them into {download_dir(name, root)}",
+            f"pass download=True ({_DOWNLOAD_FLAG}) to fetch them into {download_dir(name, root)}",
         ]
     if source.install_hint:
         ways.insert(0, source.install_hint)
@@ -461,6 +462,20 @@ def _read_labels(path: Path, count: int) -> Any:
     return host.astype(labels, "int64")
 
 
+def find(name: str, root: str | os.PathLike | None = None, download: bool = False) -> dict[str, Path]:
+    """The four files of dataset ``name`` (see ``locate``), downloaded first where none of the
+    places searched has them and ``download`` is True."""
+    if name not in SOURCES:
+        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(SOURCES)}")
+    try:
+        return locate(name, root)
+    except DatasetNotFoundError:
+        if not download:
+            raise
+        download_dataset(name, download_dir(name, root))
+        return locate(name, root)
+
+
 def load_mnist_family(
     name: str, root: str | os.PathLike | None = None, download: bool = False
 ) -> tuple[ArrayDataset, ArrayDataset]:
@@ -468,15 +483,7 @@ def load_mnist_family(
 
     Images are uint8 of shape (N, 28, 28); labels int64 of shape (N,) in [0, 10).
     """
-    if name not in SOURCES:
-        raise ValueError(f"unknown dataset {name!r}; expected one of {', '.join(SOURCES)}")
-    try:
-        files = locate(name, root)
-    except DatasetNotFoundError:
-        if not download:
-            raise
-        download_dataset(name, download_dir(name, root))
-        files = locate(name, root)
+    files = find(name, root, download)
     classes = list(SOURCES[name].classes)
     splits = []
     for images_name, labels_name in ((TRAIN_IMAGES, TRAIN_LABELS), (TEST_IMAGES, TEST_LABELS)):

@@ -98,9 +98,9 @@ def fit(model, loss: Loss, optimizer, train_loader, epochs: int, val_loader=None
             the validation loss (the training loss without ``val_loader``). A schedule counted
             in steps goes in ``callbacks`` as ``LearningRateScheduler(s, interval="step")``.
         verbose: 0 silent; 1 a tqdm bar per epoch with loss and metrics when standard error is
-            a terminal; 2 also one printed line per epoch. In a gdnet.distributed job only rank 0
-            shows and prints; over sharded loaders (``distributed=True``) the logged values
-            are every rank's (all-reduced once per pass).
+            a terminal, else (notebooks, pipes, CI logs) one printed line per epoch; 2 both. In
+            a gdnet.distributed job only rank 0 shows and prints; over sharded loaders
+            (``distributed=True``) the logged values are every rank's (all-reduced once per pass).
         initial_epoch: epochs already trained (when resuming from a checkpoint).
     Returns:
         the History: one row per epoch (see History).
@@ -154,7 +154,7 @@ def fit(model, loss: Loss, optimizer, train_loader, epochs: int, val_loader=None
             if val_loader is not None:
                 logs.update({f"val_{k}": v for k, v in evaluation_pass(model, val_loader, loss, metric_fns).items()})
             if bar is not None:
-                show_metrics(bar, logs)
+                show_metrics(bar, logs, done=True)
         finally:
             if bar is not None:
                 bar.close()
@@ -165,7 +165,7 @@ def fit(model, loss: Loss, optimizer, train_loader, epochs: int, val_loader=None
         run.history.append(epoch, logs)
         for hook in hooks:
             hook.on_epoch_end(epoch, logs)
-        if verbose == 2 and main:
+        if main and (verbose == 2 or (verbose == 1 and not show_bar)):
             print(_epoch_line(epoch, epochs, logs), flush=True)
         if run.stop_training:
             break

@@ -106,15 +106,34 @@ class _Tally:
         return host.to_list(distributed.reduce_array(xp.concat([sums, count]), "sum"))
 
 
-def progress_bar(total: int | None, description: str, leave: bool):
-    """A tqdm bar on standard error, counting batches."""
+# The bar's layouts. Values go after the bar and the bar takes what width is left, so at 80
+# columns an epoch of Fashion-MNIST keeps a bar of about 16 cells and every value whole; the
+# finished epoch drops the bar (it is full) for the validation values.
+BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]{postfix}"
+BAR_FORMAT_NO_TOTAL = "{desc} {n_fmt} batches [{elapsed}, {rate_fmt}]{postfix}"
+BAR_FORMAT_DONE = "{desc} [{elapsed}]{postfix}"
+_SHORT_NAMES = {"accuracy": "acc"}
+
+
+def progress_bar(total: int | None, description: str, leave: bool, file=None, ncols: int | None = None):
+    """A tqdm bar counting batches, on standard error (or ``file``), ``ncols`` wide (default:
+    as wide as the terminal, following its resizes)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=description, leave=leave, unit="batch", file=sys.stderr)
+    return tqdm(total=total, desc=description, leave=leave, unit="batch", file=sys.stderr if file is None else file,
+                bar_format=BAR_FORMAT if total else BAR_FORMAT_NO_TOTAL, ncols=ncols, dynamic_ncols=ncols is None)
 
 
-def show_metrics(bar, values: Mapping[str, float]) -> None:
-    bar.set_postfix({name: f"{value:.4f}" for name, value in values.items()}, refresh=False)
+def show_metrics(bar, values: Mapping[str, float], done: bool = False) -> None:
+    """Show ``values`` after the bar ("loss 0.4321 acc 0.8712"); ``done``: the pass is over, the
+    bar gives way to them."""
+    if done:
+        bar.bar_format = BAR_FORMAT_DONE
+    words = []
+    for name, value in values.items():
+        prefix, base = ("val_", name[4:]) if name.startswith("val_") else ("", name)
+        words.append(f"{prefix}{_SHORT_NAMES.get(base, base)} {value:.4f}")
+    bar.set_postfix_str(" ".join(words), refresh=False)
 
 
 def train_pass(model, loader, optimizer, loss_fn: Loss, metrics: Mapping[str, Metric], bar=None,
