@@ -57,7 +57,7 @@ def floors(text: str) -> list[str]:
             raise SystemExit(f"floors.py: {requirement!r} has no '>=' floor; give it one (the lowest version that "
                              "works)")
         pins.append(f"{match[1]}=={match[2]}")
-    return pins
+    return list(dict.fromkeys(pins))  # an extra may repeat another's requirement
 
 
 class NoWheel(Exception):
