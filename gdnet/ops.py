@@ -107,7 +107,12 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """a ** b; either side may be a constant."""
+    """a ** b; either side may be a constant.
+
+    At a = 0 the VJP keeps PyTorch's rules, which give the finite answer where the formulas meet
+    0 * inf: d/da = b a ** (b - 1) is 0 where b = 0 (a ** 0 is 1 for every a), and
+    d/db = a ** b log(a) is 0 where a = 0 and b >= 0 (0 ** b does not move with b there).
+    """
 
     def forward(self, xp, a, b):
         self.a, self.b = a, b
@@ -118,9 +123,18 @@ class Pow(Function):
         xp, a, b = self.xp, self.a, self.b
         grad_a = grad_b = None
         if self.needs_grad[0]:
-            grad_a = sum_to(xp, g * b * a ** (b - 1), _shape(a))
+            if isinstance(b, Scalar):
+                grad_a = sum_to(xp, g * b * a ** (b - 1), _shape(a)) if b != 0 else xp.zeros_like(a)
+            else:  # a base of 1 where b = 0: b * 1 ** -1 = 0, where 0 ** -1 would give 0 * inf
+                grad_a = sum_to(xp, g * b * xp.where(b == 0, 1.0, a) ** (b - 1), _shape(a))
         if self.needs_grad[1]:
-            log_a = math.log(a) if isinstance(a, Scalar) else xp.log(a)
+            if isinstance(a, Scalar) and a > 0:
+                log_a = math.log(a)
+            else:
+                if isinstance(a, Scalar):  # 0 or negative: the array rule below (math.log raises)
+                    a = xp.full(tuple(b.shape), float(a), dtype=b.dtype, device=b.device)
+                # log(1) = 0 stands in for log(0) where 0 ** b is flat in b
+                log_a = xp.log(xp.where((a == 0) & (b >= 0), 1.0, a))
             grad_b = sum_to(xp, g * self.out * log_a, _shape(b))
         return grad_a, grad_b
 
@@ -249,7 +263,9 @@ class Relu(Function):
 
 
 class Maximum(Function):
-    """Elementwise max; at ties each side gets half the gradient (as torch.maximum)."""
+    """Elementwise max; at ties each side gets half the gradient, and a side gets none only where
+    it is smaller, so a NaN (which is the maximum) passes the gradient to both sides (all as
+    torch.maximum)."""
 
     def forward(self, xp, a, b):
         self.a, self.b = a, b
@@ -259,8 +275,8 @@ class Maximum(Function):
         xp, a, b = self.xp, self.a, self.b
         half = g * 0.5
         return (
-            sum_to(xp, xp.where(a > b, g, xp.where(a == b, half, 0.0)), _shape(a)) if self.needs_grad[0] else None,
-            sum_to(xp, xp.where(b > a, g, xp.where(a == b, half, 0.0)), _shape(b)) if self.needs_grad[1] else None,
+            sum_to(xp, xp.where(a < b, 0.0, xp.where(a == b, half, g)), _shape(a)) if self.needs_grad[0] else None,
+            sum_to(xp, xp.where(b < a, 0.0, xp.where(a == b, half, g)), _shape(b)) if self.needs_grad[1] else None,
         )
 
 
@@ -356,7 +372,9 @@ class Mean(Sum):
 
 
 class Max(Function):
-    """Max over axes; tied maxima share the gradient equally (as torch.amax)."""
+    """Max over axes, with the gradient of torch.max() over all values: tied maxima share it
+    equally, and where the values hold a NaN (so the maximum is NaN) it goes to the NaN positions
+    only (torch.amax would make every gradient entry of that slice NaN)."""
 
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
@@ -364,17 +382,17 @@ class Max(Function):
     def forward(self, xp, a):
         self.axes = _axes(self.axis, a.ndim)
         kept = xp.max(a, axis=self.axes, keepdims=True)
-        self.is_max = xp.astype(a == kept, a.dtype)
-        self.keep_shape = tuple(kept.shape)
+        self.a, self.kept = a, kept  # the positions are found in backward: a detached max needs none
         if self.keepdims:
             return kept
         return xp.reshape(kept, tuple(n for i, n in enumerate(a.shape) if i not in self.axes))
 
     def backward(self, g):
-        xp = self.xp
-        g = xp.reshape(g, self.keep_shape)
-        count = xp.sum(self.is_max, axis=self.axes, keepdims=True)
-        return (self.is_max * (g / count),)
+        xp, a, kept = self.xp, self.a, self.kept
+        # max() is NaN wherever its values hold one, and NaN == NaN is false: isnan finds those
+        is_max = xp.astype((a == kept) | xp.isnan(a), g.dtype)
+        count = xp.sum(is_max, axis=self.axes, keepdims=True)
+        return (is_max * (xp.reshape(g, tuple(kept.shape)) / count),)
 
 
 # -- shapes and indexing ---------------------------------------------------------------------
@@ -505,7 +523,7 @@ class Piece(Function):
 
 
 class Take(Function):
-    """take(a, indices, axis) with 1-D integer indices.
+    """take(a, indices, axis) with 1-D integer indices; negative ones count from the end.
 
     The array API has no scatter-add, so the VJP is a one-hot matrix product: every index
     row of the one-hot matrix sends its gradient back to the position it was taken from.
@@ -515,7 +533,12 @@ class Take(Function):
         self.axis = axis
 
     def forward(self, xp, a, indices):
-        self.indices, self.n, self.ndim = indices, a.shape[self.axis], a.ndim
+        n = a.shape[self.axis]
+        if dtype_is(xp, indices.dtype, "signed integer"):
+            # made positions in [0, n) once: the one-hot matrix of the VJP matches no negative
+            # index, and the standard's take leaves negative indices unspecified
+            indices = xp.where(indices < 0, indices + n, indices)
+        self.indices, self.n, self.ndim = indices, n, a.ndim
         return xp.take(a, indices, axis=self.axis)
 
     def backward(self, g):
@@ -555,7 +578,8 @@ class SoftmaxCrossEntropy(Function):
             per_sample = xp.log(total[:, 0]) - shifted[rows, target]
         else:
             self.log_probs = shifted - xp.log(total)
-            per_sample = -xp.sum(target * self.log_probs, axis=1)
+            # a class of target probability 0 adds nothing, even where its log-probability is -inf
+            per_sample = -xp.sum(target * xp.where(target == 0, 0.0, self.log_probs), axis=1)
         if self.reduction == "none":
             return per_sample
         loss = xp.sum(per_sample)
@@ -680,6 +704,13 @@ def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
 
 
 def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """The maximum of ``a`` over ``axis`` (an int, a tuple, or None for all axes).
+
+    Gradient as torch.max: tied maxima share it equally (torch.max over a dim would pick one);
+    where the values hold a NaN, the maximum is NaN and the gradient goes to the NaN positions
+    only (torch.amax, sharing among the positions equal to the maximum, finds none and gives NaN
+    everywhere in that slice).
+    """
     return Max(axis, keepdims)(a)
 
 
@@ -749,11 +780,19 @@ def chunk(a: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
 
 
 def take(a: Tensor, indices, axis: int = 0) -> Tensor:
-    """Entries of ``a`` at 1-D integer ``indices`` along ``axis``."""
+    """Entries of ``a`` at integer ``indices`` along ``axis`` (negative ones count from the end).
+
+    As numpy.take, the indices' shape replaces that axis: a of shape (3, 2) and indices of
+    shape (2, 2) along axis 0 give (2, 2, 2).
+    """
     idx = indices.data if isinstance(indices, Tensor) else indices
     if not hasattr(idx, "shape"):
         idx = a.xp.asarray(idx, device=a.device)
-    return Take(axis)(a, Tensor(idx))  # a Tensor, so its device is checked against a's
+    if idx.ndim == 1:
+        return Take(axis)(a, Tensor(idx))  # a Tensor, so its device is checked against a's
+    axis = _axes(axis, a.ndim)[0]
+    flat = Take(axis)(a, Tensor(a.xp.reshape(idx, (-1,))))
+    return reshape(flat, a.shape[:axis] + tuple(idx.shape) + a.shape[axis + 1 :])
 
 
 def getitem(a: Tensor, key) -> Tensor:

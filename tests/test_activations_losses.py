@@ -564,3 +564,104 @@ def test_nt_xent_loss_module(backend):
 def test_contrastive_bad_input(backend, call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# -- 0 * inf: a -inf (log 0, a masked class) that a zero weight leaves out gives no NaN -----------
+INF = math.inf
+LOG_P = np.array([[math.log(0.25), math.log(0.75), -INF], [math.log(0.5), -INF, math.log(0.5)]])
+
+
+def test_nll_loss_ignores_minus_inf_in_other_classes(backend, float_dtype):
+    log_p = make(LOG_P, float_dtype, requires_grad=True)
+    loss = F.nll_loss(log_p, gd.tensor(np.array([0, 2])))
+    assert loss.item() == pytest.approx(-(math.log(0.25) + math.log(0.5)) / 2, rel=1e-6)  # 1.0397
+    loss.backward()
+    np.testing.assert_array_equal(log_p.grad.numpy(), [[-0.5, 0.0, 0.0], [0.0, 0.0, -0.5]])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_nll_loss_with_minus_inf_matches_torch(numpy_backend, reduction):
+    torch = pytest.importorskip("torch")
+    ours, theirs = make(LOG_P, requires_grad=True), torch.tensor(LOG_P, requires_grad=True)
+    out = F.nll_loss(ours, np.array([0, 2]), reduction=reduction)
+    expected = _tf().nll_loss(theirs, torch.tensor([0, 2]), reduction=reduction)
+    np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=1e-12)
+    out.sum().backward()
+    expected.sum().backward()
+    np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+
+
+def test_cross_entropy_probability_target_ignores_minus_inf_logits(backend, float_dtype):
+    # PyTorch gives NaN here (0 * -inf in its sum); the loss of classes of probability 0 is 0
+    logits = make(np.array([[0.0, math.log(3.0), -INF]]), float_dtype, requires_grad=True)
+    target = make(np.array([[0.5, 0.5, 0.0]]), float_dtype)
+    loss = F.cross_entropy(logits, target)
+    assert loss.item() == pytest.approx(-0.5 * (math.log(0.25) + math.log(0.75)), rel=1e-6)
+    loss.backward()
+    np.testing.assert_allclose(logits.grad.numpy(), [[-0.25, 0.25, 0.0]], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("log_target", [False, True], ids=["probabilities", "log-target"])
+def test_kl_div_ignores_minus_inf_where_the_target_is_zero(backend, float_dtype, log_target):
+    # PyTorch gives NaN here; the terms of target 0 are 0 whatever the input
+    log_q = make(np.array([[math.log(0.25), math.log(0.75), -INF]]), float_dtype, requires_grad=True)
+    p = np.array([[0.5, 0.5, 0.0]])
+    target = make(np.log(p, where=p > 0, out=np.full_like(p, -INF)) if log_target else p, float_dtype,
+                  requires_grad=True)
+    loss = F.kl_div(log_q, target, reduction="sum", log_target=log_target)
+    assert loss.item() == pytest.approx(0.5 * math.log(2.0) + 0.5 * math.log(2.0 / 3.0), rel=1e-6)
+    loss.backward()
+    np.testing.assert_allclose(log_q.grad.numpy(), [[-0.5, -0.5, 0.0]], rtol=1e-6)
+    assert np.all(np.isfinite(target.grad.numpy()))
+
+
+ZERO_ROW = np.array([[0.0, 0.0, 0.0], [3.0, 4.0, 0.0]])  # an all-zero vector beside a plain one
+
+
+@pytest.mark.parametrize("p", [2.0, 3.0])
+def test_normalize_of_an_all_zero_vector(backend, float_dtype, p):
+    x = make(ZERO_ROW, float_dtype, requires_grad=True)
+    y = F.normalize(x, p=p, dim=1)
+    norm = (3.0**p + 4.0**p) ** (1.0 / p)
+    np.testing.assert_allclose(y.numpy(), [[0.0, 0.0, 0.0], [3.0 / norm, 4.0 / norm, 0.0]], rtol=1e-6)
+    y.sum().backward()
+    grad = x.grad.numpy()
+    # x / eps near 0: the gradient is 1 / eps there (PyTorch's), not NaN
+    np.testing.assert_allclose(grad[0], [1e12, 1e12, 1e12], rtol=1e-6)
+    assert np.all(np.isfinite(grad[1]))
+
+
+@pytest.mark.parametrize("p", [2.0, 3.0])
+def test_normalize_of_an_all_zero_vector_matches_torch(numpy_backend, p):
+    torch = pytest.importorskip("torch")
+    ours, theirs = make(ZERO_ROW, requires_grad=True), torch.tensor(ZERO_ROW, requires_grad=True)
+    weights = np.array([[1.0, -2.0, 0.5], [0.3, 1.0, -1.0]])
+    out, expected = F.normalize(ours, p=p, dim=1), _tf().normalize(theirs, p=p, dim=1)
+    np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=1e-12)
+    (out * make(weights)).sum().backward()
+    (expected * torch.from_numpy(weights)).sum().backward()
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-9)
+
+
+def test_contrastive_losses_with_an_all_zero_embedding_stay_finite(backend, float_dtype):
+    z1 = make(np.concatenate([np.zeros((1, 3)), N(2, 3)]), float_dtype, requires_grad=True)
+    z2 = make(N(3, 3, seed=1), float_dtype, requires_grad=True)
+    for loss in (F.nt_xent(z1, z2), F.info_nce(z1, z2)):
+        assert math.isfinite(loss.item())
+        loss.backward()
+        assert np.all(np.isfinite(z1.grad.numpy())) and np.all(np.isfinite(z2.grad.numpy()))
+
+
+def test_contrastive_losses_with_an_all_zero_embedding_match_torch(numpy_backend):
+    torch = pytest.importorskip("torch")
+    hosts = (np.concatenate([np.zeros((1, 3)), N(2, 3)]), N(3, 3, seed=1))
+    for fn, torch_fn in ((F.nt_xent, partial(torch_nt_xent, temperature=0.5)),
+                         (F.info_nce, partial(torch_info_nce, temperature=0.1))):
+        ours = [make(h, requires_grad=True) for h in hosts]
+        theirs = [torch.tensor(h, requires_grad=True) for h in hosts]
+        out, expected = fn(*ours), torch_fn(*theirs, reduction="mean")
+        assert out.item() == pytest.approx(expected.item(), rel=1e-12)
+        out.backward()
+        expected.backward()
+        for mine, other in zip(ours, theirs):
+            np.testing.assert_allclose(mine.grad.numpy(), other.grad.numpy(), rtol=1e-9, atol=1e-12)

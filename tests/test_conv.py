@@ -192,6 +192,28 @@ def test_max_pool_tie_sends_the_gradient_to_the_first_maximum(backend, float_dty
     np.testing.assert_array_equal(x.grad.numpy(), expected)
 
 
+# one NaN per window, in each of its positions; the NaN is the window's maximum
+NAN_WINDOWS = np.array([[[[math.nan, 1.0, 2.0, math.nan, 0.0, 0.0, 0.0, 9.0],
+                          [3.0, 4.0, 0.0, 1.0, math.nan, 5.0, 7.0, math.nan]]]])
+
+
+def test_max_pool_sends_the_gradient_to_a_nan(backend, float_dtype):
+    x = make(NAN_WINDOWS, float_dtype, requires_grad=True)
+    y = F.max_pool2d(x, 2)
+    assert np.all(np.isnan(y.numpy()))
+    y.backward(make(np.array([[[[10.0, 20.0, 30.0, 40.0]]]]), float_dtype))
+    expected = [[[[10.0, 0.0, 0.0, 20.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 30.0, 0.0, 0.0, 40.0]]]]
+    np.testing.assert_array_equal(x.grad.numpy(), expected)
+
+
+def test_max_pool_with_nan_matches_torch(numpy_backend):  # noqa: F811
+    torch = pytest.importorskip("torch")
+    x, tx = make(NAN_WINDOWS, requires_grad=True), torch.tensor(NAN_WINDOWS, requires_grad=True)
+    F.max_pool2d(x, 2).sum().backward()
+    torch.nn.functional.max_pool2d(tx, 2).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+
+
 def test_max_pool_ties_match_torch(numpy_backend):  # noqa: F811
     torch = pytest.importorskip("torch")
     host = np.random.default_rng(2).integers(0, 3, size=(2, 2, 6, 6)).astype(np.float64)

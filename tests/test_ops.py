@@ -3,6 +3,7 @@ gradients, device and dtype kept) and against PyTorch's autograd (forward and gr
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from functools import partial
@@ -547,3 +548,100 @@ def test_softmax_cross_entropy_is_stable_for_large_logits(backend, float_dtype):
         loss.backward()
     assert loss.item() == pytest.approx(1000.0, rel=1e-6)
     assert np.all(np.isfinite(logits.grad.numpy()))
+
+
+# -- edges: finite answers where a formula meets 0 * inf, NaN in max, indexing ----------------------
+NAN = float("nan")
+
+
+@dataclass
+class Edge:
+    """An input at an edge of an op, the right output and gradients of output.sum(), and the
+    PyTorch spelling (None where PyTorch does not have it right)."""
+
+    id: str
+    fn: Callable[..., Any]
+    inputs: tuple
+    value: Any
+    grads: tuple  # one per differentiated input, in order
+    torch_fn: Callable[..., Any] | None = None
+
+
+EDGES = [
+    # pow at base 0: d/db = a ** b log(a) is 0 * -inf, d/da = b a ** (b - 1) is 0 * inf at b = 0
+    Edge("pow-base-zero", lambda a, b: a**b, (np.array([0.0, 2.0]), np.array([1.0, 1.0])), [0.0, 2.0],
+         ([1.0, 1.0], [0.0, 2.0 * math.log(2.0)]), lambda a, b: a**b),
+    Edge("pow-exponent-zero", lambda x: x**0, (np.array([0.0, 3.0]),), [1.0, 1.0], ([0.0, 0.0],),
+         lambda x: x**0),
+    Edge("pow-tensor-exponent-zero", lambda a, b: a**b, (np.array([0.0, 3.0]), np.array([0.0, 0.0])), [1.0, 1.0],
+         ([0.0, 0.0], [0.0, math.log(3.0)]), lambda a, b: a**b),
+    Edge("polynomial-at-zero", lambda w: w**0 + w**1 + w**2, (np.array(0.0),), 1.0, (1.0,),
+         lambda w: w**0 + w**1 + w**2),
+    Edge("pow-scalar-base-zero", lambda b: 0.0**b, (np.array([1.0, 0.0, 2.0]),), [0.0, 1.0, 0.0], ([0.0, 0.0, 0.0],),
+         lambda b: 0.0**b),
+    # NaN in max: torch.max's rule, the gradient to the NaN positions only (torch.amax gives NaN)
+    Edge("max-all-nan", lambda x: x.max(), (np.array([1.0, NAN, 3.0, NAN]),), NAN, ([0.0, 0.5, 0.0, 0.5],),
+         lambda x: x.max()),
+    Edge("max-axis-nan", lambda x: x.max(axis=1), (np.array([[1.0, NAN, 3.0], [4.0, 2.0, 0.0]]),), [NAN, 4.0],
+         ([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]],), lambda x: x.max(dim=1).values),
+    Edge("max-ties-beside-nan", lambda x: x.max(axis=1), (np.array([[1.0, NAN], [2.0, 2.0]]),), [NAN, 2.0],
+         ([[0.0, 1.0], [0.5, 0.5]],)),
+    Edge("maximum-nan", lambda a, b: gd.maximum(a, b), (np.array([1.0, NAN, 3.0]), np.array([2.0, 2.0, 2.0])),
+         [2.0, NAN, 3.0], ([0.0, 1.0, 1.0], [1.0, 1.0, 0.0]), lambda a, b: _torch().maximum(a, b)),
+    # indexing: negative indices, and index arrays of more than one dimension
+    Edge("take-negative", lambda x: gd.take(x, [-1, 0, -1], axis=0), (np.arange(6.0).reshape(3, 2),),
+         [[4.0, 5.0], [0.0, 1.0], [4.0, 5.0]], ([[1.0, 1.0], [0.0, 0.0], [2.0, 2.0]],),
+         lambda x: x[_torch().tensor([-1, 0, -1])]),
+    Edge("getitem-negative-array", lambda x: x[gd.tensor(np.array([-1, -3]))], (np.arange(6.0).reshape(3, 2),),
+         [[4.0, 5.0], [0.0, 1.0]], ([[1.0, 1.0], [0.0, 0.0], [1.0, 1.0]],),
+         lambda x: x[_torch().tensor([-1, -3])]),
+    Edge("getitem-2d-array", lambda x: x[gd.tensor(np.array([[0, 1], [2, 2]]))], (np.arange(6.0).reshape(3, 2),),
+         [[[0.0, 1.0], [2.0, 3.0]], [[4.0, 5.0], [4.0, 5.0]]], ([[1.0, 1.0], [1.0, 1.0], [2.0, 2.0]],),
+         lambda x: x[_torch().tensor([[0, 1], [2, 2]])]),
+    Edge("take-2d-negative-axis1", lambda x: gd.take(x, [[0, -1], [2, 2]], axis=1), (np.arange(6.0).reshape(2, 3),),
+         [[[0.0, 2.0], [2.0, 2.0]], [[3.0, 5.0], [5.0, 5.0]]], ([[1.0, 0.0, 3.0], [1.0, 0.0, 3.0]],),
+         lambda x: x[:, _torch().tensor([[0, -1], [2, 2]])]),
+]
+
+
+@pytest.mark.parametrize("edge", [pytest.param(e, id=e.id) for e in EDGES])
+def test_edges_give_the_right_values_and_gradients(edge, backend, float_dtype):
+    inputs = [make(value, float_dtype, requires_grad=True) for value in edge.inputs]
+    out = edge.fn(*inputs)
+    np.testing.assert_allclose(out.numpy(), edge.value, rtol=1e-6)
+    out.sum().backward()
+    for tensor, expected in zip(inputs, edge.grads):
+        np.testing.assert_allclose(tensor.grad.numpy(), expected, rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("edge", [pytest.param(e, id=e.id) for e in EDGES if e.torch_fn is not None])
+def test_edges_match_torch(edge, numpy_backend):
+    torch = pytest.importorskip("torch")
+    ours = [make(value, requires_grad=True) for value in edge.inputs]
+    theirs = [torch.tensor(value, dtype=torch.float64, requires_grad=True) for value in edge.inputs]
+    out, expected = edge.fn(*ours), edge.torch_fn(*theirs)
+    np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=1e-12)
+    out.sum().backward()
+    expected.sum().backward()
+    for mine, other in zip(ours, theirs):
+        np.testing.assert_allclose(mine.grad.numpy(), other.grad.numpy(), rtol=1e-12)
+
+
+def test_pow_at_base_zero_keeps_infinite_answers_infinite(backend, float_dtype):
+    # b < 0 at a = 0: the derivatives are infinite, not 0 (the 0-rule is only for b = 0 / b >= 0)
+    a = make(np.array([0.0]), float_dtype, requires_grad=True)
+    b = make(np.array([-1.0]), float_dtype, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NumPy warns of the division by zero, rightly
+        (a**b).sum().backward()
+    assert a.grad.numpy()[0] == -math.inf and b.grad.numpy()[0] == -math.inf
+
+
+def test_pow_at_base_zero_runs_without_warnings(backend, float_dtype):
+    a = make(np.array([0.0, 2.0]), float_dtype, requires_grad=True)
+    b = make(np.array([0.0, 1.0]), float_dtype, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (a**b + 0.0**b).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), [0.0, 1.0])
+    np.testing.assert_allclose(b.grad.numpy(), [0.0, 2.0 * math.log(2.0)], rtol=1e-6)

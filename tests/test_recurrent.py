@@ -414,6 +414,32 @@ def test_embedding_from_pretrained(backend):
         Embedding.from_pretrained(N(4))
 
 
+PADDED = np.array([[0, 3, 3], [1, 3, 2]])
+
+
+def test_functional_embedding_negative_padding_idx(backend, float_dtype):
+    weight = make(N(4, 2), float_dtype, requires_grad=True)
+    out = F.embedding(gd.tensor(PADDED), weight, padding_idx=-1)
+    np.testing.assert_allclose(out.numpy(), N(4, 2)[PADDED], rtol=1e-6)
+    out.sum().backward()
+    np.testing.assert_array_equal(weight.grad.numpy(), [[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+
+
+def test_functional_embedding_negative_padding_idx_matches_torch(numpy_backend):
+    torch = pytest.importorskip("torch")
+    weight, theirs = make(N(4, 2), requires_grad=True), torch.tensor(N(4, 2), requires_grad=True)
+    F.embedding(gd.tensor(PADDED), weight, padding_idx=-1).sum().backward()
+    torch.nn.functional.embedding(torch.from_numpy(PADDED), theirs, padding_idx=-1).sum().backward()
+    np.testing.assert_array_equal(weight.grad.numpy(), theirs.grad.numpy())
+
+
+@pytest.mark.parametrize("padding_idx", [4, -5])
+def test_functional_embedding_padding_idx_out_of_range(backend, padding_idx):
+    with pytest.raises(ValueError, match=rf"embedding: padding_idx {padding_idx} is out of range for 4 embeddings; "
+                                         r"expected a value in \[-4, 3\]"):
+        F.embedding(gd.tensor(PADDED), make(N(4, 2), "float32"), padding_idx=padding_idx)
+
+
 @pytest.mark.parametrize(
     "indices, message",
     [

@@ -39,12 +39,7 @@ class Embedding(Module):
         for key, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"Embedding: {key} must be a positive integer; got {value!r}")
-        if padding_idx is not None:
-            if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(
-                    f"Embedding: padding_idx {padding_idx} is out of range for {num_embeddings} embeddings"
-                )
-            padding_idx %= num_embeddings
+        padding_idx = F.padding_row("Embedding", padding_idx, num_embeddings)
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
         self.weight = _empty_parameter((num_embeddings, embedding_dim))
         self.reset_parameters()

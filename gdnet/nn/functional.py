@@ -145,14 +145,31 @@ def _check_index_range(name: str, what: str, indices: Any, count: int, unit: str
         )
 
 
+def padding_row(name: str, padding_idx: int | None, num_embeddings: int) -> int | None:
+    """``padding_idx`` as a row in [0, num_embeddings) (negative ones count from the end), or None."""
+    if padding_idx is None:
+        return None
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise ValueError(
+            f"{name}: padding_idx {padding_idx} is out of range for {num_embeddings} embeddings; expected "
+            f"a value in [{-num_embeddings}, {num_embeddings - 1}]"
+        )
+    return padding_idx % num_embeddings
+
+
 def embedding(input: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """The rows of ``weight`` at integer indices: input (*) -> (*, embedding_dim).
 
     Args:
         input: integer indices in [0, num_embeddings), any shape (a Tensor, array or list).
         weight: (num_embeddings, embedding_dim).
-        padding_idx: an index whose row receives no gradient (its output is the row as it is).
+        padding_idx: an index whose row receives no gradient (its output is the row as it is);
+            negative values count from the end, as in PyTorch.
+
+    Raises:
+        ValueError: padding_idx outside [-num_embeddings, num_embeddings).
     """
+    padding_idx = padding_row("embedding", padding_idx, weight.shape[0])
     indices = input.data if isinstance(input, Tensor) else input
     if hasattr(indices, "shape"):
         check_same_device([weight.data, indices])
@@ -199,8 +216,9 @@ def nll_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     _check_reduction(reduction)
     labels = _labels(input, target, "nll_loss")
     xp = input.xp
-    one_hot = xp.astype(labels[:, None] == xp.arange(input.shape[1], device=input.device)[None, :], input.dtype)
-    return _reduce(-ops.sum(input * Tensor(one_hot), axis=1), reduction)
+    is_target = labels[:, None] == xp.arange(input.shape[1], device=input.device)[None, :]
+    # picked by where, not a one-hot product: a -inf of another class times 0 would be NaN
+    return _reduce(-ops.sum(ops.where(is_target, input, 0.0), axis=1), reduction)
 
 
 def _same_shape(name: str, input: Tensor, target: Any, what: str = "target") -> Tensor:
@@ -331,23 +349,35 @@ def kl_div(input: Tensor, target: Any, reduction: str = "mean", log_target: bool
     if reduction not in _REDUCTIONS + ("batchmean",):
         raise ValueError(f"unknown reduction {reduction!r}; expected one of {_REDUCTIONS + ('batchmean',)}")
     target = _same_shape("kl_div", input, target)
+    # where the target is 0 the term is 0 whatever the input: 0 stands in for both there, so a
+    # log q of -inf (a masked class) or a log-target of -inf never meets a 0 (0 log 0 = 0)
     if log_target:
-        loss = ops.exp(target) * (target - input)
+        present = target.data > -math.inf
+        safe = ops.where(present, target, 0.0)
+        loss = ops.exp(safe) * (safe - ops.where(present, input, 0.0))
     else:
-        log = ops.log(ops.where(target.data > 0, target, 1.0))  # 0 log 0 = 0
-        loss = target * (log - input)
+        present = target.data > 0
+        loss = target * (ops.log(ops.where(present, target, 1.0)) - ops.where(present, input, 0.0))
     if reduction == "batchmean":
         return loss.sum() / float(input.shape[0]) if input.ndim else loss.sum()
     return _reduce(loss, reduction)
 
 
+def _vector_norm(x: Tensor, p: float, dim: int) -> Tensor:
+    """||x||_p along ``dim`` (kept), with gradient 0 where the norm is 0, as torch's vector_norm:
+    there the root's derivative is inf and |x|'s is 0, and their product would be NaN."""
+    total = ops.sum(x * x if p == 2.0 else _abs(x) ** float(p), axis=dim, keepdims=True)
+    nonzero = total.data > 0
+    safe = ops.where(nonzero, total, 1.0)  # the root never sees a 0, so no inf reaches the VJP
+    return ops.where(nonzero, ops.sqrt(safe) if p == 2.0 else safe ** (1.0 / p), 0.0)
+
+
 def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
-    """x / max(||x||_p, eps) along ``dim``: unit vectors (as torch.nn.functional.normalize)."""
-    if p == 2.0:
-        norm = ops.sqrt(ops.sum(x * x, axis=dim, keepdims=True))
-    else:
-        norm = ops.sum(_abs(x) ** float(p), axis=dim, keepdims=True) ** (1.0 / p)
-    return x / ops.maximum(norm, float(eps))
+    """x / max(||x||_p, eps) along ``dim``: unit vectors (as torch.nn.functional.normalize).
+
+    An all-zero vector stays zero, with the gradient 1 / eps (PyTorch's), not NaN.
+    """
+    return x / ops.maximum(_vector_norm(x, p, dim), float(eps))
 
 
 def _embeddings(name: str, **tensors: Tensor) -> tuple[int, int]:
