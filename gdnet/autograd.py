@@ -7,6 +7,11 @@ primitives from the highest number down (a reverse topological order, as every i
 before the op that reads it; PyTorch's engine orders by the same sequence number), hands each the
 gradient of its output and accumulates what comes back into its inputs; leaves (parameters) keep
 theirs in ``.grad``. Saved arrays are freed as the walk passes.
+
+Arrays changed in place (an optimizer step) would make a saved array wrong for its backward, so
+code that changes a tensor in place calls ``increment_version``: the tensor's ``_version`` then
+takes the next number of the same sequence, and backward refuses any op that saved the tensor
+(or a view of it) and is numbered below it. Nothing is recorded when an op runs.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from heapq import heappop, heappush
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .backends import array_namespace, has_one_device
 
@@ -124,6 +129,12 @@ class Function:
     # creation order of recorded Functions: every input's creator has a smaller number, so
     # the backward pass runs Functions from the highest number down (a topological order)
     sequence: int = -1
+    # positions of the inputs whose arrays (or views of them) forward keeps for backward:
+    # backward raises if one of them was changed in place after this op ran (increment_version)
+    saves: tuple[int, ...] = ()
+    # the output may share input 0's memory (reshape, transpose, slice): where an op saved
+    # this output, a change of input 0 counts as a change of the saved array
+    view: bool = False
 
     def __call__(self, *args: Any) -> "Tensor":
         # one pass over the arguments: this runs for every op, so it is kept lean
@@ -157,6 +168,11 @@ class Function:
     def backward(self, grad: Array) -> tuple[Array | None, ...]:
         raise NotImplementedError
 
+    def reads_saved(self, index: int) -> bool:
+        """Whether backward reads the values of saved input ``index``, given ``needs_grad``
+        (x * y reads x only for y's gradient, as PyTorch saves it). Asked once a change is seen."""
+        return True
+
     def release(self) -> None:
         """Drop inputs and saved arrays once the backward pass has used them."""
         sequence = self.sequence
@@ -174,10 +190,13 @@ class Tensor:
         data: the raw array (numpy, cupy or array_api_strict).
         grad: a Tensor of ``data``'s shape after ``backward()`` (leaves only), else None.
         requires_grad: whether operations on this tensor are recorded.
+        _version: increases with every in-place change (``increment_version``); a number of the
+            graph's creation sequence, so it is not a count of changes as PyTorch's is.
     """
 
     # _post_accumulate_hooks is set only on leaves that get a hook (unset slots cost nothing)
-    __slots__ = ("data", "grad", "requires_grad", "_creator", "_post_accumulate_hooks", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_creator", "_post_accumulate_hooks", "_version",
+                 "__weakref__")
     __array_priority__ = 1000  # so numpy scalars on the left defer to Tensor's operators
 
     def __init__(self, data: Array, requires_grad: bool = False):
@@ -187,6 +206,7 @@ class Tensor:
         self.grad: Tensor | None = None
         self.requires_grad = requires_grad
         self._creator: Function | None = None
+        self._version = 0
 
     # -- array facts -------------------------------------------------------------------------
     @property
@@ -398,6 +418,7 @@ class Tensor:
         return _ops.mean(self, axis=axis, keepdims=keepdims)
 
     def max(self, axis=None, keepdims=False):
+        """The maximum over ``axis`` (all axes when None); the gradient follows ``ops.max``."""
         return _ops.max(self, axis=axis, keepdims=keepdims)
 
     def reshape(self, *shape):
@@ -533,6 +554,39 @@ def _in_pass(body: Callable[[], None]) -> None:
         callback()
 
 
+def increment_version(tensors: "Tensor | Iterable[Tensor]") -> None:
+    """Record that ``tensors`` (one Tensor or an iterable of them) were changed in place, as
+    ``torch.autograd.graph.increment_version``.
+
+    Whatever changes a tensor's values in place calls it: optimizer steps (which write into the
+    arrays), ``Module.load_state_dict`` and the ``nn.init`` functions (which PyTorch runs in
+    place). Backward through an op recorded before the change that saved the tensor (or a view
+    of it) then raises RuntimeError instead of returning a gradient of the old values.
+    """
+    version = next(_sequence)  # above every op recorded so far, below every later one
+    for tensor in (tensors,) if isinstance(tensors, Tensor) else tensors:
+        tensor._version = version
+
+
+def _check_saved(fn: Function, inputs: tuple) -> None:
+    """Raise if an input ``fn`` saved, or the base of that view, changed in place after ``fn`` ran."""
+    for index in fn.saves:
+        tensor = inputs[index] if index < len(inputs) else None
+        while isinstance(tensor, Tensor):
+            if tensor._version > fn.sequence:
+                if not fn.reads_saved(index):
+                    break
+                name = type(fn).__name__
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified by an inplace "
+                    f"operation: input {index} of {name} (shape {inputs[index].shape}) was changed in place (an "
+                    f"optimizer step, load_state_dict, an nn.init function) after {name} saved it for backward; "
+                    "call backward() before changing it, or run the forward pass again after the change"
+                )
+            creator = tensor._creator  # a view's values change with its base's
+            tensor = creator.inputs[0] if creator is not None and creator.view and creator.inputs else None
+
+
 def _run_backward(root: Function, seed: Array) -> None:
     """Hand ``seed`` to ``root`` and walk back: each Function runs once all the gradient for its
     output has arrived, which is when every Function with a higher sequence number is done."""
@@ -554,6 +608,8 @@ def _walk(root: Function, seed: Array, counts: dict[Tensor, int] | None) -> None
                 "backward() through a graph that was already freed by an earlier backward(); "
                 "run the forward pass again"
             )
+        if fn.saves:
+            _check_saved(fn, inputs)
         for arg, arg_grad, wanted in zip(inputs, fn.backward(pending.pop(fn)), fn.needs_grad):
             if not wanted or arg_grad is None:
                 continue

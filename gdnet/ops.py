@@ -72,6 +72,11 @@ class Sub(Function):
 
 
 class Mul(Function):
+    saves = (0, 1)
+
+    def reads_saved(self, index):
+        return self.needs_grad[1 - index]  # each side is read for the other's gradient
+
     def forward(self, xp, a, b):
         self.a, self.b = a, b
         return a * b
@@ -85,6 +90,8 @@ class Mul(Function):
 
 
 class Div(Function):
+    saves = (1,)
+
     def forward(self, xp, a, b):
         self.a, self.b = a, b
         self.out = a / b
@@ -113,6 +120,8 @@ class Pow(Function):
     0 * inf: d/da = b a ** (b - 1) is 0 where b = 0 (a ** 0 is 1 for every a), and
     d/db = a ** b log(a) is 0 where a = 0 and b >= 0 (0 ** b does not move with b there).
     """
+
+    saves = (0, 1)
 
     def forward(self, xp, a, b):
         self.a, self.b = a, b
@@ -150,6 +159,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    saves = (0,)
+
     def forward(self, xp, a):
         self.a = a
         return xp.log(a)
@@ -194,6 +205,8 @@ class Sigmoid(Function):
 class Softplus(Function):
     """log(1 + exp(a)), as max(a, 0) + log1p(exp(-|a|)): no overflow, no loss of tiny values."""
 
+    saves = (0,)
+
     def forward(self, xp, a):
         self.a = a
         return xp.maximum(a, 0.0) + xp.log1p(xp.exp(-xp.abs(a)))
@@ -236,6 +249,8 @@ class Erf(Function):
     picks; the VJP is exact: 2 / sqrt(pi) * exp(-a^2).
     """
 
+    saves = (0,)
+
     def forward(self, xp, a):
         self.a = a
         magnitude = xp.abs(a)
@@ -267,6 +282,8 @@ class Maximum(Function):
     it is smaller, so a NaN (which is the maximum) passes the gradient to both sides (all as
     torch.maximum)."""
 
+    saves = (0, 1)
+
     def forward(self, xp, a, b):
         self.a, self.b = a, b
         return xp.maximum(a, b)
@@ -282,6 +299,8 @@ class Maximum(Function):
 
 class Where(Function):
     """where(condition, a, b); the condition is a constant boolean array."""
+
+    saves = (0,)
 
     def forward(self, xp, condition, a, b):
         self.condition = condition
@@ -300,6 +319,9 @@ class Where(Function):
 
 # -- linear algebra --------------------------------------------------------------------------
 class Matmul(Function):
+    saves = (0, 1)
+    reads_saved = Mul.reads_saved
+
     def forward(self, xp, a, b):
         self.a, self.b = a, b
         return xp.matmul(a, b)
@@ -323,6 +345,9 @@ class Matmul(Function):
 
 class Linear(Function):
     """Fused x @ W.mT + b: x (..., in), W (out, in), b (out,) or absent -> (..., out)."""
+
+    saves = (0, 1)
+    reads_saved = Mul.reads_saved
 
     def forward(self, xp, x, weight, bias=None):
         self.x, self.weight = x, weight
@@ -376,6 +401,8 @@ class Max(Function):
     equally, and where the values hold a NaN (so the maximum is NaN) it goes to the NaN positions
     only (torch.amax would make every gradient entry of that slice NaN)."""
 
+    saves = (0,)
+
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
 
@@ -397,6 +424,8 @@ class Max(Function):
 
 # -- shapes and indexing ---------------------------------------------------------------------
 class Reshape(Function):
+    view = True
+
     def __init__(self, shape):
         self.shape = tuple(shape)
 
@@ -409,6 +438,8 @@ class Reshape(Function):
 
 
 class PermuteDims(Function):
+    view = True
+
     def __init__(self, axes):
         self.axes = tuple(axes)
 
@@ -425,6 +456,8 @@ class PermuteDims(Function):
 
 
 class BroadcastTo(Function):
+    view = True
+
     def __init__(self, shape):
         self.shape = tuple(shape)
 
@@ -438,6 +471,8 @@ class BroadcastTo(Function):
 
 class GetItem(Function):
     """Basic indexing (integers, slices, ellipsis); backward writes into zeros by setitem."""
+
+    view = True
 
     def __init__(self, key):
         # the standard leaves x[i] on an N-D array unspecified; a trailing ... makes it x[i, ...]
@@ -493,6 +528,8 @@ class Split(Function):
     recurrent layer's backward would cost the square of its sequence length.
     """
 
+    view = True  # the token stands for the input its pieces are views of
+
     def forward(self, xp, a):
         self.a, self.grad = a, None
         self.token = xp.zeros((), dtype=a.dtype, device=a.device)
@@ -507,6 +544,8 @@ class Split(Function):
 
 class Piece(Function):
     """``source.a[key]``, one output of a ``Split``; its gradient goes into the split's buffer."""
+
+    view = True
 
     def __init__(self, source: Split, key: tuple):
         self.source, self.key = source, key
@@ -528,6 +567,8 @@ class Take(Function):
     The array API has no scatter-add, so the VJP is a one-hot matrix product: every index
     row of the one-hot matrix sends its gradient back to the position it was taken from.
     """
+
+    saves = (1,)
 
     def __init__(self, axis: int = 0):
         self.axis = axis
@@ -557,6 +598,8 @@ class SoftmaxCrossEntropy(Function):
     or their mean or sum. VJP: (softmax * sum(p) - p) times the incoming gradient, which is
     softmax - one_hot for class indices.
     """
+
+    saves = (1,)
 
     def __init__(self, reduction: str = "mean"):
         self.reduction = reduction

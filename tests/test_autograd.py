@@ -418,3 +418,131 @@ def test_hooks_only_on_leaves_that_require_grad(backend):
         (w * 2.0).register_post_accumulate_grad_hook(print)
     with pytest.raises(RuntimeError, match="does not require grad"):
         gd.ones((2,)).register_post_accumulate_grad_hook(print)
+
+
+# -- arrays saved for backward and changed in place afterwards ----------------------------------
+INPLACE = "modified by an inplace operation"
+
+
+def _mlp_and_batch(float_dtype):
+    model = gd.nn.Sequential(gd.nn.Linear(3, 4), gd.nn.Tanh(), gd.nn.Linear(4, 2)).to(float_dtype)
+    x = make(np.random.default_rng(0).normal(size=(5, 3)), float_dtype)
+    return model, x
+
+
+def test_backward_after_an_optimizer_step_changed_a_saved_weight_raises(backend, float_dtype):
+    model, x = _mlp_and_batch(float_dtype)
+    opt = gd.optim.SGD(model.parameters(), lr=0.5)
+    loss_a, loss_b = model(x).sum(), model(x).sum()
+    loss_a.backward()
+    opt.step()
+    # PyTorch raises here too; without the check the first layer's gradient came out wrong
+    with pytest.raises(RuntimeError, match=rf"{INPLACE}: input 1 of Linear \(shape \(2, 4\)\)"):
+        loss_b.backward()
+
+
+def test_a_forward_after_the_step_backwards_as_usual(backend, float_dtype):
+    model, x = _mlp_and_batch(float_dtype)
+    opt = gd.optim.SGD(model.parameters(), lr=0.5)
+    model(x).sum().backward()
+    opt.step()
+    opt.zero_grad()
+    model(x).sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda model: model.load_state_dict({k: gd.Tensor(v).numpy() for k, v in model.state_dict().items()}),
+        lambda model: gd.nn.init.zeros_(model[2].weight),
+        lambda model: gd.nn.init.normal_(model[2].weight),
+    ],
+    ids=["load_state_dict", "init-constant", "init-drawn"],
+)
+def test_other_in_place_changes_are_caught(backend, float_dtype, change):
+    model, x = _mlp_and_batch(float_dtype)
+    loss = model(x).sum()
+    change(model)
+    with pytest.raises(RuntimeError, match=INPLACE):
+        loss.backward()
+
+
+def test_a_saved_view_of_a_changed_tensor_is_caught(backend, float_dtype):
+    # w.T and w[0] share w's memory: a change of w changes what the products saved
+    w = make(np.ones((2, 3)), float_dtype, requires_grad=True)
+    x = make(np.ones((4, 2)), float_dtype, requires_grad=True)
+    for out in ((x @ w).T.sum(), (x @ w.T.T).sum(), (x[:, :1] * w[0]).sum()):
+        gd.autograd.increment_version(w)
+        with pytest.raises(RuntimeError, match=INPLACE):
+            out.backward()
+
+
+def test_a_change_the_gradient_does_not_read_is_allowed(backend, float_dtype):
+    # as PyTorch: y = x @ w.T with x not requiring grad never reads w in backward
+    w = make(np.ones((2, 3)), float_dtype, requires_grad=True)
+    x = make(np.arange(6.0).reshape(2, 3), float_dtype)
+    out = gd.nn.functional.linear(x, w).sum()
+    opt = gd.optim.SGD([w], lr=0.1)
+    w.grad = make(np.ones((2, 3)), float_dtype)
+    opt.step()
+    w.grad = None
+    out.backward()
+    np.testing.assert_allclose(w.grad.numpy(), np.tile(np.arange(6.0).reshape(2, 3).sum(axis=0), (2, 1)))
+
+
+def test_versions_increase_with_every_step(backend, float_dtype):
+    w = make(np.ones(3), float_dtype, requires_grad=True)
+    opt = gd.optim.SGD([w], lr=0.1)
+    seen = [w._version]
+    for _ in range(3):
+        (w * w).sum().backward()
+        opt.step()
+        seen.append(w._version)
+    assert seen == sorted(set(seen))
+
+
+def _refuses(run) -> bool:
+    try:
+        run()
+    except RuntimeError as error:
+        assert "modified by an inplace operation" in str(error)
+        return True
+    return False
+
+
+def _torch_spelling():
+    import torch
+
+    return type("TorchSpelling", (), {"linear": staticmethod(torch.nn.functional.linear),
+                                      "exp": staticmethod(torch.exp)})
+
+
+GDNET_SPELLING = type("GdnetSpelling", (), {"linear": staticmethod(gd.nn.functional.linear),
+                                             "exp": staticmethod(gd.exp)})
+
+# (id, loss(lib, w, x), whether x wants a gradient): w changes in place between forward and backward
+SCENARIOS = [
+    ("linear-input-constant", lambda lib, w, x: lib.linear(x, w).sum(), False),
+    ("linear-input-differentiated", lambda lib, w, x: lib.linear(x, w).sum(), True),
+    ("mul-by-a-row-of-w", lambda lib, w, x: (x * w[0]).sum(), False),
+    ("mul-of-w-by-itself", lambda lib, w, x: (w * w).sum(), False),
+    ("transposed-matmul", lambda lib, w, x: (x @ w.T).sum(), True),
+    ("sum-then-exp", lambda lib, w, x: lib.exp(w.sum()), False),
+]
+
+
+@pytest.mark.parametrize("loss, x_grad", [pytest.param(f, g, id=i) for i, f, g in SCENARIOS])
+def test_in_place_changes_are_refused_where_torch_refuses_them(loss, x_grad):
+    torch = pytest.importorskip("torch")
+    w_host, x_host = np.arange(6.0).reshape(2, 3) / 6.0, np.ones((4, 3))
+    with gd.use_backend("numpy"):
+        w, x = make(w_host, requires_grad=True), make(x_host, requires_grad=x_grad)
+        ours = loss(GDNET_SPELLING, w, x)
+        gd.autograd.increment_version(w)
+        refused = _refuses(ours.backward)
+    tw, tx = torch.tensor(w_host, requires_grad=True), torch.tensor(x_host, requires_grad=x_grad)
+    theirs = loss(_torch_spelling(), tw, tx)
+    with torch.no_grad():
+        tw.add_(1.0)
+    assert refused == _refuses(theirs.backward)

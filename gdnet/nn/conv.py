@@ -166,6 +166,11 @@ class Conv2dFunction(Function):
     grad_columns = weight.mT @ g (each one GEMM), folded back onto the input slice by slice.
     """
 
+    saves = (1,)  # the columns are a copy of x; the weight is kept as it is
+
+    def reads_saved(self, index):
+        return self.needs_grad[0]
+
     def __init__(self, windows: _Windows):
         self.geometry = windows
 

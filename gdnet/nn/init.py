@@ -11,7 +11,7 @@ from typing import Callable
 
 from .._backend import host_rng
 from .._creation import as_array_like
-from ..autograd import Tensor
+from ..autograd import Tensor, increment_version
 
 
 def fans(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -24,6 +24,7 @@ def fans(shape: tuple[int, ...]) -> tuple[int, int]:
 
 def _fill(tensor: Tensor, host_values) -> Tensor:
     tensor.data = as_array_like(host_values, tensor.data)
+    increment_version(tensor)  # an in-place change, as in PyTorch: graphs recorded before refuse backward
     return tensor
 
 
@@ -38,6 +39,7 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
 def constant_(tensor: Tensor, value: float) -> Tensor:
     xp = tensor.xp
     tensor.data = xp.full(tensor.shape, value, dtype=tensor.dtype, device=tensor.device)
+    increment_version(tensor)
     return tensor
 
 

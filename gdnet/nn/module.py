@@ -6,7 +6,7 @@ from collections import OrderedDict
 from typing import Any, Iterator
 
 from .._creation import as_array_like
-from ..autograd import Tensor
+from ..autograd import Tensor, increment_version
 
 
 class Parameter(Tensor):
@@ -162,6 +162,8 @@ class Module:
         for name, target in targets.items():
             if name in state:
                 target.data = as_array_like(state[name], target.data)
+        # new values, as PyTorch's in-place copy: graphs recorded before refuse to backward
+        increment_version(target for name, target in targets.items() if name in state)
 
     def to(self, dtype: Any) -> "Module":
         """Cast floating parameters and buffers to ``dtype`` ('float64', 'float32')."""

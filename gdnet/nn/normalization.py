@@ -51,6 +51,11 @@ class Normalize(Function):
     Saved for the VJP: x - mean and 1 / sqrt(var + eps); x_hat itself is never written out.
     """
 
+    saves = (1,)  # the weight, read for the input's gradient
+
+    def reads_saved(self, index):
+        return self.needs_grad[0]
+
     def __init__(self, axes: tuple[int, ...], param_shape: tuple[int, ...], eps: float, stats=None):
         self.axes, self.param_shape, self.eps, self.stats = axes, param_shape, eps, stats
 

@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterable
 
 from .._backend import get_backend
 from .._creation import as_array_like
-from ..autograd import Tensor, enable_grad, namespace_of
+from ..autograd import Tensor, enable_grad, increment_version, namespace_of
 from .transform import Transform, zeros
 
 
@@ -121,7 +121,13 @@ class Optimizer:
                         and grad.dtype == data.dtype and self._fast_step(kernel, data, grad, state, group)):
                     continue
                 data += update(grad, state, data, group)
+        self._mark_updated()
         return loss
+
+    def _mark_updated(self) -> None:
+        """Tell autograd the parameters changed in place: a graph recorded before this step that
+        saved one of them now refuses to backward, instead of giving a wrong gradient."""
+        increment_version(p for group in self.param_groups for p in group["params"] if p.grad is not None)
 
     def _fast_step(self, kernel: Callable[..., Any], param: Any, grad: Any, state: dict, group: dict) -> bool:
         """Run the backend's fused ``kernel`` for this parameter (the whole update, in place);
