@@ -281,3 +281,77 @@ def test_warm_restarts_refuse_a_negative_epoch():
     with pytest.raises(ValueError, match="non-negative epoch"):
         scheduler.step(-1.0)
     assert math.isclose(scheduler.get_last_lr()[0], LRS[0])
+
+
+# -- schedules at their edges ----------------------------------------------------------------------
+def _sgd_on(float_dtype, lr=1.0):
+    return optim.SGD([make([1.0], float_dtype, requires_grad=True)], lr=lr, momentum=0.9)
+
+
+def _anneal(start, end, pct):
+    return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+
+
+@pytest.mark.parametrize("total_steps, pct_start", [(4, 0.25), (10, 0.1), (2, 0.5)])
+def test_one_cycle_with_a_warm_up_of_one_step(backend, float_dtype, total_steps, pct_start):
+    # PyTorch divides by the phase's width, 0 here; the one step ends the warm-up at max_lr
+    opt = _sgd_on(float_dtype)
+    scheduler = lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=total_steps, pct_start=pct_start)
+    rates = [opt.param_groups[0]["lr"]]
+    for _ in range(total_steps - 1):
+        opt.param_groups[0]["params"][0].grad = make([0.0], float_dtype)
+        opt.step()
+        scheduler.step()
+        rates.append(opt.param_groups[0]["lr"])
+    low = 1.0 / 25.0 / 1e4
+    expected = [1.0] + [_anneal(1.0, low, step / (total_steps - 1)) for step in range(1, total_steps)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-12)
+    assert opt.param_groups[0]["momentum"] == pytest.approx(0.95)  # the end of the cycle
+
+
+def test_one_cycle_three_phases_with_one_step_phases(backend, float_dtype):
+    opt = _sgd_on(float_dtype)
+    scheduler = lr_scheduler.OneCycleLR(opt, max_lr=1.0, total_steps=4, pct_start=0.25, three_phase=True)
+    rates = [scheduler.get_last_lr()[0]]
+    for _ in range(3):
+        scheduler.step()
+        rates.append(scheduler.get_last_lr()[0])
+    assert all(math.isfinite(r) for r in rates) and rates[0] == 1.0 and rates[-1] == pytest.approx(4e-6)
+
+
+@pytest.mark.parametrize("mode, sign", [("min", 1.0), ("min", -1.0), ("max", 1.0), ("max", -1.0)])
+def test_plateau_counts_a_flat_metric_as_no_improvement_on_both_sides_of_zero(backend, float_dtype, mode, sign):
+    # PyTorch's best * (1 - threshold) lies above a negative best, so -1.0 forever looked better
+    opt = _sgd_on(float_dtype)
+    scheduler = lr_scheduler.ReduceLROnPlateau(opt, mode=mode, patience=2)
+    rates = []
+    for _ in range(8):
+        scheduler.step(sign)
+        rates.append(opt.param_groups[0]["lr"])
+    np.testing.assert_allclose(rates, [1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.01, 0.01])
+
+
+@pytest.mark.parametrize("mode, better", [("min", -1.0002), ("max", -0.9998)])
+def test_plateau_relative_threshold_for_negative_metrics(backend, float_dtype, mode, better):
+    # a change of more than threshold * |best| counts, one of less does not
+    opt = _sgd_on(float_dtype)
+    scheduler = lr_scheduler.ReduceLROnPlateau(opt, mode=mode, patience=0, threshold=1e-4)
+    scheduler.step(-1.0)
+    scheduler.step(better)
+    assert opt.param_groups[0]["lr"] == 1.0
+    scheduler.step(better + (-0.00005 if mode == "min" else 0.00005))
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("epoch, restart_lr", [(111, True), (11, True), (1, True), (110, False), (112, False)])
+def test_warm_restarts_find_the_restart_in_integers(backend, float_dtype, epoch, restart_lr):
+    # periods 1, 10, 100, ...: restarts at 1, 11, 111; log(1000, 10) rounds to 2.9999999999999996
+    opt = _sgd_on(float_dtype)
+    scheduler = lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=1, T_mult=10, eta_min=0.01)
+    scheduler.step(epoch)
+    rate = opt.param_groups[0]["lr"]
+    assert (rate == 1.0) == restart_lr
+    stepped = lr_scheduler.CosineAnnealingWarmRestarts(_sgd_on(float_dtype), T_0=1, T_mult=10, eta_min=0.01)
+    for _ in range(epoch):
+        stepped.step()
+    assert stepped.get_last_lr()[0] == pytest.approx(rate, rel=1e-12)

@@ -370,9 +370,13 @@ class CosineAnnealingWarmRestarts(LRScheduler):
                 if self.T_mult == 1:
                     self.T_cur = epoch % self.T_0
                 else:
-                    n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
-                    self.T_cur = epoch - self.T_0 * (self.T_mult**n - 1) / (self.T_mult - 1)
-                    self.T_i = self.T_0 * self.T_mult**n
+                    # walk the periods in integers: a floating-point log of the restart count can
+                    # round down at a restart (log(1000, 10) = 2.9999999999999996), which would land
+                    # on the end of the last period (eta_min) instead of the start of the next
+                    start, period = 0, self.T_0
+                    while epoch >= start + period:
+                        start, period = start + period, period * self.T_mult
+                    self.T_cur, self.T_i = epoch - start, period
             else:
                 self.T_i = self.T_0
                 self.T_cur = epoch
@@ -392,7 +396,8 @@ class OneCycleLR(LRScheduler):
         optimizer: the optimizer.
         max_lr: the peak rate (or one per group).
         total_steps: steps in the cycle; or give ``epochs`` and ``steps_per_epoch``.
-        pct_start: fraction of the cycle spent climbing, in [0, 1].
+        pct_start: fraction of the cycle spent climbing, in [0, 1]. A phase of a single step
+            (e.g. total_steps=4, pct_start=0.25) takes that step straight to the phase's end value.
         anneal_strategy: "cos" or "linear".
         cycle_momentum: cycle momentum/beta1 too (the optimizer must have one).
         base_momentum, max_momentum: the momentum bounds (or one per group).
@@ -474,7 +479,8 @@ class OneCycleLR(LRScheduler):
             start = 0.0
             for i, (end, lr_from, lr_to, momentum_from, momentum_to) in enumerate(self._phases):
                 if step <= end or i == len(self._phases) - 1:
-                    pct = (step - start) / (end - start)
+                    # a phase of one step (pct_start * total_steps = 1) has no width: its step ends it
+                    pct = (step - start) / (end - start) if end > start else 1.0
                     lrs.append(self._anneal(group[lr_from], group[lr_to], pct))
                     if self.cycle_momentum:
                         self._set_momentum(group, self._anneal(group[momentum_from], group[momentum_to], pct))
@@ -560,7 +566,8 @@ class ReduceLROnPlateau(LRScheduler):
         factor: the reduction factor, in [0, 1).
         patience: steps without improvement tolerated before reducing.
         threshold: the least change that counts as an improvement.
-        threshold_mode: "rel" (relative to the best) or "abs".
+        threshold_mode: "rel" (better than best -/+ threshold * |best|, so negative metrics work
+            too) or "abs" (better than best -/+ threshold).
         cooldown: steps to wait after a reduction before counting again.
         min_lr: a lower bound on the rate (or one per group).
         eps: reductions smaller than this are skipped.
@@ -593,9 +600,12 @@ class ReduceLROnPlateau(LRScheduler):
         self.num_bad_epochs = 0
 
     def _is_better(self, value: float, best: float) -> bool:
-        if self.mode == "min":
-            return value < (best * (1.0 - self.threshold) if self.threshold_mode == "rel" else best - self.threshold)
-        return value > (best * (self.threshold + 1.0) if self.threshold_mode == "rel" else best + self.threshold)
+        # "rel" is a fraction of |best|: best * (1 - threshold) would be above a negative best, so
+        # a metric that stays at -1.0 would count as improving every step
+        margin = self.threshold * abs(best) if self.threshold_mode == "rel" else self.threshold
+        if math.isinf(margin):  # the first metric against best = +-inf (inf - inf would be NaN)
+            margin = 0.0
+        return value < best - margin if self.mode == "min" else value > best + margin
 
     def step(self, metrics: Any) -> None:  # type: ignore[override]
         """Record this step's metric; reduce the rates after ``patience`` steps without improvement."""
