@@ -94,6 +94,16 @@ def test_collectives_in_a_world_of_one_give_the_input_back(world, float_dtype, o
     assert dist.all_gather(filled, t) is None and len(filled) == 1 and rel_err(filled[0].numpy(), values) == 0.0
 
 
+@pytest.mark.parametrize("collective", [dist.all_reduce, dist.broadcast], ids=["all_reduce", "broadcast"])
+def test_a_collective_is_an_in_place_change_for_autograd(world, float_dtype, collective):
+    # as PyTorch's in-place collectives: a graph that saved the tensor refuses to backward after
+    w = make(host_normal(3), float_dtype, requires_grad=True)
+    loss = (w * w).sum()
+    collective(w)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
 def test_bad_collective_arguments(world):
     with pytest.raises(ValueError, match=r"unknown reduction 'prod'; expected one of \('sum', 'mean', 'max', 'min'\)"):
         dist.all_reduce(gd.ones((2,)), op="prod")

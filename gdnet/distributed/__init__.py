@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _backend
-from ..autograd import Tensor, dtype_is, namespace_of
+from ..autograd import Tensor, dtype_is, increment_version, namespace_of
 from ..backends import comm as _comm
 
 __all__ = [
@@ -222,6 +222,7 @@ def all_reduce(tensor: Tensor, op: str = "sum") -> None:
     """
     tensor = _check_tensor(tensor, "all_reduce")
     tensor.data = reduce_array(tensor.data, op)
+    increment_version(tensor)  # a graph that saved the old values refuses to backward
 
 
 def broadcast(tensor: Tensor, src: int = 0) -> None:
@@ -231,6 +232,7 @@ def broadcast(tensor: Tensor, src: int = 0) -> None:
     if isinstance(src, bool) or not isinstance(src, int) or not 0 <= src < group.size:
         raise ValueError(f"src must be a rank from 0 to {group.size - 1}; got {src!r}")
     tensor.data = broadcast_array(tensor.data, src)
+    increment_version(tensor)
 
 
 def all_gather(tensor_list: Any, tensor: Tensor | None = None) -> list[Tensor] | None:

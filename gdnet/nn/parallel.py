@@ -16,7 +16,7 @@ import contextlib
 from typing import Any, Iterator
 
 from .. import distributed
-from ..autograd import Tensor, dtype_is, is_grad_enabled, namespace_of, no_grad, queue_callback
+from ..autograd import Tensor, dtype_is, increment_version, is_grad_enabled, namespace_of, no_grad, queue_callback
 from .module import Module, Parameter
 
 MB = 2**20
@@ -58,6 +58,7 @@ def broadcast_tensors(tensors: list[Tensor], src: int = 0) -> None:
         xp = namespace_of(flat)
         for tensor, piece in zip(group, _pieces(flat, group)):
             tensor.data = xp.asarray(piece, copy=True)  # each its own memory: updates are in place
+    increment_version(tensors)
 
 
 class _Bucket:
