@@ -559,8 +559,8 @@ def increment_version(tensors: "Tensor | Iterable[Tensor]") -> None:
     ``torch.autograd.graph.increment_version``.
 
     Whatever changes a tensor's values in place calls it: optimizer steps (which write into the
-    arrays), ``Module.load_state_dict`` and the ``nn.init`` functions (which PyTorch runs in
-    place). Backward through an op recorded before the change that saved the tensor (or a view
+    arrays), ``Module.load_state_dict``, the ``nn.init`` functions and the collectives (which
+    PyTorch runs in place). Backward through an op recorded before the change that saved the tensor (or a view
     of it) then raises RuntimeError instead of returning a gradient of the old values.
     """
     version = next(_sequence)  # above every op recorded so far, below every later one
