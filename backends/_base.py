@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 import numpy as np
@@ -14,20 +15,45 @@ class BackendUnavailableError(RuntimeError):
 
 
 class Backend:
-    """One array library on one device.
+    """One array library on one device, and every fact gdnet needs about that library's arrays.
 
-    Attributes:
+    Instance attributes (this library on this device):
         name: the backend's name as given to ``gd.set_backend``.
         xp: the array-API namespace core code computes with.
-        device: the device arrays are created on.
+        device: the device arrays are created on (as the arrays' own ``.device`` spells it).
         sync_is_free: True where reading a value back to Python costs no device
             synchronisation (host memory), so cheap input validation may read values.
+        holds_values: False where arrays have shapes but no values (torch's ``meta`` device):
+            nothing may be read, which the tests use to prove a training step reads nothing.
+
+    Class-level answers, about any array of this library (core finds the class of an array with
+    ``gdnet.backends.find``): ``owns``, ``namespace``, ``to_host``, ``reads_are_free``,
+    ``value_range``, ``has_one_device``, ``device_name``, ``device_scope``, ``version``.
+
+    Class attributes:
+        array_class: "module:Class" of the library's array type (its subclasses count too).
+        distributions: the package names whose installed version ``gdnet info`` prints (the
+            first one installed counts).
+        auto_rank: order in which ``set_backend("auto")`` asks ``auto_device`` (lowest
+            first); None never picks this backend.
+        test_rows: (test id, device) rows this backend adds to the test suite's matrix.
+        fast_paths: name -> implementation; every subclass gets its own dict (see
+            ``gdnet.fast_paths`` for the names and where each reference lives).
     """
 
     name: str = "?"
+    array_class: str | None = None
+    distributions: tuple[str, ...] = ()
+    auto_rank: int | None = None
+    test_rows: tuple[tuple[str, Any], ...] = ()
     sync_is_free: bool = True
-    # name -> function; filled by each backend module with register_fast_path
+    holds_values: bool = True
     fast_paths: dict[str, Callable[..., Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "fast_paths" not in cls.__dict__:  # never share a parent's registry by accident
+            cls.fast_paths = {}
 
     def __init__(self, xp: Any, device: Any):
         self.xp = xp
@@ -35,8 +61,9 @@ class Backend:
 
     # -- availability -------------------------------------------------------------------------
     @classmethod
-    def unavailable_reason(cls) -> str | None:
-        """None when usable here, else a sentence saying why not and how to fix it."""
+    def unavailable_reason(cls, device: Any = None) -> str | None:
+        """None when usable here (on ``device``, when given), else a sentence saying why not and
+        how to fix it."""
         return None
 
     @classmethod
@@ -48,14 +75,105 @@ class Backend:
         """Names of the devices this backend can use here."""
         return ["cpu"]
 
+    @classmethod
+    def device_holds_values(cls, device: Any) -> bool:
+        """False for a device whose arrays have shapes but no values (torch's meta)."""
+        return True
+
+    @classmethod
+    def auto_device(cls) -> Any:
+        """The device ``set_backend("auto")`` would use this backend on, or None to pass."""
+        return None
+
+    @classmethod
+    def version(cls) -> str | None:
+        """The installed version of this backend's library, or None where it is not installed."""
+        from importlib import metadata
+
+        for distribution in cls.distributions:
+            try:
+                return metadata.version(distribution)
+            except metadata.PackageNotFoundError:
+                continue
+        return None
+
+    # -- the arrays of this library ----------------------------------------------------------
+    @classmethod
+    def owns(cls, array_type: type) -> bool:
+        """Whether arrays of ``array_type`` belong to this library: subclasses of the class that
+        ``array_class`` names. Never imports the library (an array of it exists only once the
+        library is imported), as array-api-compat's ``is_cupy_array`` does."""
+        if cls.array_class is None:
+            return False
+        module_name, _, attribute = cls.array_class.partition(":")
+        module = sys.modules.get(module_name)
+        if module is None:
+            return False
+        kind = module
+        for part in attribute.split("."):
+            kind = getattr(kind, part)
+        return issubclass(array_type, kind)
+
+    @classmethod
+    def namespace(cls, array: Any) -> Any:
+        """The namespace core code computes with for ``array``."""
+        import array_api_compat
+
+        return array_api_compat.array_namespace(array)
+
+    @classmethod
+    def has_one_device(cls, array_type: type) -> bool:
+        """True where every array of ``array_type`` lives on one device (NumPy's), so two of
+        them never need their devices compared."""
+        return False
+
+    @classmethod
+    def to_host(cls, array: Any) -> np.ndarray:
+        """An array of this library -> a NumPy array in host memory that the caller owns (a
+        copy): the one explicit device->host transfer."""
+        return np.array(array, copy=True)
+
+    @classmethod
+    def reads_are_free(cls, array: Any) -> bool:
+        """Whether reading ``array``'s values into Python costs no device synchronisation."""
+        return cls.sync_is_free
+
+    @classmethod
+    def value_range(cls, array: Any) -> tuple[Any, Any] | None:
+        """(min, max) of a non-empty array as Python numbers where reading is free (cheap input
+        checks, such as labels in range, call it every step); None where it would synchronise a
+        device or the array holds no values."""
+        if not cls.reads_are_free(array):
+            return None
+        xp = cls.namespace(array)
+        low, high = xp.min(array), xp.max(array)
+        kind = int if xp.isdtype(array.dtype, "integral") else float
+        return kind(low), kind(high)
+
+    @classmethod
+    def device_name(cls, array: Any) -> str:
+        """``array``'s device as this backend's constructor takes it."""
+        return "cpu"
+
+    @classmethod
+    def device_scope(cls, array: Any) -> Any:
+        """A context manager that makes ``array``'s device current, for libraries whose
+        operations run on a current device (CuPy); None where there is no such state."""
+        return None
+
+    @classmethod
+    def load_fast_paths(cls) -> None:
+        """Register fast paths kept in a module that imports the library (called once the
+        library's first array is met)."""
+
     # -- transfer ----------------------------------------------------------------------------
     def asarray(self, obj: Any, dtype: Any = None) -> Any:
         """Host data (NumPy array, Python scalars or sequences) -> an array on this device."""
         return self.xp.asarray(obj, dtype=dtype, device=self.device)
 
-    def to_host(self, array: Any) -> np.ndarray:
-        """An array of this backend -> a NumPy array in host memory (a copy where needed)."""
-        return np.asarray(array)
+    def uploader(self) -> "Uploader":
+        """What the DataLoader's streamed batches go through to reach this device."""
+        return Uploader(self)
 
     def synchronize(self) -> None:
         """Wait until queued device work has finished (no-op on the host)."""
@@ -63,6 +181,9 @@ class Backend:
     def memory_free(self) -> int | None:
         """Bytes free on the device, or None where the device is host memory."""
         return None
+
+    def activate(self) -> None:
+        """Called when this backend becomes the active one (CuPy makes its device current)."""
 
     # -- dtypes ------------------------------------------------------------------------------
     def supports_dtype(self, dtype_name: str) -> bool:
@@ -94,11 +215,33 @@ class Backend:
         """The registered fast path ``name`` for this backend, or None (use the reference)."""
         return self.fast_paths.get(name)
 
+    def device_label(self) -> str:
+        """This backend's device as ``device_name`` spells an array's device ("cpu", "cuda:0",
+        "device1")."""
+        return str(self.device)
+
     def describe(self) -> str:
-        return f"{self.name} on {self.device}"
+        return f"{self.name} on {self.device_label()}"
 
     def __repr__(self) -> str:
         return f"<gdnet backend {self.describe()}>"
+
+
+class Uploader:
+    """Sends host batches to a backend's device for the DataLoader's streamed mode, one call
+    per array. This one converts on the host and copies with ``asarray``; GPU backends return
+    one that stages through pinned host memory and copies on a side stream (``_staging``)."""
+
+    # whether every array send returns is new (else it may alias the host array it was given)
+    owns_result = False
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+
+    def send(self, array: np.ndarray, dtype: str) -> Any:
+        """A device array holding ``array``'s values converted to ``dtype`` (a NumPy name such as
+        'float32'); it may alias ``array`` where the device is host memory."""
+        return self.backend.asarray(host.astype(array, dtype), dtype=getattr(self.backend.xp, dtype))
 
 
 def register_fast_path(registry: dict[str, Callable[..., Any]], name: str):

@@ -11,8 +11,8 @@ from ._base import Backend, BackendUnavailableError, DeviceGenerator
 FAST_PATHS: dict = {}
 
 _INSTALL_HINT = (
-    "install CuPy for your CUDA version, e.g. `pip install 'gdnet-array[cuda13]'` "
-    "(cupy-cuda13x) or `pip install 'gdnet-array[cuda12]'` (cupy-cuda12x)"
+    "install the CuPy wheel for your CUDA version: `pip install cupy-cuda13x` (CUDA 13) or "
+    "`pip install cupy-cuda12x` (CUDA 12); from a gdnet checkout, `pip install -e '.[cuda13]'` does the same"
 )
 
 
@@ -26,6 +26,10 @@ def _cupy():
 
 class CupyBackend(Backend):
     name = "cupy"
+    array_class = "cupy:ndarray"
+    distributions = ("cupy", "cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x", "cupy-rocm-6-0", "cupy-rocm-5-0")
+    auto_rank = 0  # a CUDA device, when one answers, before anything else
+    test_rows = (("cupy", None),)
     sync_is_free = False
     fast_paths = FAST_PATHS
 
@@ -42,10 +46,10 @@ class CupyBackend(Backend):
             raise ValueError(f"CUDA device {index} does not exist; this machine has {count}")
         self._cupy = cupy
         super().__init__(xp_cupy, cupy.cuda.Device(index))
-        _load_fast_paths()
+        self.load_fast_paths()
 
     @classmethod
-    def unavailable_reason(cls):
+    def unavailable_reason(cls, device=None):
         try:
             cupy = _cupy()
         except BackendUnavailableError as exc:
@@ -64,12 +68,45 @@ class CupyBackend(Backend):
             return []
         return [f"cuda:{i}" for i in range(_cupy().cuda.runtime.getDeviceCount())]
 
+    @classmethod
+    def auto_device(cls):
+        return "cuda:0" if cls.is_available() else None
+
+    @classmethod
+    def namespace(cls, array):
+        import array_api_compat.cupy as xp_cupy
+
+        return xp_cupy
+
+    @classmethod
+    def to_host(cls, array) -> np.ndarray:
+        return array.get()  # a new host array, after the device has finished writing it
+
+    @classmethod
+    def device_name(cls, array) -> str:
+        return f"cuda:{array.device.id}"
+
+    @classmethod
+    def device_scope(cls, array):
+        # CuPy launches on the current device; an array of another one must make its own current
+        return array.device
+
+    @classmethod
+    def load_fast_paths(cls) -> None:
+        """Register the CUDA kernels (kept in cupy_kernels so this module stays importable)."""
+        from . import cupy_kernels  # noqa: F401
+
+    def activate(self) -> None:
+        self.device.use()
+
     def asarray(self, obj, dtype=None):
         with self.device:
             return self._cupy.asarray(obj, dtype=dtype)
 
-    def to_host(self, array) -> np.ndarray:
-        return self._cupy.asnumpy(array)
+    def uploader(self):
+        from ._staging import cupy_uploader
+
+        return cupy_uploader(self)
 
     def synchronize(self) -> None:
         self.device.synchronize()
@@ -95,8 +132,8 @@ class CupyBackend(Backend):
                 return CudaAwareMPICommunicator(world, self.device)
         return super().communicator(world, engine)
 
-    def describe(self) -> str:
-        return f"cupy on cuda:{self.device.id}"
+    def device_label(self) -> str:
+        return f"cuda:{self.device.id}"
 
 
 class CupyGenerator(DeviceGenerator):
@@ -123,11 +160,6 @@ class CupyGenerator(DeviceGenerator):
     def permutation(self, n):
         with self._device:
             return self._rs.permutation(n).astype(self._cupy.int64)
-
-
-def _load_fast_paths() -> None:
-    """Register the CUDA kernels (kept in cupy_kernels so this module stays importable)."""
-    from . import cupy_kernels  # noqa: F401
 
 
 BACKEND = CupyBackend

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import types
 
 import array_api_compat.numpy as xp_numpy
@@ -72,6 +73,8 @@ def _zeros(shape, *, dtype=None, device=None):
 
 # name -> (replacement, what it replaces); the replaced functions stay reachable for the tests
 DIRECT = {
+    # the ndarray attribute, read in C (NumPy's matrix_transpose is a Python function around it)
+    "matrix_transpose": (operator.attrgetter("mT"), xp_numpy.matrix_transpose),
     "sum": (_sum, xp_numpy.sum),
     "reshape": (_reshape, xp_numpy.reshape),
     "take": (_take, xp_numpy.take),
@@ -100,6 +103,9 @@ NAMESPACE = _namespace()
 
 class NumpyBackend(Backend):
     name = "numpy"
+    distributions = ("numpy",)
+    auto_rank = 100  # the fallback: always there
+    test_rows = (("numpy", None),)
     sync_is_free = True
     fast_paths = FAST_PATHS
 
@@ -108,11 +114,37 @@ class NumpyBackend(Backend):
             raise ValueError(f"numpy backend has one device, 'cpu'; got {device!r}")
         super().__init__(NAMESPACE, "cpu")
 
+    @classmethod
+    def auto_device(cls):
+        return "cpu"
+
+    @classmethod
+    def owns(cls, array_type):
+        # exact types: a subclass of ndarray may belong to another backend
+        return array_type is _ndarray or issubclass(array_type, np.generic)
+
+    @classmethod
+    def namespace(cls, array):
+        return NAMESPACE
+
+    @classmethod
+    def has_one_device(cls, array_type):
+        return array_type is _ndarray
+
+    @classmethod
+    def to_host(cls, array) -> np.ndarray:
+        return np.array(array, copy=True)
+
+    @classmethod
+    def value_range(cls, array):
+        # the ufuncs' own reductions: the function and method spellings add Python-level
+        # wrappers, which cost more than the work on a batch of labels
+        low, high = np.minimum.reduce(array, axis=None), np.maximum.reduce(array, axis=None)
+        kind = int if array.dtype.kind in "iub" else float
+        return kind(low), kind(high)
+
     def asarray(self, obj, dtype=None):
         return np.asarray(obj, dtype=dtype)
-
-    def to_host(self, array) -> np.ndarray:
-        return np.asarray(array)
 
     def communicator(self, world, engine):
         if engine == "mpi":  # NumPy arrays are host buffers already: MPI reduces them in place
@@ -169,15 +201,16 @@ class _SoftmaxCrossEntropy:
 
 
 @register_fast_path(FAST_PATHS, "sgd_momentum")
-def _sgd_momentum(param, grad, buffer, lr, momentum, dampening, decay, nesterov) -> None:
+def _sgd_momentum(params, grads, buffers, lr, momentum, dampening, decay, nesterov) -> None:
     """In place: gdnet.optim.SGD's reference chain for the steps after the first, the same
     operations in the same order (so the same bits), in one call instead of one per link."""
-    if decay != 0.0:
-        grad = grad + decay * param
-    buffer *= momentum
-    buffer += grad if dampening == 0.0 else (1.0 - dampening) * grad
-    update = grad + momentum * buffer if nesterov else buffer
-    param += update * -lr
+    for param, grad, buffer in zip(params, grads, buffers):
+        if decay != 0.0:
+            grad = grad + decay * param
+        buffer *= momentum
+        buffer += grad if dampening == 0.0 else (1.0 - dampening) * grad
+        update = grad + momentum * buffer if nesterov else buffer
+        param += update * -lr
 
 
 FAST_PATHS["softmax_cross_entropy"] = _SoftmaxCrossEntropy

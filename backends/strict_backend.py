@@ -25,6 +25,9 @@ def _strict():
 
 class StrictBackend(Backend):
     name = "array_api_strict"
+    array_class = "array_api_strict:_array_object.Array"
+    distributions = ("array-api-strict",)
+    test_rows = (("strict-cpu", "CPU_DEVICE"), ("strict-device1", "device1"), ("strict-no_float64", "no_float64"))
     sync_is_free = True
     fast_paths = FAST_PATHS
 
@@ -35,10 +38,9 @@ class StrictBackend(Backend):
         if name not in known:
             raise ValueError(f"unknown array_api_strict device {name!r}; expected one of {known}")
         super().__init__(strict, strict.Device(name))
-        self._cpu = strict.Device("CPU_DEVICE")
 
     @classmethod
-    def unavailable_reason(cls):
+    def unavailable_reason(cls, device=None):
         try:
             _strict()
         except BackendUnavailableError as exc:
@@ -48,23 +50,40 @@ class StrictBackend(Backend):
     @classmethod
     def devices(cls) -> list[str]:
         strict = _strict()
-        return [str(d).split("'")[1] for d in strict.__array_namespace_info__().devices()]
+        return [_device_name(d) for d in strict.__array_namespace_info__().devices()]
+
+    @classmethod
+    def namespace(cls, array):
+        return _strict()
+
+    @classmethod
+    def to_host(cls, array) -> np.ndarray:
+        # the explicit hop to CPU_DEVICE is the transfer (device1 refuses to convert without
+        # it), then DLPack hands NumPy the buffer, which is copied so the caller owns it
+        strict = _strict()
+        on_cpu = array.to_device(strict.Device("CPU_DEVICE"))
+        return np.array(np.from_dlpack(on_cpu), copy=True)
+
+    @classmethod
+    def device_name(cls, array) -> str:
+        return _device_name(array.device)
 
     def asarray(self, obj, dtype=None):
         if isinstance(obj, np.ndarray) and dtype is None:
             dtype = getattr(self.xp, obj.dtype.name)
         return self.xp.asarray(obj, dtype=dtype, device=self.device)
 
-    def to_host(self, array) -> np.ndarray:
-        # the explicit hop to CPU_DEVICE is the transfer; np.asarray on device1 refuses
-        return np.asarray(array.to_device(self._cpu))
-
     def supports_dtype(self, dtype_name: str) -> bool:
         info = self.xp.__array_namespace_info__()
         return dtype_name in info.dtypes(device=self.device)
 
-    def describe(self) -> str:
-        return f"array_api_strict on {str(self.device).split(chr(39))[1]}"
+    def device_label(self) -> str:
+        return _device_name(self.device)
+
+
+def _device_name(device) -> str:
+    """'device1' from array_api_strict's Device('device1')."""
+    return str(device).split("'")[1]
 
 
 BACKEND = StrictBackend

@@ -1,8 +1,9 @@
 """The active backend: which array library and device new arrays are made on.
 
-``set_backend("numpy" | "cupy" | "array_api_strict" | "auto", device=None)`` picks it;
-``GDNET_BACKEND`` (optionally ``name:device``) sets the starting choice; ``use_backend`` is the
-same as a context manager. "auto" is cupy when a CUDA device answers, else numpy.
+``set_backend("numpy" | "cupy" | "torch" | "array_api_strict" | "auto", device=None)`` picks it
+(the names are those of ``gdnet.backends.REGISTRY``); ``GDNET_BACKEND`` (optionally
+``name:device``) sets the starting choice; ``use_backend`` is the same as a context manager.
+"auto" is cupy when a CUDA device answers, then torch on CUDA or MPS, else numpy.
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ def available_backends() -> list[str]:
 
 def _resolve(name: str, device: Any) -> Backend:
     if name == "auto":
-        name = "cupy" if _backends.backend_class("cupy").is_available() else "numpy"
+        name, found = _backends.auto()
+        device = found if device is None else device
     if name not in _backends.names():
         raise ValueError(
             f"unknown backend {name!r}; expected 'auto' or one of: {', '.join(_backends.names())} "
             f"(available here: {', '.join(available_backends())})"
         )
     cls = _backends.backend_class(name)
-    reason = cls.unavailable_reason()
+    reason = cls.unavailable_reason(device)
     if reason:
         raise BackendUnavailableError(f"backend {name!r} cannot be used: {reason}")
     return cls(device)
@@ -47,8 +49,9 @@ def set_backend(name: str = "auto", device: Any = None) -> Backend:
     """Make ``name`` (on ``device``) the backend new tensors, parameters and batches use.
 
     Args:
-        name: "numpy", "cupy", "array_api_strict" or "auto" (also "name:device").
-        device: a device of that backend ("cpu"; "cuda:1"; "device1", "no_float64").
+        name: "numpy", "cupy", "torch", "array_api_strict" or "auto" (also "name:device").
+        device: a device of that backend ("cpu"; cupy "cuda:1"; torch "cpu", "cuda", "cuda:1",
+            "mps", "meta"; array_api_strict "device1", "no_float64").
     Returns:
         the Backend now active.
     """
@@ -56,6 +59,7 @@ def set_backend(name: str = "auto", device: Any = None) -> Backend:
     if ":" in name and device is None:
         name, device = name.split(":", 1)
     _ACTIVE = _resolve(name, device)
+    _ACTIVE.activate()
     return _ACTIVE
 
 
@@ -102,6 +106,8 @@ def use_backend(name: str, device: Any = None) -> Iterator[Backend]:
         yield set_backend(name, device)
     finally:
         _ACTIVE = previous
+        if previous is not None:
+            previous.activate()
 
 
 def manual_seed(seed: int) -> None:
@@ -117,10 +123,27 @@ def host_rng() -> HostGenerator:
     return _HOST_RNG
 
 
+def backend_for(array: Any) -> Backend:
+    """A Backend of ``array``'s library on ``array``'s device: the active one where it matches."""
+    owner = _backends.owner(array)
+    device = owner.device_name(array)
+    active = get_backend()
+    if type(active) is owner and active.device_label() == device:
+        return active
+    key = (owner.name, device)
+    backend = _INSTANCES.get(key)
+    if backend is None:
+        backend = _INSTANCES[key] = owner(device)
+    return backend
+
+
+_INSTANCES: dict[tuple[str, str], Backend] = {}
+
+
 def device_rng(backend: Backend | None = None):
     """The seeded generator whose draws land on ``backend``'s device (default: active)."""
     backend = backend or get_backend()
-    key = (backend.name, str(backend.device))
+    key = (backend.name, backend.device_label())
     if key not in _DEVICE_RNGS:
         _DEVICE_RNGS[key] = backend.generator(_SEED)
     return _DEVICE_RNGS[key]
@@ -129,10 +152,3 @@ def device_rng(backend: Backend | None = None):
 def default_float(backend: Backend | None = None):
     """float32, the dtype every parameter and batch gets unless another is asked for."""
     return (backend or get_backend()).xp.float32
-
-
-def fast_path_for(xp, name: str):
-    """The active backend's fast path ``name`` when ``xp`` is that backend's namespace, else
-    None (arrays of another library, or no fast path: use the portable reference)."""
-    backend = get_backend()
-    return backend.fast_path(name) if backend.xp is xp else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from . import backends
 from ._backend import default_float, device_rng, get_backend
 from .autograd import Tensor, namespace_of, resolve_dtype
 from .backends import host
@@ -17,12 +18,8 @@ def as_array_like(value: Any, like: Any, dtype: Any = None) -> Any:
         value = value.data
     xp = namespace_of(like)
     dtype = like.dtype if dtype is None else dtype
-    if hasattr(value, "__array_namespace__") or hasattr(value, "device"):
-        try:
-            same_place = namespace_of(value) is xp and value.device == like.device
-        except TypeError:
-            same_place = False
-        if not same_place:
+    if backends.find(type(value)) is not None:
+        if not (namespace_of(value) is xp and value.device == like.device):
             value = host.to_numpy(value)
     elif not host.is_host_array(value):
         value = host.asarray(value)
@@ -41,12 +38,10 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     if isinstance(data, Tensor):
         data = data.data
     if not host.is_host_array(data):
-        module = type(data).__module__
-        if hasattr(data, "__array_namespace__") and not (
-            namespace_of(data) is xp and data.device == backend.device
-        ):
-            data = host.to_numpy(data)
-        elif module == "builtins":
+        if backends.find(type(data)) is not None:  # an array of some backend
+            if not (namespace_of(data) is xp and data.device == backend.device):
+                data = host.to_numpy(data)
+        else:  # Python numbers and (nested) sequences
             data = host.asarray(data)
             if dtype is None and host.dtype_name(data) == "float64":
                 data = data.astype("float32")

@@ -21,7 +21,7 @@ import itertools
 from heapq import heappop, heappush
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from .backends import array_namespace, has_one_device
+from . import backends as _backends
 
 Array = Any  # an array-API array of any backend
 
@@ -36,18 +36,34 @@ _final_callbacks: list[Callable[[], None]] | None = None
 
 
 def namespace_of(array: Array):
-    """The array-API namespace of ``array`` (cached by array type: one dict lookup per call)."""
+    """The array-API namespace of ``array``, from the backend that owns its type (cached by
+    array type: one dict lookup per call)."""
     kind = type(array)
     xp = _NAMESPACES.get(kind)
     if xp is None:
-        xp = _NAMESPACES[kind] = array_namespace(array)
-        if has_one_device(kind):
+        owner = _backends.owner(array)
+        xp = _NAMESPACES[kind] = owner.namespace(array)
+        if owner.has_one_device(kind):
             _ONE_DEVICE.add(kind)
+        if owner.device_scope(array) is not None:
+            _SCOPED.add(kind)
     return xp
 
 
 # array types whose arrays all live on one device (NumPy's): ops skip comparing their devices
 _ONE_DEVICE: set[type] = set()
+# array types whose library computes on a current device (CuPy's): ops run under the device of
+# their first input, so arrays on a second GPU work whichever device is current
+_SCOPED: set[type] = set()
+
+
+def device_scope(array: Array) -> Any:
+    """A context manager making ``array``'s device current where its library needs that (CuPy),
+    else one that does nothing."""
+    namespace_of(array)
+    if type(array) in _SCOPED:
+        return _backends.owner(array).device_scope(array)
+    return contextlib.nullcontext()
 
 
 _DTYPE_KINDS: dict[tuple[Any, str, Any], bool] = {}
@@ -94,8 +110,10 @@ class DeviceMismatchError(ValueError):
 
 
 def _where(array: Array) -> str:
-    module = type(array).__module__.split(".")[0]
-    return f"{module} on {getattr(array, 'device', '?')}"
+    owner = _backends.find(type(array))
+    if owner is None:
+        return f"{type(array).__module__.split('.')[0]} on {getattr(array, 'device', '?')}"
+    return f"{owner.name} on {owner.device_name(array)}"
 
 
 def check_same_device(arrays: Sequence[Array]) -> None:
@@ -154,7 +172,11 @@ class Function:
                 needs.append(False)
         xp = self.xp = _NAMESPACES.get(type(first)) or namespace_of(first)
         self.needs_grad = needs
-        output = Tensor(self.forward(xp, *arrays))
+        if type(first) in _SCOPED:
+            with _backends.owner(first).device_scope(first):
+                output = Tensor(self.forward(xp, *arrays))
+        else:
+            output = Tensor(self.forward(xp, *arrays))
         if _grad_enabled and True in needs:
             output.requires_grad = True
             output._creator = self
@@ -257,9 +279,7 @@ class Tensor:
 
     def numpy(self):
         """A host NumPy copy of the data (a device->host transfer)."""
-        from .backends.host import to_numpy
-
-        return to_numpy(self.data)
+        return _backends.owner(self.data).to_host(self.data)
 
     def tolist(self):
         return self.numpy().tolist()
@@ -308,7 +328,11 @@ class Tensor:
             if getattr(self, "_post_accumulate_hooks", None):
                 _in_pass(lambda: _call_hooks(self))
             return
-        _run_backward(self._creator, seed)
+        if type(data) in _SCOPED:
+            with device_scope(data):
+                _run_backward(self._creator, seed)
+        else:
+            _run_backward(self._creator, seed)
 
     def register_post_accumulate_grad_hook(self, hook: Callable[["Tensor"], None]) -> "RemovableHandle":
         """Call ``hook(self)`` in every backward pass once this leaf's ``.grad`` holds all of

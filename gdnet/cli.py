@@ -392,7 +392,7 @@ _NON_NEGATIVE = _real(0.0)
 _FRACTION = _real(0.0, below=1.0)
 
 
-_BACKEND_HELP = "auto, numpy, cupy or array_api_strict (default: $GDNET_BACKEND, else auto)"
+_BACKEND_HELP = "auto (cupy, then torch on CUDA or MPS, else numpy) or a backend (default: $GDNET_BACKEND, else auto)"
 _DOWNLOAD_HELP = "fetch the dataset (checking its MD5 sums) into the user cache, or DATA_ROOT, where it is missing"
 
 
@@ -432,8 +432,8 @@ def make_parser() -> argparse.ArgumentParser:
     train_command.add_argument("--weight-decay", type=_NON_NEGATIVE, default=0.0)
     train_command.add_argument("--batch-size", type=_positive_int, default=128)
     train_command.add_argument("--epochs", type=_positive_int, default=10)
-    train_command.add_argument("--backend", default=None, help=_BACKEND_HELP)
-    train_command.add_argument("--device", default=None, help="device of the backend (cuda:1, device1, ...)")
+    train_command.add_argument("--backend", default=None, choices=backend_choices(), help=_BACKEND_HELP)
+    train_command.add_argument("--device", default=None, help="device of the backend (cuda:1, mps, device1, ...)")
     train_command.add_argument("--seed", type=_non_negative_int, default=0)
     train_command.add_argument("--train-subset", "--subset", type=_positive_int, default=None,
                                help="train on the first N examples only")
@@ -449,7 +449,7 @@ def make_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--dataset", choices=DATASETS, default=None, help="default: the one it was trained on")
     evaluation.add_argument("--data-root", default=None)
     evaluation.add_argument("--download", action="store_true", help=_DOWNLOAD_HELP)
-    evaluation.add_argument("--backend", default=None, help=_BACKEND_HELP)
+    evaluation.add_argument("--backend", default=None, choices=backend_choices(), help=_BACKEND_HELP)
     evaluation.add_argument("--device", default=None)
 
     commands.add_parser("info", help="backends that answer here, their devices and versions")
@@ -462,41 +462,32 @@ def make_parser() -> argparse.ArgumentParser:
                              help=f"one of: {', '.join(EXPERIMENT_NAMES)}, all")
     experiments.add_argument("--quick", action="store_true", help="the small sizes CI runs (seconds, not minutes)")
     experiments.add_argument("--out", default="experiments", help="folder for NAME.md and NAME.png")
-    experiments.add_argument("--backend", default=None, help=_BACKEND_HELP)
+    experiments.add_argument("--backend", default=None, choices=backend_choices(), help=_BACKEND_HELP)
     experiments.add_argument("--seed", type=_non_negative_int, default=0)
     experiments.add_argument("--data-root", default=None)
     experiments.add_argument("--download", action="store_true", help=_DOWNLOAD_HELP)
     return parser
 
 
-def info(out=sys.stdout) -> None:
-    from importlib import metadata
+def backend_choices() -> list[str]:
+    """What ``--backend`` takes: "auto" and every registered backend."""
+    from . import backends
 
+    return ["auto", *backends.names()]
+
+
+def info(out=sys.stdout) -> None:
+    """Every registered backend: its library's version, and its devices or why it is unavailable."""
     from . import backends
 
     print(f"gdnet {__version__}", file=out)
     for name in backends.names():
         cls = backends.backend_class(name)
         reason = cls.unavailable_reason()
-        package = {"numpy": "numpy", "array_api_strict": "array-api-strict", "cupy": "cupy"}[name]
-        try:
-            version = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            wheels = [p for p in ("cupy-cuda13x", "cupy-cuda12x") if _installed(p)]
-            version = metadata.version(wheels[0]) if wheels else "not installed"
+        version = cls.version() or "not installed"
         status = f"devices {', '.join(cls.devices())}" if reason is None else f"unavailable: {reason}"
         print(f"  {name:<17} {version:<12} {status}", file=out)
     print(f"  active: {get_backend().describe()}; available: {', '.join(available_backends())}", file=out)
-
-
-def _installed(package: str) -> bool:
-    from importlib import metadata
-
-    try:
-        metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:

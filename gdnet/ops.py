@@ -10,8 +10,8 @@ import builtins
 import math
 from typing import Any, Sequence
 
-from ._backend import fast_path_for
 from .autograd import Array, Function, Tensor, check_same_device, dtype_is, is_grad_enabled
+from .fast_paths import lookup
 
 Scalar = (int, float)
 
@@ -179,11 +179,18 @@ class Sqrt(Function):
 
 
 class Tanh(Function):
+    """tanh(a); ``fused`` is the arrays' backend's ``tanh_backward`` fast path, or None."""
+
+    def __init__(self, fused=None):
+        self.fused = fused
+
     def forward(self, xp, a):
         self.out = xp.tanh(a)
         return self.out
 
     def backward(self, g):
+        if self.fused is not None:
+            return (self.fused(g, self.out),)
         return (g * (1.0 - self.out * self.out),)
 
 
@@ -194,11 +201,19 @@ def _sigmoid(xp: Any, a: Array) -> Array:
 
 
 class Sigmoid(Function):
+    """1 / (1 + exp(-a)); ``fused`` is the arrays' backend's ``sigmoid`` fast path (forward and
+    backward), or None."""
+
+    def __init__(self, fused=None):
+        self.fused = fused
+
     def forward(self, xp, a):
-        self.out = _sigmoid(xp, a)
+        self.out = _sigmoid(xp, a) if self.fused is None else self.fused.forward(a)
         return self.out
 
     def backward(self, g):
+        if self.fused is not None:
+            return (self.fused.backward(g, self.out),)
         return (g * self.out * (1.0 - self.out),)
 
 
@@ -267,11 +282,18 @@ class Erf(Function):
 
 
 class Relu(Function):
+    """max(a, 0); ``fused`` is the arrays' backend's ``relu_backward`` fast path, or None."""
+
+    def __init__(self, fused=None):
+        self.fused = fused
+
     def forward(self, xp, a):
         self.out = xp.maximum(a, 0.0)
         return self.out
 
     def backward(self, g):
+        if self.fused is not None:
+            return (self.fused(g, self.out),)
         # the derivative at 0 is taken as 0, as PyTorch does; a 0/1 mask multiplies
         # several times faster than where() on NumPy
         return (g * self.xp.astype(self.out > 0, g.dtype),)
@@ -337,21 +359,30 @@ class Matmul(Function):
         g2 = xp.expand_dims(g2, axis=-1) if b.ndim == 1 else g2
         grad_a = grad_b = None
         if self.needs_grad[0]:
-            grad_a = xp.reshape(sum_to(xp, xp.matmul(g2, b2.mT), a2.shape), a.shape)
+            grad_a = xp.reshape(sum_to(xp, xp.matmul(g2, xp.matrix_transpose(b2)), a2.shape), a.shape)
         if self.needs_grad[1]:
-            grad_b = xp.reshape(sum_to(xp, xp.matmul(a2.mT, g2), b2.shape), b.shape)
+            grad_b = xp.reshape(sum_to(xp, xp.matmul(xp.matrix_transpose(a2), g2), b2.shape), b.shape)
         return grad_a, grad_b
 
 
 class Linear(Function):
-    """Fused x @ W.mT + b: x (..., in), W (out, in), b (out,) or absent -> (..., out)."""
+    """Fused x @ W.mT + b: x (..., in), W (out, in), b (out,) or absent -> (..., out).
+
+    ``fused`` is the arrays' backend's ``linear`` fast path (the bias added inside the matrix
+    product, as torch.addmm), used for a 2-D input with a bias; None uses the code below."""
+
+    def __init__(self, fused=None):
+        self.fused = fused
 
     saves = (0, 1)
     reads_saved = Mul.reads_saved
 
     def forward(self, xp, x, weight, bias=None):
         self.x, self.weight = x, weight
-        y = x @ weight.mT  # the operator skips array-api-compat's wrapper: this runs every step
+        if self.fused is not None and bias is not None and x.ndim == 2:
+            return self.fused(x, weight, bias)
+        # the operator skips array-api-compat's matmul wrapper: this runs every step
+        y = x @ xp.matrix_transpose(weight)
         if bias is not None:
             y += bias  # y is new, so adding in place saves an allocation
         return y
@@ -364,7 +395,7 @@ class Linear(Function):
             x = xp.reshape(x, (-1, x.shape[-1]))
             g = xp.reshape(g, (-1, g.shape[-1]))
         if self.needs_grad[1]:
-            grad_w = g.mT @ x if x.ndim == 2 else g[:, None] * x[None, :]
+            grad_w = xp.matrix_transpose(g) @ x if x.ndim == 2 else g[:, None] * x[None, :]
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
             grad_b = xp.sum(g, axis=0) if g.ndim == 2 else g
         return grad_x, grad_w, grad_b
@@ -606,10 +637,7 @@ class SoftmaxCrossEntropy(Function):
 
     def forward(self, xp, logits, target):
         self.by_index = dtype_is(xp, target.dtype, "integral")
-        self.target, self.fused = target, fast_path_for(xp, "softmax_cross_entropy") if self.by_index else None
-        if self.fused is not None:  # a backend's fused forward and backward, equal to the code below
-            loss, self.probs = self.fused.forward(logits, target, self.reduction)
-            return loss
+        self.target = target
         shifted = logits - xp.max(logits, axis=1, keepdims=True)
         probs = xp.exp(shifted)
         total = xp.sum(probs, axis=1, keepdims=True)
@@ -630,8 +658,6 @@ class SoftmaxCrossEntropy(Function):
 
     def backward(self, g):
         xp, target, probs = self.xp, self.target, self.probs
-        if self.fused is not None:
-            return (self.fused.backward(probs, target, g, self.reduction), None)
         if self.reduction == "none":
             g = g[:, None]
         elif self.reduction == "mean":
@@ -644,6 +670,22 @@ class SoftmaxCrossEntropy(Function):
         grad_logits = (probs * xp.sum(target, axis=1, keepdims=True) - target) * g if self.needs_grad[0] else None
         grad_target = -self.log_probs * g if self.needs_grad[1] else None
         return grad_logits, grad_target
+
+
+class FusedSoftmaxCrossEntropy(Function):
+    """SoftmaxCrossEntropy against class indices by a backend's ``softmax_cross_entropy`` fast
+    path (``fused``): the same numbers, in fewer array operations (tested equal)."""
+
+    def __init__(self, fused, reduction: str = "mean"):
+        self.fused, self.reduction = fused, reduction
+
+    def forward(self, xp, logits, labels):
+        self.labels = labels
+        loss, self.saved = self.fused.forward(logits, labels, self.reduction)
+        return loss
+
+    def backward(self, g):
+        return (self.fused.backward(self.saved, self.labels, g, self.reduction), None)
 
 
 # -- functional spellings (what Tensor's operators and gdnet.nn.functional call) -------------
@@ -693,15 +735,15 @@ def sqrt(a: Tensor) -> Tensor:
 
 
 def tanh(a: Tensor) -> Tensor:
-    return Tanh()(a)
+    return Tanh(lookup("tanh_backward", a.data))(a)
 
 
 def sigmoid(a: Tensor) -> Tensor:
-    return Sigmoid()(a)
+    return Sigmoid(lookup("sigmoid", a.data))(a)
 
 
 def relu(a: Tensor) -> Tensor:
-    return Relu()(a)
+    return Relu(lookup("relu_backward", a.data))(a)
 
 
 def softplus(a: Tensor) -> Tensor:
@@ -735,7 +777,9 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"linear: input has {x.shape[-1]} features (shape {x.shape}); expected "
             f"{weight.shape[-1]} (weight shape {weight.shape})"
         )
-    return Linear()(x, weight) if bias is None else Linear()(x, weight, bias)
+    if bias is None:
+        return Linear()(x, weight)
+    return Linear(lookup("linear", x.data))(x, weight, bias)
 
 
 def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
@@ -856,4 +900,9 @@ def getitem(a: Tensor, key) -> Tensor:
 
 
 def softmax_cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
+    labels = target.data if isinstance(target, Tensor) else target
+    if dtype_is(logits.xp, labels.dtype, "integral"):
+        fused = lookup("softmax_cross_entropy", logits.data)
+        if fused is not None:  # the arrays' backend has its own, equal to SoftmaxCrossEntropy's
+            return FusedSoftmaxCrossEntropy(fused, reduction)(logits, target)
     return SoftmaxCrossEntropy(reduction)(logits, target)

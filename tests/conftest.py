@@ -1,11 +1,19 @@
 """The backend matrix every test can run on, in one process.
 
-Rows: numpy; array_api_strict on CPU_DEVICE (strictness), on device1 (device mixing and hidden
-host conversions, as CuPy would hit) and on no_float64 (float32 only); cupy (skips without a
-CUDA device). Use the ``backend`` fixture to run a test on every row.
+The rows come from the backend registry (each Backend class's ``test_rows``): numpy;
+array_api_strict on CPU_DEVICE (strictness), on device1 (device mixing and hidden host
+conversions, as a GPU would hit) and on no_float64 (float32 only); torch on cpu (a second real
+library), on meta (arrays without values: training steps only, to prove nothing is read back)
+and on cuda; cupy. Rows whose library or device is missing skip themselves. Use the ``backend``
+fixture to run a test on every row.
+
+Rows whose arrays hold no values (torch-meta) run only tests marked ``no_reads``: tests that
+build and step models and read nothing until they leave the row's backend.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 import pytest
@@ -13,26 +21,57 @@ import pytest
 import gdnet as gd
 from gdnet import backends
 
-MATRIX = [
-    pytest.param(("numpy", None), id="numpy"),
-    pytest.param(("array_api_strict", "CPU_DEVICE"), id="strict-cpu"),
-    pytest.param(("array_api_strict", "device1"), id="strict-device1"),
-    pytest.param(("array_api_strict", "no_float64"), id="strict-no_float64"),
-    pytest.param(("cupy", None), id="cupy", marks=pytest.mark.cupy),
-]
+# rows on a CUDA device carry the `cuda` mark (scripts/gpu-check.sh selects them)
+_CUDA_ROWS = {"cupy", "torch-cuda"}
+
+
+def matrix() -> list:
+    """One pytest param per test row of every registered backend, in registry order."""
+    rows = []
+    for name in backends.names():
+        for row_id, device in backends.backend_class(name).test_rows:
+            marks = [pytest.mark.cuda] if row_id in _CUDA_ROWS else []
+            if name == "cupy":
+                marks.append(pytest.mark.cupy)
+            rows.append(pytest.param((name, device), id=row_id, marks=marks))
+    return rows
+
+
+MATRIX = matrix()
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cupy: needs a CUDA device (skipped elsewhere)")
+    config.addinivalue_line("markers", "cuda: a row on a CUDA device (skipped elsewhere)")
+    config.addinivalue_line(
+        "markers", "no_reads: runs on rows whose arrays hold no values (torch-meta): reads nothing back")
+
+
+def _holds_values(row) -> bool:
+    name, device = row
+    return backends.backend_class(name).device_holds_values(device)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Rows without values run only the tests marked no_reads; the rest leave them out."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        row = callspec.params.get("backend") if callspec is not None else None
+        if row is not None and not _holds_values(row) and item.get_closest_marker("no_reads") is None:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(params=MATRIX)
 def backend(request):
     """Runs the test with this row's backend active and every generator seeded with 0."""
     name, device = request.param
-    if name == "array_api_strict":
-        pytest.importorskip("array_api_strict")
-    reason = backends.backend_class(name).unavailable_reason()
+    reason = backends.backend_class(name).unavailable_reason(device)
     if reason:
         pytest.skip(reason)
     gd.manual_seed(0)
@@ -83,3 +122,30 @@ def peak_memory(action) -> int:
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def _refuse(*args, **kwargs):
+    raise AssertionError("a device value was read back to the host")
+
+
+@contextlib.contextmanager
+def reads_refused(backend, monkeypatch):
+    """Inside the block, reading a device value back fails: torch-meta arrays hold none,
+    array_api_strict's device1 arrays refuse every conversion to a Python value or to NumPy, and
+    CuPy refuses to synchronise. On the other rows, where reading is free, the block runs as is."""
+    if backend.name == "cupy":
+        cupyx = pytest.importorskip("cupyx")
+        with cupyx.allow_synchronize(False):
+            yield
+        return
+    if backend.name != "array_api_strict" or "device1" not in str(backend.device):
+        yield
+        return
+    array = type(backend.xp.asarray(0, device=backend.device))
+    with monkeypatch.context() as patch:
+        # reading is free on array_api_strict, so label checks read; skip them, as a GPU does
+        patch.setattr(type(backend), "value_range", classmethod(lambda cls, values: None))
+        for method in ("__bool__", "__float__", "__int__", "__index__", "__complex__", "__array__", "__dlpack__",
+                       "to_device"):
+            patch.setattr(array, method, _refuse, raising=False)
+        yield

@@ -374,7 +374,112 @@ def test_numpy_namespace_is_array_api_compats_with_direct_calls():
 
 
 def test_only_numpy_arrays_count_as_living_on_one_device():
-    assert backends.has_one_device(np.ndarray)
+    numpy_backend = backends.backend_class("numpy")
+    assert numpy_backend.has_one_device(np.ndarray)
+    assert not numpy_backend.has_one_device(np.float32)  # a NumPy scalar beside an array is checked properly
     strict = pytest.importorskip("array_api_strict")
-    assert not backends.has_one_device(type(strict.asarray([1.0])))
-    assert not backends.has_one_device(np.float32)  # a NumPy scalar beside an array is checked properly
+    kind = type(strict.asarray([1.0]))
+    assert not backends.find(kind).has_one_device(kind)
+
+
+# -- the registry: one entry makes a backend known everywhere -------------------------------------
+class ToyArray(np.ndarray):
+    """The arrays of a test-only backend: NumPy's, under a type of their own."""
+
+
+class ToyBackend(backends.Backend):
+    name = "toy"
+    array_class = f"{__name__}:ToyArray"
+    distributions = ("numpy",)
+    auto_rank = -1  # ahead of every real backend, so "auto" picks it while it is registered
+    test_rows = (("toy-cpu", "cpu"),)
+
+    def __init__(self, device=None):
+        import array_api_compat.numpy as xp
+
+        super().__init__(xp, "cpu")
+
+    @classmethod
+    def auto_device(cls):
+        return "cpu"
+
+    @classmethod
+    def to_host(cls, array):
+        return np.array(array.view(np.ndarray), copy=True)
+
+    def asarray(self, obj, dtype=None):
+        return np.array(obj, dtype=dtype).view(ToyArray)
+
+
+@pytest.fixture
+def toy():
+    backends.register("toy", ToyBackend)
+    try:
+        yield ToyBackend
+    finally:
+        backends.unregister("toy")
+
+
+def test_a_registered_backend_is_found_by_its_arrays_and_chosen_by_auto(toy):
+    assert "toy" in backends.names() and backends.backend_class("toy") is toy
+    with gd.use_backend("toy") as active:
+        array = active.asarray([1.0, 2.0])
+    assert type(array) is ToyArray and backends.find(ToyArray) is toy and backends.owner(array) is toy
+    assert gd.Tensor(array).numpy().tolist() == [1.0, 2.0]
+    with gd.use_backend("numpy"):
+        moved = gd.tensor(array)  # an array of another backend comes over through the host
+        assert type(moved.data) is np.ndarray and moved.tolist() == [1.0, 2.0]
+    assert backends.auto() == ("toy", "cpu")
+    with gd.use_backend("auto") as chosen:
+        assert chosen.name == "toy"
+    assert "toy" in gd.available_backends()
+
+
+def test_a_registered_backend_is_in_gdnet_info_the_cli_and_the_test_matrix(toy):
+    import io
+
+    import conftest
+
+    from gdnet import cli
+
+    out = io.StringIO()
+    cli.info(out)
+    line = next(line for line in out.getvalue().splitlines() if line.split()[0] == "toy")
+    assert np.__version__ in line and "devices cpu" in line
+    assert "toy" in cli.backend_choices()
+    assert cli.make_parser().parse_args(["train", "--backend", "toy"]).backend == "toy"
+    assert ("toy", "cpu") in [row.values[0] for row in conftest.matrix()]
+    assert "toy-cpu" in [row.id for row in conftest.matrix()]
+
+
+def test_unregistering_forgets_the_backend(toy):
+    backends.unregister("toy")
+    try:
+        assert "toy" not in backends.names() and backends.find(ToyArray) is None
+        with pytest.raises(ValueError, match="unknown backend 'toy'"):
+            gd.set_backend("toy")
+    finally:
+        backends.register("toy", ToyBackend)
+
+
+def test_an_object_of_no_backend_is_a_clear_type_error():
+    with pytest.raises(TypeError, match="not an array of any gdnet backend"):
+        backends.owner(object())
+    assert backends.find(list) is None
+
+
+def test_info_prints_each_backends_own_version_or_not_installed(monkeypatch):
+    import io
+
+    from gdnet import cli
+
+    strict = backends.backend_class("array_api_strict")
+    monkeypatch.setattr(strict, "version", classmethod(lambda cls: None))
+    monkeypatch.setattr(strict, "unavailable_reason", classmethod(lambda cls, device=None: "not installed here"))
+    out = io.StringIO()
+    cli.info(out)
+    lines = {line.split()[0]: line for line in out.getvalue().splitlines()[1:-1]}
+    assert "not installed" in lines["array_api_strict"]
+    assert lines["numpy"].split()[1] == np.__version__
+    torch_version = backends.backend_class("torch").version()
+    assert lines["torch"].split()[1] == (torch_version or "not")

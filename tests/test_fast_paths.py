@@ -1,55 +1,252 @@
-"""Backend fast paths give the same numbers as the portable reference in gdnet's core."""
+"""Every fast path equals its portable reference, on every backend row that registers it.
+
+The tests are generated from the registry: for each name in ``gdnet.fast_paths.REFERENCES``
+and each row of the backend matrix, the row's backend either registers no implementation (the
+test skips) or the case below runs twice, through its fast path (which must be called) and
+through the reference (the fast path removed), and the results must agree. A coverage test
+keeps the names, the cases and what the backends register in step.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from conftest import host_normal, make
-from gdnet.backends import numpy_backend
 
 import gdnet as gd
+from gdnet import backends, fast_paths, optim
 from gdnet.nn import functional as F
 
 
-def _loss_and_grad(logits_host, labels_host, reduction, dtype):
-    logits = make(logits_host, dtype, requires_grad=True)
-    labels = gd.tensor(labels_host, dtype="int64")
-    loss = F.cross_entropy(logits, labels, reduction=reduction)
-    weights = make(np.linspace(0.5, 1.5, loss.size).reshape(loss.shape), dtype)
-    (loss * weights).sum().backward()
-    return loss.numpy(), logits.grad.numpy()
+def _weights_for(tensor, dtype):
+    """Fixed, unequal weights, so a backward that mixes up elements shows."""
+    return make(np.linspace(0.5, 1.5, tensor.size).reshape(tensor.shape), dtype)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_numpy_softmax_cross_entropy_fast_path_equals_reference(monkeypatch, reduction, dtype):
-    logits_host = host_normal(16, 7, scale=3.0)
-    labels_host = np.random.default_rng(1).integers(0, 7, size=16)
-    with gd.use_backend("numpy"):
-        assert "softmax_cross_entropy" in numpy_backend.FAST_PATHS
-        fast = _loss_and_grad(logits_host, labels_host, reduction, dtype)
-        monkeypatch.delitem(numpy_backend.FAST_PATHS, "softmax_cross_entropy")
-        reference = _loss_and_grad(logits_host, labels_host, reduction, dtype)
-    tolerance = 1e-6 if dtype == "float32" else 1e-13
-    for got, expected in zip(fast, reference):
-        assert got.dtype == expected.dtype
-        np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance)
+def _cross_entropy(reduction):
+    def run(dtype):
+        logits = make(host_normal(16, 7, scale=3.0), dtype, requires_grad=True)
+        labels = gd.tensor(np.random.default_rng(1).integers(0, 7, size=16), dtype="int64")
+        loss = F.cross_entropy(logits, labels, reduction=reduction)
+        (loss * _weights_for(loss, dtype)).sum().backward()
+        return {"loss": loss, "grad": logits.grad}
+
+    return run
 
 
-def test_fast_path_is_not_used_for_arrays_of_another_library(monkeypatch):
+def _linear(dtype):
+    x = make(host_normal(5, 4), dtype, requires_grad=True)
+    weight = make(host_normal(3, 4, seed=1), dtype, requires_grad=True)
+    bias = make(host_normal(3, seed=2), dtype, requires_grad=True)
+    out = F.linear(x, weight, bias)
+    (out * _weights_for(out, dtype)).sum().backward()
+    return {"out": out, "x": x.grad, "weight": weight.grad, "bias": bias.grad}
+
+
+def _elementwise(function, scale=1.0):
+    def run(dtype):
+        values = host_normal(6, 5, scale=scale)
+        values[0, :2] = 0.0  # ReLU's kink: its derivative is taken as 0
+        values[1, :2] = (-40.0, 40.0)  # where the portable sigmoid guards against overflow
+        x = make(values, dtype, requires_grad=True)
+        out = function(x)
+        (out * _weights_for(out, dtype)).sum().backward()
+        return {"out": out, "grad": x.grad}
+
+    return run
+
+
+def _optimizer(name, kwargs, groups=None, steps=6, infinite=False):
+    """``infinite``: one weight is inf, which must stay inf where a weight-decay coefficient is
+    0 (the reference skips the term; multiplying by it would give 0 * inf = NaN)."""
+    shapes = {"weight": (3, 4), "bias": (3,)}
+
+    def run(dtype):
+        rng = np.random.default_rng(0)
+        values = {n: rng.normal(size=s) for n, s in shapes.items()}
+        if infinite:
+            values["weight"][0, 0] = np.inf
+        params = {n: make(v, dtype, requires_grad=True) for n, v in values.items()}
+        listed = list(params.values()) if groups is None else [
+            {"params": [params[n] for n in names], **extra} for names, extra in groups]
+        opt = getattr(optim, name)(listed, **kwargs)
+        for step in range(steps):
+            for n, shape in shapes.items():
+                params[n].grad = make(np.random.default_rng(100 + step).normal(size=shape), dtype)
+            opt.step()
+        results = dict(params)
+        for n, p in params.items():
+            results.update({f"{n}.{key}": value for key, value in opt.state[id(p)].items() if hasattr(value, "shape")})
+        return results
+
+    return run
+
+
+def _loader_batches(dtype):
+    rng = np.random.default_rng(0)
+    dataset = gd.data.ArrayDataset(rng.integers(0, 256, size=(10, 3), dtype=np.uint8), rng.integers(0, 4, size=10))
+    loader = gd.data.DataLoader(dataset, batch_size=4, shuffle=True, seed=2)
+    return {f"{kind}{i}": batch for i, pair in enumerate(loader) for kind, batch in zip("xy", pair)}
+
+
+TWO_GROUPS = [(["weight"], {"lr": 0.1}), (["bias"], {"weight_decay": 0.1})]
+# fast path name -> {case id: run(dtype) -> {name: Tensor or array}}
+CASES = {
+    "softmax_cross_entropy": {r: _cross_entropy(r) for r in ("mean", "sum", "none")},
+    "linear": {"2d": _linear},
+    "relu_backward": {"kink": _elementwise(F.relu)},
+    "sigmoid": {"wide": _elementwise(gd.ops.sigmoid, scale=5.0)},
+    "tanh_backward": {"wide": _elementwise(gd.ops.tanh, scale=3.0)},
+    "take_rows": {"loader": _loader_batches},
+    "sgd_momentum": {
+        "momentum": _optimizer("SGD", dict(lr=0.05, momentum=0.9)),
+        "dampening-decay": _optimizer("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.05)),
+        "nesterov-decay": _optimizer("SGD", dict(lr=0.05, momentum=0.5, nesterov=True, weight_decay=0.1)),
+        "two-groups": _optimizer("SGD", dict(lr=0.01, momentum=0.9), TWO_GROUPS),
+        "inf-weight-no-decay": _optimizer("SGD", dict(lr=0.05, momentum=0.9), infinite=True),
+    },
+    "adam": {
+        "adam": _optimizer("Adam", {}),
+        "adam-amsgrad-decay": _optimizer("Adam", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1,
+                                                       amsgrad=True)),
+        "adamw": _optimizer("AdamW", dict(lr=0.01, weight_decay=0.2)),
+        "adamw-amsgrad": _optimizer("AdamW", dict(lr=0.01, amsgrad=True)),
+        "two-groups": _optimizer("Adam", dict(lr=0.01), [(["weight"], {"amsgrad": True}),
+                                                          (["bias"], {"weight_decay": 0.2})]),
+        "inf-weight-no-decay": _optimizer("Adam", dict(lr=0.01), infinite=True),
+        "adamw-inf-weight-no-decay": _optimizer("AdamW", dict(lr=0.01, weight_decay=0.0), infinite=True),
+    },
+}
+GENERATED = [(name, case) for name in fast_paths.REFERENCES for case in CASES.get(name, {})]
+
+
+class _Spy:
+    """A registered fast path that counts its calls (and passes them on)."""
+
+    def __init__(self, implementation, calls):
+        self._implementation, self._calls = implementation, calls
+
+    def __call__(self, *args, **kwargs):
+        self._calls.append("call")
+        return self._implementation(*args, **kwargs)
+
+    def __getattr__(self, attribute):  # the forward/backward pairs
+        inner = getattr(self._implementation, attribute)
+        if not callable(inner):
+            return inner
+
+        def counted(*args, **kwargs):
+            self._calls.append(attribute)
+            return inner(*args, **kwargs)
+
+        return counted
+
+
+def _host(results):
+    return {k: (v.numpy() if isinstance(v, gd.Tensor) else gd.Tensor(v).numpy()) for k, v in results.items()}
+
+
+@pytest.mark.parametrize("name, case", GENERATED, ids=[f"{n}-{c}" for n, c in GENERATED])
+def test_fast_path_equals_its_reference(backend, float_dtype, monkeypatch, name, case):
+    registry = type(backend).fast_paths
+    implementation = registry.get(name)
+    if implementation is None:
+        pytest.skip(f"{backend.describe()} registers no {name} fast path")
     calls = []
+    monkeypatch.setitem(registry, name, _Spy(implementation, calls))
+    run = CASES[name][case]
+    fast = _host(run(float_dtype))
+    assert calls, f"the {name} fast path was not used"
+    monkeypatch.delitem(registry, name)
+    reference = _host(run(float_dtype))
+    tolerance = 1e-10 if float_dtype == "float64" else 2e-5
+    assert fast.keys() == reference.keys()
+    for key in reference:
+        assert fast[key].dtype == reference[key].dtype, key
+        np.testing.assert_allclose(fast[key], reference[key], rtol=tolerance, atol=tolerance, err_msg=key)
 
-    class Recording:
-        @staticmethod
-        def forward(*args):
-            calls.append("forward")
-            raise AssertionError("a NumPy fast path was handed array_api_strict arrays")
 
-    monkeypatch.setitem(numpy_backend.FAST_PATHS, "softmax_cross_entropy", Recording)
+def _registered_names():
+    names = {}
+    for cls in backends.classes():
+        if cls.unavailable_reason() is None:
+            cls.load_fast_paths()
+        names[cls.name] = set(cls.fast_paths)
+    return names
+
+
+def test_every_fast_path_has_a_reference_and_cases():
+    for backend_name, registered in _registered_names().items():
+        assert registered <= set(fast_paths.REFERENCES), (backend_name, registered - set(fast_paths.REFERENCES))
+    assert set(CASES) == set(fast_paths.REFERENCES)
+    for name in fast_paths.REFERENCES:
+        assert CASES[name], name
+
+
+def test_the_numpy_and_torch_backends_register_what_they_claim():
+    registered = _registered_names()
+    assert registered["numpy"] == {"softmax_cross_entropy", "sgd_momentum"}
+    assert registered["array_api_strict"] == set()
+    if backends.backend_class("torch").is_available():
+        assert registered["torch"] == set(fast_paths.REFERENCES)
+
+
+def test_each_backend_class_has_its_own_fast_path_registry():
+    class Plain(backends.Backend):
+        pass
+
+    class Child(Plain):
+        pass
+
+    assert Plain.fast_paths == {} and Plain.fast_paths is not backends.Backend.fast_paths
+    assert Child.fast_paths is not Plain.fast_paths
+    Plain.fast_paths["x"] = len
+    assert "x" not in Child.fast_paths and "x" not in backends.Backend.fast_paths
+
+
+# -- dispatch: the arrays' backend, never the active one -----------------------------------------
+def test_dispatch_follows_the_arrays_not_the_active_backend(monkeypatch):
+    pytest.importorskip("array_api_strict")
+    numpy_paths = backends.backend_class("numpy").fast_paths
+    calls = []
+    monkeypatch.setitem(numpy_paths, "softmax_cross_entropy", _Spy(numpy_paths["softmax_cross_entropy"], calls))
+    with gd.use_backend("numpy"):
+        logits = make(host_normal(4, 3), "float64", requires_grad=True)
+        labels = gd.tensor(np.array([0, 2, 1, 0]), dtype="int64")
+    with gd.use_backend("array_api_strict"):  # another backend active: NumPy arrays still get NumPy's
+        F.cross_entropy(logits, labels).backward()
+    assert calls == ["forward", "backward"]
+
+
+def test_a_fast_path_is_not_used_for_arrays_of_another_library(monkeypatch):
+    pytest.importorskip("array_api_strict")
+    numpy_paths = backends.backend_class("numpy").fast_paths
+    calls = []
+    monkeypatch.setitem(numpy_paths, "softmax_cross_entropy", _Spy(numpy_paths["softmax_cross_entropy"], calls))
+    monkeypatch.setitem(numpy_paths, "sgd_momentum", _Spy(numpy_paths["sgd_momentum"], calls))
     with gd.use_backend("array_api_strict"):
         logits = make(host_normal(4, 3), "float64", requires_grad=True)
         labels = gd.tensor(np.array([0, 2, 1, 0]), dtype="int64")
     with gd.use_backend("numpy"):
-        F.cross_entropy(logits, labels).backward()
+        opt = optim.SGD([logits], lr=0.1, momentum=0.9)
+        for _ in range(2):
+            opt.zero_grad()
+            F.cross_entropy(logits, labels).backward()
+            opt.step()
     assert calls == []
-    assert logits.grad is not None
+
+
+def test_an_optimizer_kernel_serves_only_arrays_of_one_type_device_and_dtype(monkeypatch):
+    numpy_paths = backends.backend_class("numpy").fast_paths
+    calls = []
+    monkeypatch.setitem(numpy_paths, "sgd_momentum", _Spy(numpy_paths["sgd_momentum"], calls))
+    with gd.use_backend("numpy"):
+        w = make([1.0, 2.0], "float32", requires_grad=True)
+        opt = optim.SGD([w], lr=0.1, momentum=0.9)
+        for _ in range(2):  # the first step makes the buffer on the reference path
+            w.grad = make([1.0, 1.0], "float32")
+            opt.step()
+        assert calls == ["call"]
+        w.grad = make([1.0, 1.0], "float64")  # a gradient of another dtype: the reference
+        opt.step()
+        assert calls == ["call"]

@@ -81,7 +81,7 @@ def test_command_prints_a_line_per_epoch_and_the_test_accuracy():
     [
         (["train", "--epochs", "0"], "expected a positive integer"),
         (["train", "--activation", "swish"], "invalid choice"),
-        (["train", "--backend", "nope", "--train-subset", "10"], "unknown backend 'nope'"),
+        (["train", "--backend", "nope", "--train-subset", "10"], "invalid choice: 'nope'"),
         pytest.param(
             ["train", "--backend", "cupy", "--train-subset", "10"], "backend 'cupy' cannot be used",
             marks=pytest.mark.skipif(gd.backends.backend_class("cupy").is_available(), reason="cupy works here"),

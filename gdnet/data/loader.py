@@ -21,14 +21,20 @@ from typing import Any, Iterator
 
 from .. import distributed as _distributed
 from .._backend import get_backend, host_rng
-from ..autograd import Tensor
-from ..backends import host
+from ..autograd import Tensor, device_scope, namespace_of
+from ..backends import Uploader, host
 from ..backends.host import HostGenerator
+from ..fast_paths import lookup
 from .datasets import ArrayDataset
 
 UINT8_SCALE = 1.0 / 255.0  # uint8 pixels 0..255 -> [0, 1]
 _LARGEST_SEED = 2**63 - 1
 _STATE_KEYS = ("seed", "epoch", "generator", "num_examples")
+
+
+def _take_rows(x: Any, indices: Any) -> Any:
+    """Rows of ``x`` at ``indices`` (the reference of the ``take_rows`` fast path)."""
+    return namespace_of(x).take(x, indices, axis=0)
 
 
 def _as_dataset(dataset: Any) -> ArrayDataset:
@@ -112,6 +118,10 @@ class DataLoader:
     Raises:
         RuntimeError: ``distributed=True`` before ``gd.distributed.init_process_group()``.
         ValueError: (distributed) the ranks' datasets differ in length, or their seeds differ.
+        label_range: (lowest, highest) of integer targets, read once on the host here (None for
+            float targets or none). A training step on a device whose reads are not free (a GPU)
+            cannot check labels without synchronising, so ``fit`` compares this range with the
+            model's number of scores instead, once, before the first step.
     """
 
     def __init__(
@@ -173,10 +183,14 @@ class DataLoader:
             scale = UINT8_SCALE
         self.scale = None if scale is None else float(scale)
         self._target_dtype = None
+        self.label_range = None
         if targets is not None:
             self._target_dtype = "float32" if host.dtype_kind(targets) == "f" else "int64"
+            if self._target_dtype == "int64":
+                self.label_range = host.integer_range(targets)
 
         self.resident = self._decide_residency(resident)
+        self._uploader = None  # made at the first streamed epoch
         self._device_inputs = self._device_targets = None
         if self.resident:
             self._device_inputs = self._upload(inputs, self._input_dtype)
@@ -236,8 +250,7 @@ class DataLoader:
 
     def _upload(self, array: Any, dtype: str) -> Any:
         """Host array -> device array of ``dtype`` (converted on the host first)."""
-        device_dtype = getattr(self.backend.xp, dtype)
-        return self.backend.asarray(host.astype(array, dtype), dtype=device_dtype)
+        return Uploader(self.backend).send(array, dtype)
 
     # -- batches -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -267,8 +280,9 @@ class DataLoader:
         return self._streamed_batches(order)
 
     def _resident_batches(self, device_order: Any) -> Iterator[tuple[Tensor, Tensor | None]]:
-        xp = self.backend.xp
         inputs, targets = self._device_inputs, self._device_targets
+        # a permutation's entries lie in [0, n): the backend may gather without wrapping negatives
+        take = lookup("take_rows", inputs) or _take_rows
         for start, stop in self._bounds():
             if device_order is None:  # slices: views of the dataset, which _finish copies
                 batch_inputs = inputs[start:stop, ...]
@@ -276,8 +290,9 @@ class DataLoader:
                 yield self._finish(batch_inputs, batch_targets)
             else:
                 indices = device_order[start:stop]
-                batch_inputs = xp.take(inputs, indices, axis=0)
-                batch_targets = None if targets is None else xp.take(targets, indices, axis=0)
+                with device_scope(inputs):
+                    batch_inputs = take(inputs, indices)
+                    batch_targets = None if targets is None else take(targets, indices)
                 yield self._finish(batch_inputs, batch_targets, owned=True)
 
     def _host_batches(self, order: Any) -> Iterator[tuple[Any, Any]]:
@@ -293,10 +308,15 @@ class DataLoader:
             yield batch_inputs, batch_targets
 
     def _streamed_batches(self, order: Any) -> Iterator[tuple[Tensor, Tensor | None]]:
+        # the backend's uploader: on a GPU, pinned buffers and a copy stream, so sending the next
+        # batch neither blocks the host nor waits for the compute on this one
+        if self._uploader is None:
+            self._uploader = self.backend.uploader()
+        send = self._uploader.send
         uploads = (
             (
-                self._upload(batch_inputs, self._input_dtype),
-                None if batch_targets is None else self._upload(batch_targets, self._target_dtype),
+                send(batch_inputs, self._input_dtype),
+                None if batch_targets is None else send(batch_targets, self._target_dtype),
             )
             for batch_inputs, batch_targets in self._host_batches(order)
         )
@@ -305,8 +325,9 @@ class DataLoader:
             # copy the next batch before handing this one out, so its host gather and transfer
             # overlap the device work queued for this one
             following = next(uploads, None)
-            # an upload may be the host array itself (numpy), so it is not owned
-            yield self._finish(*pending)
+            # an upload may be the host array itself (numpy), so it is owned only where the
+            # uploader says every array it returns is new
+            yield self._finish(*pending, owned=self._uploader.owns_result)
             pending = following
 
     def _finish(self, inputs: Any, targets: Any, owned: bool = False) -> tuple[Tensor, Tensor | None]:
@@ -316,11 +337,12 @@ class DataLoader:
         never aliases the dataset (slices are views, and on numpy the resident dataset is the
         caller's own array)."""
         xp = self.backend.xp
-        inputs = xp.astype(inputs, xp.float32, copy=not owned)
-        if self.scale is not None:
-            inputs *= self.scale  # in place: inputs is this batch's own array
-        if targets is not None and not owned:
-            targets = xp.astype(targets, targets.dtype)
+        with device_scope(inputs):  # the loader's device, whichever is current (CuPy)
+            inputs = xp.astype(inputs, xp.float32, copy=not owned)
+            if self.scale is not None:
+                inputs *= self.scale  # in place: inputs is this batch's own array
+            if targets is not None and not owned:
+                targets = xp.astype(targets, targets.dtype)
         return Tensor(inputs), None if targets is None else Tensor(targets)
 
     # -- resuming ------------------------------------------------------------------------------

@@ -193,13 +193,14 @@ class Conv2dFunction(Function):
         g2 = xp.reshape(xp.permute_dims(g, (1, 0, 2, 3)), (o, -1))  # (O, N*Ho*Wo)
         grad_x = grad_w = grad_b = None
         if self.needs_grad[1]:
-            grad_w = xp.reshape(xp.matmul(g2, self.columns.mT), weight.shape)
+            grad_w = xp.reshape(xp.matmul(g2, xp.matrix_transpose(self.columns)), weight.shape)
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
             grad_b = xp.sum(g2, axis=1)
         if self.needs_grad[0]:
             n, c = self.n_c
             k = weight.shape[2] * weight.shape[3]
-            grad_columns = xp.reshape(xp.matmul(xp.reshape(weight, (o, -1)).mT, g2), (c, k, n) + geo.out)
+            grad_columns = xp.reshape(xp.matmul(xp.matrix_transpose(xp.reshape(weight, (o, -1))), g2),
+                                      (c, k, n) + geo.out)
             pieces = [grad_columns[:, i, ...] for i in range(k)]
             grad_x = xp.permute_dims(geo.fold(xp, pieces), (1, 0, 2, 3))
         return grad_x, grad_w, grad_b

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._backend import device_rng, get_backend
+from .._backend import backend_for, device_rng
 from ..autograd import Tensor
 from .module import Module
 
@@ -16,15 +16,15 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each element of x with probability p and scale the rest by 1 / (1 - p), so the
     expected value is unchanged; the identity when not training or p == 0.
 
-    The mask is drawn on x's device by the active backend's seeded generator
-    (``gd.manual_seed`` makes it repeat). p == 1 zeroes everything, as PyTorch does.
+    The mask is drawn on x's device by that device's seeded generator (``gd.manual_seed`` makes
+    it repeat), so nothing crosses between host and device. p == 1 zeroes everything, as PyTorch does.
     """
     _check_p(p)
     if not training or p == 0.0:
         return x
     if p == 1.0:
         return x * 0.0
-    keep = device_rng(get_backend()).bernoulli(1.0 - p, x.shape, x.dtype)
+    keep = device_rng(backend_for(x.data)).bernoulli(1.0 - p, x.shape, x.dtype)
     keep *= 1.0 / (1.0 - p)  # keep is new: scaling in place saves an allocation
     return x * Tensor(keep)  # a Tensor, so its device is checked against x's
 

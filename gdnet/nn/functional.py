@@ -132,11 +132,12 @@ def _labels(input: Tensor, target: Any, name: str):
 
 
 def _check_index_range(name: str, what: str, indices: Any, count: int, unit: str) -> None:
-    """Indices must lie in [0, count); read only where that costs no device synchronisation."""
+    """Indices must lie in [0, count); read only where that costs no device synchronisation
+    (the backend of the indices says; the DataLoader checks a dataset's labels on the host)."""
     if not math.prod(indices.shape):
         return
-    bounds = backends.integer_range(indices)
-    if bounds is None:  # reading would synchronise the device
+    bounds = backends.owner(indices).value_range(indices)
+    if bounds is None:  # reading would synchronise the device, or it holds no values
         return
     low, high = bounds
     if low < 0 or high >= count:
@@ -294,9 +295,9 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, reducti
     """
     _check_reduction(reduction)
     target = _same_shape("binary_cross_entropy", input, target)
-    if backends.sync_is_free(input.data) and input.size:
-        xp = input.xp
-        low, high = float(xp.min(input.data)), float(xp.max(input.data))
+    bounds = backends.owner(input.data).value_range(input.data) if input.size else None
+    if bounds is not None:  # only where reading is free
+        low, high = bounds
         if not 0.0 <= low <= high <= 1.0:
             raise ValueError(
                 f"binary_cross_entropy: input must be probabilities in [0, 1]; got values from {low} to {high} "

@@ -83,7 +83,7 @@ class Adam(Optimizer):
         p = p - lr * d
 
     ``chain(add_decayed_weights(), scale_by_adam(), add_decayed_weights(decoupled=True),
-    scale_by_learning_rate())``; a backend may register the fused kernel ``adam``.
+    scale_by_learning_rate())``; a backend may register the fast path ``adam`` (gdnet.fast_paths).
 
     Args:
         params: parameters or parameter groups.
@@ -106,14 +106,23 @@ class Adam(Optimizer):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                                       decoupled_weight_decay=decoupled_weight_decay))
 
-    def _fast_step(self, kernel, param, grad, state, group) -> bool:
+    def _fast_step(self, kernel, params, grads, states, group) -> bool:
         beta1, beta2 = group["betas"]
-        scale, eps = adam_scalars(state["step"], beta1, beta2, group["eps"])
-        decay = group["weight_decay"]
-        decoupled = group["decoupled_weight_decay"]
-        peak = buffer(state, "max_exp_avg_sq", param) if group["amsgrad"] else None
-        kernel(param, grad, state["exp_avg"], state["exp_avg_sq"], peak, group["lr"], beta1, beta2, scale, eps,
-               0.0 if decoupled else decay, decay if decoupled else 0.0)
+        decay, decoupled = group["weight_decay"], group["decoupled_weight_decay"]
+        # one call per step count (parameters added to the group later, or without a gradient
+        # on some steps, count fewer); usually all share one
+        by_step: dict[int, list[int]] = {}
+        for i, state in enumerate(states):
+            by_step.setdefault(state["step"], []).append(i)
+        for step, members in by_step.items():
+            picked = params if len(members) == len(params) else [params[i] for i in members]
+            chosen = states if len(members) == len(params) else [states[i] for i in members]
+            scale, eps_hat = adam_scalars(step, beta1, beta2, group["eps"])
+            peaks = [buffer(s, "max_exp_avg_sq", p) for s, p in zip(chosen, picked)] if group["amsgrad"] else None
+            kernel(picked, [grads[i] for i in members], [s["exp_avg"] for s in chosen],
+                   [s["exp_avg_sq"] for s in chosen], peaks, step=step, lr=group["lr"], beta1=beta1, beta2=beta2,
+                   eps=group["eps"], scale=scale, eps_hat=eps_hat, l2=0.0 if decoupled else decay,
+                   decoupled=decay if decoupled else 0.0)
         return True
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Iterable
 
-from .._backend import get_backend
 from .._creation import as_array_like
-from ..autograd import Tensor, enable_grad, increment_version, namespace_of
+from ..autograd import Tensor, device_scope, enable_grad, increment_version
+from ..fast_paths import lookup
 from .transform import Transform, zeros
 
 
@@ -19,7 +19,8 @@ class Optimizer:
     defaults to ``__init__``; the base validates groups with ``transform.check``, keeps each
     parameter's state (``state["step"]`` counts its updates) and applies
     ``p.data += transform.update(grad, state, p.data, group)`` in place. A subclass may name a
-    backend fast path (``fast_path``) and call it in ``_fast_step``.
+    fast path (``fast_path``, see ``gdnet.fast_paths``) that updates all parameters of a group
+    in one call, and call it in ``_fast_step``.
 
     Args:
         params: an iterable of Tensors, or of dicts {"params": [...], **hyperparameters}.
@@ -27,7 +28,8 @@ class Optimizer:
     """
 
     transform: Transform | None = None
-    # name of a fused kernel a backend may register for the whole update (see _fast_step)
+    # name of a fast path (gdnet.fast_paths) a backend may register for the whole update of a
+    # group's parameters (see _fast_step)
     fast_path: str | None = None
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]):
@@ -103,24 +105,29 @@ class Optimizer:
         if self.transform is None:
             raise NotImplementedError(f"{type(self).__name__} sets no transform and does not override step()")
         update, states = self.transform.update, self.state
-        backend = get_backend()
-        kernel = backend.fast_path(self.fast_path) if self.fast_path is not None else None
         for group in self.param_groups:
+            params, grads, group_states = [], [], []
             for p in group["params"]:
                 grad = p.grad
                 if grad is None:
                     continue
-                data, grad = p.data, grad.data
+                data = p.data
                 state = states.get(id(p))
                 if state is None:
                     state = states[id(p)] = self.transform.init(data, group)
                     state["step"] = 0
                 state["step"] += 1
-                # a backend's kernel serves only arrays of that backend and device
-                if (kernel is not None and namespace_of(data) is backend.xp and data.device == backend.device
-                        and grad.dtype == data.dtype and self._fast_step(kernel, data, grad, state, group)):
+                params.append(data)
+                grads.append(grad.data)
+                group_states.append(state)
+            if not params:
+                continue
+            with device_scope(params[0]):
+                kernel = self._kernel(params, grads)
+                if kernel is not None and self._fast_step(kernel, params, grads, group_states, group):
                     continue
-                data += update(grad, state, data, group)
+                for data, grad, state in zip(params, grads, group_states):
+                    data += update(grad, state, data, group)
         self._mark_updated()
         return loss
 
@@ -129,9 +136,26 @@ class Optimizer:
         saved one of them now refuses to backward, instead of giving a wrong gradient."""
         increment_version(p for group in self.param_groups for p in group["params"] if p.grad is not None)
 
-    def _fast_step(self, kernel: Callable[..., Any], param: Any, grad: Any, state: dict, group: dict) -> bool:
-        """Run the backend's fused ``kernel`` for this parameter (the whole update, in place);
-        False where it does not apply, so the reference runs instead."""
+    def _kernel(self, params: list, grads: list) -> Callable[..., Any] | None:
+        """The fast path of the arrays' backend for this optimizer, where every parameter and
+        gradient is an array of one type on one device and each gradient has its parameter's
+        dtype; else None (the reference chain runs)."""
+        if self.fast_path is None:
+            return None
+        first = params[0]
+        kernel = lookup(self.fast_path, first)
+        if kernel is None:
+            return None
+        kind, device = type(first), first.device
+        for data, grad in zip(params, grads):
+            if type(data) is not kind or type(grad) is not kind or grad.dtype != data.dtype or data.device != device:
+                return None
+        return kernel
+
+    def _fast_step(self, kernel: Callable[..., Any], params: list, grads: list, states: list[dict],
+                   group: dict) -> bool:
+        """Run the backend's ``kernel`` for all of a group's parameters (the whole update, in
+        place); False where it does not apply, so the reference chain runs instead."""
         return False
 
     # -- saving ------------------------------------------------------------------------------

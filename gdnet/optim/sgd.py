@@ -21,7 +21,7 @@ class SGD(Optimizer):
     Momentum is Polyak's heavy ball (1964); Nesterov momentum follows Sutskever et al. (2013),
     "On the importance of initialization and momentum in deep learning".
     ``chain(add_decayed_weights(), trace(), scale_by_learning_rate())``; a backend may register
-    the fused kernel ``sgd_momentum`` for the steps after the first.
+    the fast path ``sgd_momentum`` (gdnet.fast_paths) for the steps after the first.
 
     Args:
         params: parameters or parameter groups.
@@ -45,11 +45,13 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
 
-    def _fast_step(self, kernel, param, grad, state, group) -> bool:
-        # the first step makes the buffer on the reference path; the kernel does every later one
-        buffer = state.get("momentum_buffer")
-        if buffer is None or group["momentum"] == 0.0:
+    def _fast_step(self, kernel, params, grads, states, group) -> bool:
+        # the first step makes the buffers on the reference path; the kernel does every later one
+        if group["momentum"] == 0.0:
             return False
-        kernel(param, grad, buffer, group["lr"], group["momentum"], group["dampening"], group["weight_decay"],
+        buffers = [state.get("momentum_buffer") for state in states]
+        if any(buffer is None for buffer in buffers):
+            return False
+        kernel(params, grads, buffers, group["lr"], group["momentum"], group["dampening"], group["weight_decay"],
                group["nesterov"])
         return True

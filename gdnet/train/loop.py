@@ -106,6 +106,24 @@ class _Tally:
         return host.to_list(distributed.reduce_array(xp.concat([sums, count]), "sum"))
 
 
+def check_labels(loader: Any, scores: Tensor, targets: Any) -> None:
+    """Class-index targets from ``loader`` must lie below the number of scores per example.
+
+    The loader read its labels' range once, on the host (``DataLoader.label_range``); this
+    compares it with ``scores``' shape, so no device value is read (cross-entropy's own check
+    reads only where that is free).
+    """
+    bounds = getattr(loader, "label_range", None)
+    if bounds is None or scores.ndim != 2 or getattr(targets, "ndim", None) != 1:
+        return
+    classes = scores.shape[1]
+    if bounds[1] >= classes:
+        raise ValueError(
+            f"the loader's labels go up to {bounds[1]}, but the model gives {classes} scores per example; "
+            f"expected labels in [0, {classes - 1}] (or a model with {bounds[1] + 1} outputs)"
+        )
+
+
 # The bar's layouts. Values go after the bar and the bar takes what width is left, so at 80
 # columns an epoch of Fashion-MNIST keeps a bar of about 16 cells and every value whole; the
 # finished epoch drops the bar (it is full) for the validation values.
@@ -150,6 +168,8 @@ def train_pass(model, loader, optimizer, loss_fn: Loss, metrics: Mapping[str, Me
     tally = _Tally(metrics, across_ranks=sharded(loader))
     for step, (x, y) in enumerate(loader, start=1):
         scores = model(x)
+        if step == 1:
+            check_labels(loader, scores, y)
         loss = loss_fn(scores, y)
         optimizer.zero_grad()
         loss.backward()
@@ -172,8 +192,10 @@ def evaluation_pass(model, loader, loss_fn: Loss, metrics: Mapping[str, Metric])
     tally = _Tally(metrics, across_ranks=sharded(loader))
     try:
         with no_grad():
-            for x, y in loader:
+            for step, (x, y) in enumerate(loader, start=1):
                 scores = model(x)
+                if step == 1:
+                    check_labels(loader, scores, y)
                 tally.add(loss_fn(scores, y), scores, y, x.shape[0])
     finally:
         model.train(was_training)
