@@ -2,8 +2,8 @@
 
 CPU (the default): gdnet on the numpy backend, a hand-written NumPy loop doing the same work,
 and PyTorch CPU eager (when torch imports). GPU (``--device gpu``, or ``benchmarks/gpu.py``):
-gdnet on the cupy backend against PyTorch CUDA eager, data resident on the GPU for both, at
-batch sizes 128 and 1024.
+gdnet on the cupy backend and gdnet on the torch backend (CUDA) against PyTorch CUDA eager,
+data resident on the GPU for all, at batch sizes 128 and 1024.
 
 Every row trains the same model (PyTorch's default init, SGD lr 0.05 momentum 0.9, shuffled
 each epoch) in its own subprocess, so peak RSS is that row's alone. With ``--repeats R`` the
@@ -42,9 +42,10 @@ RESULT_MARK = "BENCHMARK-RESULT "
 BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
             "MKL_NUM_THREADS")
 TARGETS = {"numpy": 1.15, "torch": 1.3}  # the project's ceilings for gdnet / peer on the CPU
-KINDS = {"cpu": ("gdnet", "numpy", "torch"), "gpu": ("gdnet", "torch")}
+KINDS = {"cpu": ("gdnet", "numpy", "torch"), "gpu": ("gdnet", "gdnet-torch", "torch")}
 LABELS = {
     "gdnet": "gdnet ({backend} backend)",
+    "gdnet-torch": "gdnet (torch backend, {torch_device})",
     "numpy": "hand-written NumPy loop",
     "torch": "PyTorch {device} eager",
 }
@@ -127,7 +128,7 @@ def gdnet_setup(spec: dict):
     import gdnet as gd
 
     try:
-        backend = gd.set_backend(spec["backend"])
+        backend = gd.set_backend(spec["backend"], spec.get("backend_device"))
     except gd.BackendUnavailableError as exc:
         raise Skip(str(exc)) from None
     gd.manual_seed(spec["seed"])
@@ -160,6 +161,11 @@ def run_gdnet(spec: dict) -> dict:
         # used_bytes is what lives after training (dataset, parameters, momentum)
         pool = cupy.get_default_memory_pool()
         result.update(gpu_held_mb=pool.total_bytes() / MB, gpu_alloc_mb=pool.used_bytes() / MB)
+    elif backend.name == "torch" and backend.device.type == "cuda":
+        import torch
+
+        result.update(gpu_held_mb=torch.cuda.max_memory_reserved() / MB,
+                      gpu_alloc_mb=torch.cuda.max_memory_allocated() / MB)
     hits = 0.0
     with gd.no_grad():
         for x, y in gd.data.DataLoader(test, batch_size=EVAL_BATCH, shuffle=False):
@@ -278,7 +284,7 @@ def run_torch(spec: dict) -> dict:
     return result
 
 
-RUNNERS = {"gdnet": run_gdnet, "numpy": run_numpy, "torch": run_torch}
+RUNNERS = {"gdnet": run_gdnet, "gdnet-torch": run_gdnet, "numpy": run_numpy, "torch": run_torch}
 
 
 def worker(spec: dict) -> None:
@@ -299,13 +305,17 @@ def row_specs(args) -> list[dict]:
     wanted = args.rows.split(",") if args.rows else KINDS[args.device]
     common = {"device": args.device, "epochs": args.epochs, "seed": args.seed,
               "data_dir": str(args.data_dir), "backend": args.backend}
-    return [dict(common, kind=kind, batch_size=batch)
+    # gdnet on torch runs on CUDA beside cupy, and on the CPU where --backend numpy checks the
+    # GPU rows' code path
+    torch_row = {"backend": "torch", "backend_device": "cuda" if args.backend == "cupy" else "cpu"}
+    return [dict(common, kind=kind, batch_size=batch, **(torch_row if kind == "gdnet-torch" else {}))
             for batch in args.batch_sizes for kind in KINDS[args.device] if kind in wanted]
 
 
 def label(spec: dict) -> str:
     device = "CUDA" if spec["device"] == "gpu" else "CPU"
-    return LABELS[spec["kind"]].format(backend=spec["backend"], device=device)
+    return LABELS[spec["kind"]].format(backend=spec["backend"], device=device,
+                                       torch_device=spec.get("backend_device", ""))
 
 
 def wait_for_quiet(limit_s: float) -> None:
@@ -484,9 +494,9 @@ def footer(args, specs: list[dict], results: list[list[dict]], summaries: list[d
         lines.append(f"- torch {torch_run['torch']} with its default threads: "
                      f"torch.get_num_threads() = {torch_run['torch_threads']}{gpu_name}")
     if args.device == "gpu":
-        lines.append("- GPU memory: gdnet = CuPy memory pool total_bytes (its high-water mark) and "
-                     "used_bytes after training; torch = max_memory_reserved and "
-                     "max_memory_allocated. Both include the resident dataset.")
+        lines.append("- GPU memory: gdnet on cupy = CuPy memory pool total_bytes (its high-water mark) "
+                     "and used_bytes after training; gdnet on torch and PyTorch = max_memory_reserved "
+                     "and max_memory_allocated. All include the resident dataset.")
     blas_env = ", ".join(f"{k}={os.environ.get(k, 'unset')}" for k in BLAS_ENV)
     numpy_version = runs[0]["numpy"] if runs else "?"
     lines.append(f"- machine: {cpu_name()}, {os.cpu_count()} CPUs, {platform.system()} "
@@ -570,7 +580,8 @@ def parse(argv: list[str] | None):
     add("--batch-sizes", default=None, help="comma-separated (default 128; 128,1024 on gpu)")
     add("--backend", default=None,
         help="gdnet's backend (default numpy; cupy on gpu, where numpy checks the code path)")
-    add("--rows", default=None, help="comma-separated subset of gdnet,numpy,torch")
+    add("--rows", default=None,
+        help="comma-separated subset of gdnet,numpy,torch (cpu) or gdnet,gdnet-torch,torch (gpu)")
     add_run_flags(add, retries=2)
     args = parser.parse_args(argv)
     if args.worker is None:

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # GPU check for a CUDA machine without network: installs gdnet from this checkout, runs the cupy
-# rows of the test suite, then the GPU benchmark (gdnet on CuPy vs PyTorch CUDA eager).
+# and torch-cuda rows of the test suite (and the tests marked cupy or cuda), the GPU benchmark
+# (gdnet on CuPy and gdnet on torch CUDA vs PyTorch CUDA eager), and the launch counts
+# (operations per training step, and CUDA kernel launches per step through torch.profiler).
 #
 #   scripts/gpu-check.sh [extra arguments for benchmarks/gpu.py]
 #
 # Results go to $OUT when it is set, else ./gpu-results/: gpu-tests.log (pytest),
-# gpu-benchmark.md (the table) and gpu-benchmark.log (everything the benchmark printed).
+# gpu-benchmark.md (the table), gpu-benchmark.log (everything the benchmark printed),
+# launches.md (the launch tables) and launches.log.
 # Wheels in .whl/ (array-api-compat, array-api-strict, ...) are installed into /tmp/site first.
 # Fashion-MNIST is looked up in $GDNET_DATA, ./.data/fashion-mnist, then
 # /usr/share/datasets/fashion-mnist.
@@ -47,18 +50,28 @@ if [[ -z ${GDNET_DATA:-} && -d .data/fashion-mnist ]]; then
     export GDNET_DATA=$PWD/.data
 fi
 
-say "tests: cupy rows (log: $RESULTS/gpu-tests.log)"
-"$PYTHON" -m pytest -q -k cupy tests 2>&1 | tee "$RESULTS/gpu-tests.log"
+say "tests: cupy and torch-cuda rows (log: $RESULTS/gpu-tests.log)"
+"$PYTHON" -m pytest -q -m "cuda or cupy" -rs tests 2>&1 | tee "$RESULTS/gpu-tests.log"
 tests_status=${PIPESTATUS[0]}
 if ((tests_status == 5)); then
-    echo "pytest collected no cupy tests (exit 5)"
+    echo "pytest collected no GPU tests (exit 5)"
 fi
 
 say "benchmark (table: $RESULTS/gpu-benchmark.md)"
 "$PYTHON" benchmarks/gpu.py --out "$RESULTS/gpu-benchmark.md" "$@" 2>&1 | tee "$RESULTS/gpu-benchmark.log"
 bench_status=${PIPESTATUS[0]}
 
-say "summary: pytest exit $tests_status, benchmark exit $bench_status; results in $RESULTS"
+say "launch counts (tables: $RESULTS/launches.md)"
+if "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+    "$PYTHON" benchmarks/launches.py --device cuda --kernels --out "$RESULTS/launches.md" 2>&1 | tee "$RESULTS/launches.log"
+    launches_status=${PIPESTATUS[0]}
+else
+    echo "torch with CUDA is not installed here: counting on torch's CPU instead (no kernel counts)"
+    "$PYTHON" benchmarks/launches.py --out "$RESULTS/launches.md" 2>&1 | tee "$RESULTS/launches.log"
+    launches_status=${PIPESTATUS[0]}
+fi
+
+say "summary: pytest exit $tests_status, benchmark exit $bench_status, launches exit $launches_status; results in $RESULTS"
 if ((tests_status != 0)); then
     exit "$tests_status"
 fi
