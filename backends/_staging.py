@@ -45,11 +45,12 @@ class Copier:
 class StagedUploader(Uploader):
     """Sends host batches through a ring of ``depth`` pinned buffers (see the module doc).
 
-    ``depth`` 3: the batch in use, the one prefetched, and one being written; a buffer's next
-    user waits only if its previous copy is still running, which the ring makes rare.
+    ``depth`` 4: inputs and targets of the batch prefetched and of the one being written. A
+    buffer's next user waits for the copy that last read it, which the compute of the step
+    before the current one has already waited for, so the host seldom waits and never for long.
     """
 
-    def __init__(self, backend: Backend, copier: Copier, depth: int = 3):
+    def __init__(self, backend: Backend, copier: Copier, depth: int = 4):
         super().__init__(backend)
         self.copier = copier
         self._buffers: list[Any] = [None] * depth

@@ -1,7 +1,7 @@
 """gdnet: backpropagation and gradient descent on any array-API library.
 
     import gdnet as gd
-    gd.set_backend("cupy")       # or "numpy", "array_api_strict", "auto"
+    gd.set_backend("cupy")       # or "numpy", "torch", "array_api_strict", "auto"
     model = gd.nn.Sequential(gd.nn.Flatten(), gd.nn.Linear(784, 100), gd.nn.ReLU(), gd.nn.Linear(100, 10))
 """
 

@@ -111,8 +111,8 @@ class DeviceMismatchError(ValueError):
 
 def _where(array: Array) -> str:
     owner = _backends.find(type(array))
-    if owner is None:
-        return f"{type(array).__module__.split('.')[0]} on {getattr(array, 'device', '?')}"
+    if owner is None:  # not an array of any backend: name its type
+        return f"a {type(array).__name__}"
     return f"{owner.name} on {owner.device_name(array)}"
 
 
@@ -209,7 +209,7 @@ class Tensor:
     """An array of the active backend, with an optional gradient and the op that made it.
 
     Attributes:
-        data: the raw array (numpy, cupy or array_api_strict).
+        data: the raw array (numpy, cupy, torch or array_api_strict).
         grad: a Tensor of ``data``'s shape after ``backward()`` (leaves only), else None.
         requires_grad: whether operations on this tensor are recorded.
         _version: increases with every in-place change (``increment_version``); a number of the

@@ -41,6 +41,14 @@ MATRIX = matrix()
 
 
 def pytest_configure(config):
+    # The suite's arrays are tiny: torch's thread pool only adds contention (on a busy 2-core
+    # machine one small float64 matmul took 20-40 ms on two threads, 5 us on one)
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        torch.set_num_threads(1)
     config.addinivalue_line("markers", "cupy: needs a CUDA device (skipped elsewhere)")
     config.addinivalue_line("markers", "cuda: a row on a CUDA device (skipped elsewhere)")
     config.addinivalue_line(

@@ -483,3 +483,43 @@ def test_info_prints_each_backends_own_version_or_not_installed(monkeypatch):
     assert lines["numpy"].split()[1] == np.__version__
     torch_version = backends.backend_class("torch").version()
     assert lines["torch"].split()[1] == (torch_version or "not")
+
+
+class ScopedArray(np.ndarray):
+    """The arrays of a test-only backend whose library computes on a current device (as CuPy)."""
+
+
+def test_operations_and_optimizer_steps_run_under_the_device_scope_of_their_arrays(monkeypatch):
+    import contextlib
+
+    from gdnet.autograd import device_scope
+
+    entered = []
+
+    class ScopedBackend(ToyBackend):
+        name = "scoped"
+        array_class = f"{__name__}:ScopedArray"
+
+        @classmethod
+        def device_scope(cls, array):
+            @contextlib.contextmanager
+            def scope():
+                entered.append("enter")
+                yield
+
+            return scope()
+
+    backends.register("scoped", ScopedBackend)
+    try:
+        weight = gd.Tensor(np.array([1.0, -2.0]).view(ScopedArray), requires_grad=True)
+        out = gd.ops.exp(weight)
+        assert type(out.data) is ScopedArray and entered == ["enter"]  # the forward ran in its scope
+        out.sum().backward()
+        assert len(entered) == 3  # the sum's forward, then one scope around the whole backward walk
+        gd.optim.SGD([weight], lr=0.1).step()
+        assert len(entered) == 4
+    finally:
+        backends.unregister("scoped")
+    with device_scope(np.zeros(2)):  # NumPy has no current device: a scope that does nothing
+        entered.append("numpy")
+    assert entered[-1] == "numpy" and len(entered) == 5

@@ -183,12 +183,14 @@ def test_every_fast_path_has_a_reference_and_cases():
         assert CASES[name], name
 
 
-def test_the_numpy_and_torch_backends_register_what_they_claim():
+def test_each_backend_registers_what_it_claims():
     registered = _registered_names()
     assert registered["numpy"] == {"softmax_cross_entropy", "sgd_momentum"}
     assert registered["array_api_strict"] == set()
     if backends.backend_class("torch").is_available():
         assert registered["torch"] == set(fast_paths.REFERENCES)
+    if backends.backend_class("cupy").is_available():
+        assert registered["cupy"] == {"softmax_cross_entropy", "sgd_momentum", "adam"}
 
 
 def test_each_backend_class_has_its_own_fast_path_registry():
