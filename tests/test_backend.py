@@ -323,6 +323,8 @@ def _numpy_cases():
         ("take", (ints, np.array([5, 1])), dict(axis=1)),
         ("take", (ints, np.array([0, 23])), {}),
         ("matmul", (floats, floats.mT), {}),
+        ("matrix_transpose", (floats,), {}),
+        ("matrix_transpose", (ints[:, :4],), {}),
         ("matmul", (ints[:, :4], floats[0]), {}),
         ("ones", ((2, 3),), dict(dtype=np.float32)),
         ("ones", ((),), dict(dtype=np.int64, device="cpu")),
@@ -345,8 +347,14 @@ def test_numpy_namespace_direct_calls_equal_what_they_replace(name, args, kwargs
     got, expected = direct(*args, **kwargs), replaced(*args, **kwargs)
     assert type(got) is type(expected) and got.dtype == expected.dtype and got.shape == expected.shape
     np.testing.assert_array_equal(got, expected)
-    if name in ("reshape", "astype"):  # a view or a copy exactly where the replaced one gives one
+    if name in ("reshape", "astype", "matrix_transpose"):  # a view or a copy exactly where the replaced one does
         assert np.shares_memory(got, args[0]) == np.shares_memory(expected, args[0])
+
+
+def test_every_direct_call_has_cases():
+    from gdnet.backends import numpy_backend
+
+    assert {name for name, _, _ in _numpy_cases()} == set(numpy_backend.DIRECT)
 
 
 @pytest.mark.parametrize("name", ["ones", "zeros", "full", "astype"])
