@@ -63,7 +63,10 @@ def device_scope(array: Array) -> Any:
     namespace_of(array)
     if type(array) in _SCOPED:
         return _backends.owner(array).device_scope(array)
-    return contextlib.nullcontext()
+    return NO_SCOPE
+
+
+NO_SCOPE = contextlib.nullcontext()  # what device_scope gives where there is none (reusable: no state)
 
 
 _DTYPE_KINDS: dict[tuple[Any, str, Any], bool] = {}

@@ -51,5 +51,14 @@ REFERENCES: dict[str, str] = {
 
 def lookup(name: str, array: Any) -> Callable[..., Any] | None:
     """The fast path ``name`` of the backend that owns ``array``, or None (use the reference)."""
-    owner = backends.find(type(array))
-    return None if owner is None else owner.fast_paths.get(name)
+    registry = _REGISTRIES.get(type(array))
+    if registry is None:
+        owner = backends.find(type(array))
+        if owner is None:
+            return None
+        registry = _REGISTRIES[type(array)] = owner.fast_paths
+    return registry.get(name)
+
+
+# array type -> its backend's fast-path dict (the live dict: registering later still counts)
+_REGISTRIES: dict[type, dict[str, Callable[..., Any]]] = {}

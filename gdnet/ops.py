@@ -10,7 +10,7 @@ import builtins
 import math
 from typing import Any, Sequence
 
-from .autograd import Array, Function, Tensor, check_same_device, dtype_is, is_grad_enabled
+from .autograd import Array, Function, Tensor, check_same_device, dtype_is, is_grad_enabled, namespace_of
 from .fast_paths import lookup
 
 Scalar = (int, float)
@@ -179,10 +179,9 @@ class Sqrt(Function):
 
 
 class Tanh(Function):
-    """tanh(a); ``fused`` is the arrays' backend's ``tanh_backward`` fast path, or None."""
+    """tanh(a); ``fused``, set by ``tanh``, is the arrays' backend's ``tanh_backward`` fast path."""
 
-    def __init__(self, fused=None):
-        self.fused = fused
+    fused = None
 
     def forward(self, xp, a):
         self.out = xp.tanh(a)
@@ -201,11 +200,10 @@ def _sigmoid(xp: Any, a: Array) -> Array:
 
 
 class Sigmoid(Function):
-    """1 / (1 + exp(-a)); ``fused`` is the arrays' backend's ``sigmoid`` fast path (forward and
-    backward), or None."""
+    """1 / (1 + exp(-a)); ``fused``, set by ``sigmoid``, is the arrays' backend's ``sigmoid`` fast
+    path (forward and backward)."""
 
-    def __init__(self, fused=None):
-        self.fused = fused
+    fused = None
 
     def forward(self, xp, a):
         self.out = _sigmoid(xp, a) if self.fused is None else self.fused.forward(a)
@@ -282,10 +280,9 @@ class Erf(Function):
 
 
 class Relu(Function):
-    """max(a, 0); ``fused`` is the arrays' backend's ``relu_backward`` fast path, or None."""
+    """max(a, 0); ``fused``, set by ``relu``, is the arrays' backend's ``relu_backward`` fast path."""
 
-    def __init__(self, fused=None):
-        self.fused = fused
+    fused = None
 
     def forward(self, xp, a):
         self.out = xp.maximum(a, 0.0)
@@ -368,11 +365,11 @@ class Matmul(Function):
 class Linear(Function):
     """Fused x @ W.mT + b: x (..., in), W (out, in), b (out,) or absent -> (..., out).
 
-    ``fused`` is the arrays' backend's ``linear`` fast path (the bias added inside the matrix
-    product, as torch.addmm), used for a 2-D input with a bias; None uses the code below."""
+    ``fused``, set by ``linear``, is the arrays' backend's ``linear`` fast path (the bias added
+    inside the matrix product, as torch.addmm), used for a 2-D input with a bias; None uses the
+    code below."""
 
-    def __init__(self, fused=None):
-        self.fused = fused
+    fused = None
 
     saves = (0, 1)
     reads_saved = Mul.reads_saved
@@ -735,15 +732,21 @@ def sqrt(a: Tensor) -> Tensor:
 
 
 def tanh(a: Tensor) -> Tensor:
-    return Tanh(lookup("tanh_backward", a.data))(a)
+    fn = Tanh()
+    fn.fused = lookup("tanh_backward", a.data)  # the arrays' backend's fast path, or None
+    return fn(a)
 
 
 def sigmoid(a: Tensor) -> Tensor:
-    return Sigmoid(lookup("sigmoid", a.data))(a)
+    fn = Sigmoid()
+    fn.fused = lookup("sigmoid", a.data)
+    return fn(a)
 
 
 def relu(a: Tensor) -> Tensor:
-    return Relu(lookup("relu_backward", a.data))(a)
+    fn = Relu()
+    fn.fused = lookup("relu_backward", a.data)
+    return fn(a)
 
 
 def softplus(a: Tensor) -> Tensor:
@@ -777,9 +780,11 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"linear: input has {x.shape[-1]} features (shape {x.shape}); expected "
             f"{weight.shape[-1]} (weight shape {weight.shape})"
         )
+    fn = Linear()
     if bias is None:
-        return Linear()(x, weight)
-    return Linear(lookup("linear", x.data))(x, weight, bias)
+        return fn(x, weight)
+    fn.fused = lookup("linear", x.data)
+    return fn(x, weight, bias)
 
 
 def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
@@ -900,9 +905,9 @@ def getitem(a: Tensor, key) -> Tensor:
 
 
 def softmax_cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
-    labels = target.data if isinstance(target, Tensor) else target
-    if dtype_is(logits.xp, labels.dtype, "integral"):
-        fused = lookup("softmax_cross_entropy", logits.data)
-        if fused is not None:  # the arrays' backend has its own, equal to SoftmaxCrossEntropy's
+    fused = lookup("softmax_cross_entropy", logits.data)
+    if fused is not None:  # the arrays' backend has its own, equal to SoftmaxCrossEntropy's for class indices
+        labels = target.data if isinstance(target, Tensor) else target
+        if dtype_is(namespace_of(logits.data), labels.dtype, "integral"):
             return FusedSoftmaxCrossEntropy(fused, reduction)(logits, target)
     return SoftmaxCrossEntropy(reduction)(logits, target)

@@ -17,11 +17,12 @@ is stochastic, in between mini-batch.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Any, Iterator
 
 from .. import distributed as _distributed
 from .._backend import get_backend, host_rng
-from ..autograd import Tensor, device_scope, namespace_of
+from ..autograd import Tensor, device_scope
 from ..backends import Uploader, host
 from ..backends.host import HostGenerator
 from ..fast_paths import lookup
@@ -30,11 +31,6 @@ from .datasets import ArrayDataset
 UINT8_SCALE = 1.0 / 255.0  # uint8 pixels 0..255 -> [0, 1]
 _LARGEST_SEED = 2**63 - 1
 _STATE_KEYS = ("seed", "epoch", "generator", "num_examples")
-
-
-def _take_rows(x: Any, indices: Any) -> Any:
-    """Rows of ``x`` at ``indices`` (the reference of the ``take_rows`` fast path)."""
-    return namespace_of(x).take(x, indices, axis=0)
 
 
 def _as_dataset(dataset: Any) -> ArrayDataset:
@@ -280,20 +276,18 @@ class DataLoader:
         return self._streamed_batches(order)
 
     def _resident_batches(self, device_order: Any) -> Iterator[tuple[Tensor, Tensor | None]]:
+        xp = self.backend.xp
         inputs, targets = self._device_inputs, self._device_targets
         # a permutation's entries lie in [0, n): the backend may gather without wrapping negatives
-        take = lookup("take_rows", inputs) or _take_rows
+        take = lookup("take_rows", inputs) or partial(xp.take, axis=0)  # the reference: xp.take
+        scope = device_scope(inputs)  # the loader's device, whichever is current (CuPy)
         for start, stop in self._bounds():
             if device_order is None:  # slices: views of the dataset, which _finish copies
                 batch_inputs = inputs[start:stop, ...]
                 batch_targets = None if targets is None else targets[start:stop, ...]
-                yield self._finish(batch_inputs, batch_targets)
+                yield self._finish(batch_inputs, batch_targets, scope=scope)
             else:
-                indices = device_order[start:stop]
-                with device_scope(inputs):
-                    batch_inputs = take(inputs, indices)
-                    batch_targets = None if targets is None else take(targets, indices)
-                yield self._finish(batch_inputs, batch_targets, owned=True)
+                yield self._finish(inputs, targets, scope=scope, take=take, indices=device_order[start:stop])
 
     def _host_batches(self, order: Any) -> Iterator[tuple[Any, Any]]:
         inputs, targets = self.dataset.inputs, self.dataset.targets
@@ -330,14 +324,21 @@ class DataLoader:
             yield self._finish(*pending, owned=self._uploader.owns_result)
             pending = following
 
-    def _finish(self, inputs: Any, targets: Any, owned: bool = False) -> tuple[Tensor, Tensor | None]:
-        """Device batch in stored dtypes -> (float32 inputs, scaled; targets).
+    def _finish(self, inputs: Any, targets: Any, owned: bool = False, scope: Any = None, take: Any = None,
+                indices: Any = None) -> tuple[Tensor, Tensor | None]:
+        """Device batch in stored dtypes -> (float32 inputs, scaled; targets); with ``indices``,
+        the batch is first gathered from the resident dataset by ``take``.
 
         Unless the arrays are ``owned`` (new arrays a gather made), they are copied, so a batch
         never aliases the dataset (slices are views, and on numpy the resident dataset is the
         caller's own array)."""
         xp = self.backend.xp
-        with device_scope(inputs):  # the loader's device, whichever is current (CuPy)
+        # the loader's device, whichever is current (CuPy); ``scope`` where the caller has it
+        with device_scope(inputs) if scope is None else scope:
+            if indices is not None:
+                inputs = take(inputs, indices)
+                targets = None if targets is None else take(targets, indices)
+                owned = True
             inputs = xp.astype(inputs, xp.float32, copy=not owned)
             if self.scale is not None:
                 inputs *= self.scale  # in place: inputs is this batch's own array

@@ -6,7 +6,7 @@ import copy
 from typing import Any, Callable, Iterable
 
 from .._creation import as_array_like
-from ..autograd import Tensor, device_scope, enable_grad, increment_version
+from ..autograd import _ONE_DEVICE, NO_SCOPE, Tensor, device_scope, enable_grad, increment_version
 from ..fast_paths import lookup
 from .transform import Transform, zeros
 
@@ -104,7 +104,7 @@ class Optimizer:
                 loss = closure()
         if self.transform is None:
             raise NotImplementedError(f"{type(self).__name__} sets no transform and does not override step()")
-        update, states = self.transform.update, self.state
+        states = self.state
         for group in self.param_groups:
             params, grads, group_states = [], [], []
             for p in group["params"]:
@@ -122,12 +122,12 @@ class Optimizer:
                 group_states.append(state)
             if not params:
                 continue
-            with device_scope(params[0]):
-                kernel = self._kernel(params, grads)
-                if kernel is not None and self._fast_step(kernel, params, grads, group_states, group):
-                    continue
-                for data, grad, state in zip(params, grads, group_states):
-                    data += update(grad, state, data, group)
+            scope = device_scope(params[0])
+            if scope is NO_SCOPE:
+                self._update(params, grads, group_states, group)
+            else:
+                with scope:
+                    self._update(params, grads, group_states, group)
         self._mark_updated()
         return loss
 
@@ -135,6 +135,15 @@ class Optimizer:
         """Tell autograd the parameters changed in place: a graph recorded before this step that
         saved one of them now refuses to backward, instead of giving a wrong gradient."""
         increment_version(p for group in self.param_groups for p in group["params"] if p.grad is not None)
+
+    def _update(self, params: list, grads: list, states: list[dict], group: dict) -> None:
+        """One group's update, in place: the fast path where it applies, else the chain."""
+        kernel = self._kernel(params, grads)
+        if kernel is not None and self._fast_step(kernel, params, grads, states, group):
+            return
+        update = self.transform.update
+        for data, grad, state in zip(params, grads, states):
+            data += update(grad, state, data, group)
 
     def _kernel(self, params: list, grads: list) -> Callable[..., Any] | None:
         """The fast path of the arrays' backend for this optimizer, where every parameter and
@@ -146,9 +155,12 @@ class Optimizer:
         kernel = lookup(self.fast_path, first)
         if kernel is None:
             return None
-        kind, device = type(first), first.device
+        kind = type(first)
+        device = None if kind in _ONE_DEVICE else first.device
         for data, grad in zip(params, grads):
-            if type(data) is not kind or type(grad) is not kind or grad.dtype != data.dtype or data.device != device:
+            if type(data) is not kind or type(grad) is not kind or grad.dtype != data.dtype:
+                return None
+            if device is not None and data.device != device:
                 return None
         return kernel
 

@@ -50,8 +50,9 @@ class SGD(Optimizer):
         if group["momentum"] == 0.0:
             return False
         buffers = [state.get("momentum_buffer") for state in states]
-        if any(buffer is None for buffer in buffers):
-            return False
+        for buffer in buffers:
+            if buffer is None:
+                return False
         kernel(params, grads, buffers, group["lr"], group["momentum"], group["dampening"], group["weight_decay"],
                group["nesterov"])
         return True
