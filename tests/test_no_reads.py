@@ -123,8 +123,8 @@ def test_the_progress_bar_reads_every_n_steps(backend, monkeypatch, counted_read
         def update(self, n):
             self.updates += n
 
-        def set_postfix(self, values, refresh=False):
-            self.shown.append(values)
+        def set_postfix_str(self, text, refresh=False):
+            self.shown.append(text)
 
     model = _mlp()
     opt = optim.SGD(model.parameters(), lr=0.05)
