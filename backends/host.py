@@ -110,6 +110,37 @@ def to_numpy(array: Any) -> np.ndarray:
     return owner(array).to_host(array)
 
 
+# PyTorch's print options: 4 decimals, arrays over 1000 elements summarised by 3 at each edge
+_PRINT_THRESHOLD, _PRINT_EDGE, _PRINT_PRECISION = 1000, 3, 4
+
+
+def format_values(array: Any, prefix: str = "") -> tuple[str, bool]:
+    """(the values of an array of any backend as text, whether they were summarised), printed
+    as PyTorch prints a tensor's; ``prefix`` is what precedes the text on its first line."""
+    values = to_numpy(array)
+    summarised = values.size > _PRINT_THRESHOLD
+    floatmode = "fixed" if values.dtype.kind == "f" else "maxprec"
+    text = np.array2string(values, precision=_PRINT_PRECISION, floatmode=floatmode, threshold=_PRINT_THRESHOLD,
+                           edgeitems=_PRINT_EDGE, separator=", ", prefix=prefix)
+    return text, summarised
+
+
+def device_label(array: Any) -> str | None:
+    """A short name of the device holding ``array`` ('device1', 'cuda:0'), or None where it is
+    host memory (NumPy; array_api_strict's CPU_DEVICE; torch's cpu)."""
+    if isinstance(array, (np.ndarray, np.generic)):
+        return None
+    device = getattr(array, "device", None)
+    module = type(array).__module__
+    if module.startswith("cupy"):
+        return f"cuda:{device.id}"
+    text = str(device)
+    if module.startswith("array_api_strict"):
+        text = text.split("'")[1] if "'" in text else text
+        return None if text == "CPU_DEVICE" else text
+    return None if text == "cpu" else text
+
+
 def dtype_kind(array: np.ndarray) -> str:
     """One letter for ``array``'s kind of dtype: 'u' unsigned integer, 'i' signed integer,
     'f' floating, 'b' bool, 'c' complex, 'O' object, and NumPy's other kind letters."""

@@ -132,6 +132,73 @@ def check_same_device(arrays: Sequence[Array]) -> None:
             )
 
 
+def as_tensor(value: Any, name: str = "input") -> "Tensor":
+    """``value`` as a Tensor: a Tensor as it is, an array of a backend wrapped (a constant, as
+    Chainer takes its arrays), anything else refused.
+
+    The one rule for every function and layer that takes a Tensor. Arrays of another backend
+    or device than the other operands still meet ``DeviceMismatchError`` in the operation.
+
+    Raises:
+        TypeError: ``value`` is a Python list, number or other non-array, naming ``gd.tensor``.
+    """
+    if isinstance(value, Tensor):
+        return value
+    if type(value) not in _NAMESPACES:
+        try:
+            namespace_of(value)
+        except TypeError:
+            raise TypeError(
+                f"{name} must be a gd.Tensor or an array of the active backend; got a {type(value).__name__} "
+                "(make a Tensor from Python data with gd.tensor(...))"
+            ) from None
+    return Tensor(value)
+
+
+def spelling(function: str, value: Any, alias: Any, default: Any = None, names: tuple[str, str] = ("axis", "dim")):
+    """One argument that the array API and PyTorch spell differently (``axis``/``dim``,
+    ``keepdims``/``keepdim``): whichever was given (not None), else ``default``.
+
+    Raises:
+        TypeError: both spellings were given.
+    """
+    if alias is None:
+        return default if value is None else value
+    if value is not None:
+        raise TypeError(
+            f"{function}() got both {names[0]}={value!r} and {names[1]}={alias!r}; they are two spellings of one "
+            f"argument: pass only one"
+        )
+    return alias
+
+
+def dtype_name(dtype: Any) -> str:
+    """'float32' for float32 of any library (NumPy's, array_api_strict's, torch's)."""
+    return str(dtype).rsplit(".", 1)[-1]
+
+
+def check_dtype_matches(name: str, x: "Tensor", weight: "Tensor", what: str = "weight") -> None:
+    """PyTorch's rule where an input meets a layer's parameters: one dtype, no silent promotion
+    (an int64 or float64 batch into a float32 model is a mistake, not a request for float64).
+
+    Raises:
+        TypeError: naming both dtypes and the two ways to make them agree.
+    """
+    got, want = x.data.dtype, weight.data.dtype
+    if got is want:
+        return
+    check_same_device([x.data, weight.data])  # dtypes of two libraries do not compare
+    if got == want:
+        return
+    fix = f"convert the input with x.astype({dtype_name(want)!r})"
+    if dtype_is(namespace_of(x.data), got, "real floating"):
+        fix += f", or the model with model.to({dtype_name(got)!r})"
+    raise TypeError(
+        f"{name}: input has dtype {dtype_name(got)} and {what} has dtype {dtype_name(want)}; expected the input "
+        f"in the {what}'s dtype: {fix}"
+    )
+
+
 class Function:
     """A primitive: ``forward`` on raw arrays saves what ``backward`` (its VJP) needs.
 
@@ -298,8 +365,28 @@ class Tensor:
         return self
 
     def __repr__(self) -> str:
-        grad = ", requires_grad=True" if self.requires_grad else ""
-        return f"Tensor({self.data!r}{grad})"
+        """PyTorch's brief form: ``tensor(0.4650, requires_grad=True)``; values to 4 decimals,
+        arrays over 1000 elements summarised with their shape; the dtype where it is not
+        float32, int64 or bool, the device where it is not host memory."""
+        from .backends.host import device_label, format_values
+
+        data = self.data
+        try:
+            text, summarised = format_values(data, prefix="tensor(")
+        except Exception:  # values that cannot be read (a meta device): the facts only
+            text, summarised = "...", True
+        facts = [text]
+        if summarised or (self.size == 0 and data.ndim != 1):
+            facts.append(f"shape={self.shape}")
+        name = dtype_name(data.dtype)
+        if name not in ("float32", "int64", "bool"):
+            facts.append(f"dtype={name}")
+        device = device_label(data)
+        if device is not None:
+            facts.append(f"device={device}")
+        if self.requires_grad:
+            facts.append("requires_grad=True")
+        return f"tensor({', '.join(facts)})"
 
     # -- differentiation ---------------------------------------------------------------------
     def backward(self, grad: "Tensor | Array | None" = None) -> None:
@@ -438,15 +525,16 @@ class Tensor:
         return float(self.item())
 
     # -- methods in PyTorch's spelling -------------------------------------------------------
-    def sum(self, axis=None, keepdims=False):
-        return _ops.sum(self, axis=axis, keepdims=keepdims)
+    # axis or dim, keepdims or keepdim: the array API's spelling or PyTorch's, not both
+    def sum(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        return _ops.sum(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
-    def mean(self, axis=None, keepdims=False):
-        return _ops.mean(self, axis=axis, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        return _ops.mean(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
-    def max(self, axis=None, keepdims=False):
-        """The maximum over ``axis`` (all axes when None); the gradient follows ``ops.max``."""
-        return _ops.max(self, axis=axis, keepdims=keepdims)
+    def max(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
+        """The largest values over ``axis`` (or ``dim``), as torch.amax: values only, no indices."""
+        return _ops.max(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -487,8 +575,9 @@ class Tensor:
     def relu(self):
         return _ops.relu(self)
 
-    def argmax(self, axis=-1):
-        return Tensor(self.xp.argmax(self.data, axis=axis))
+    def argmax(self, axis=None, *, dim=None):
+        """Indices of the largest values along ``axis`` (or ``dim``; default the last)."""
+        return Tensor(self.xp.argmax(self.data, axis=spelling("argmax", axis, dim, -1)))
 
     def astype(self, dtype):
         """A copy in another dtype (a new leaf: casts are not differentiated)."""

@@ -10,7 +10,19 @@ import builtins
 import math
 from typing import Any, Sequence
 
-from .autograd import Array, Function, Tensor, check_same_device, dtype_is, is_grad_enabled, namespace_of
+from .autograd import (
+    Array,
+    Function,
+    Tensor,
+    as_tensor,
+    check_dtype_matches,
+    check_same_device,
+    dtype_is,
+    dtype_name,
+    is_grad_enabled,
+    namespace_of,
+    spelling,
+)
 from .fast_paths import lookup
 
 Scalar = (int, float)
@@ -687,12 +699,13 @@ class FusedSoftmaxCrossEntropy(Function):
 
 # -- functional spellings (what Tensor's operators and gdnet.nn.functional call) -------------
 def _operand(x: Any) -> Any:
-    """Python numbers stay constants; raw arrays become constant Tensors (device-checked)."""
+    """Python numbers stay constants; raw arrays become constant Tensors (device-checked);
+    anything else (a Python list) is refused by ``as_tensor``."""
     if isinstance(x, (Tensor, bool, int)):
         return x
     if isinstance(x, float):
         return float(x)  # a NumPy float64 is a float too, but would promote float32 arrays
-    return Tensor(x)
+    return as_tensor(x, "operand")
 
 
 def add(a, b) -> Tensor:
@@ -716,34 +729,37 @@ def pow(a, b) -> Tensor:  # noqa: A001  (mirrors the operator's name)
 
 
 def neg(a: Tensor) -> Tensor:
-    return Neg()(a)
+    return Neg()(as_tensor(a))
 
 
 def exp(a: Tensor) -> Tensor:
-    return Exp()(a)
+    return Exp()(as_tensor(a))
 
 
 def log(a: Tensor) -> Tensor:
-    return Log()(a)
+    return Log()(as_tensor(a))
 
 
 def sqrt(a: Tensor) -> Tensor:
-    return Sqrt()(a)
+    return Sqrt()(as_tensor(a))
 
 
 def tanh(a: Tensor) -> Tensor:
+    a = as_tensor(a)
     fn = Tanh()
     fn.fused = lookup("tanh_backward", a.data)  # the arrays' backend's fast path, or None
     return fn(a)
 
 
 def sigmoid(a: Tensor) -> Tensor:
+    a = as_tensor(a)
     fn = Sigmoid()
     fn.fused = lookup("sigmoid", a.data)
     return fn(a)
 
 
 def relu(a: Tensor) -> Tensor:
+    a = as_tensor(a)
     fn = Relu()
     fn.fused = lookup("relu_backward", a.data)
     return fn(a)
@@ -751,12 +767,12 @@ def relu(a: Tensor) -> Tensor:
 
 def softplus(a: Tensor) -> Tensor:
     """log(1 + exp(a)), computed stably (see ``nn.functional.softplus`` for beta and threshold)."""
-    return Softplus()(a)
+    return Softplus()(as_tensor(a))
 
 
 def erf(a: Tensor) -> Tensor:
     """The error function, 2 / sqrt(pi) * integral of exp(-t^2) from 0 to a, elementwise."""
-    return Erf()(a)
+    return Erf()(as_tensor(a))
 
 
 def maximum(a, b) -> Tensor:
@@ -765,16 +781,37 @@ def maximum(a, b) -> Tensor:
 
 def where(condition, a, b) -> Tensor:
     """Elementwise ``a`` where ``condition`` holds, else ``b`` (condition is not differentiated)."""
-    cond = condition if isinstance(condition, Tensor) else Tensor(condition)  # device-checked
+    cond = as_tensor(condition, "condition")  # a Tensor, so its device is checked
     return Where()(cond, _operand(a), _operand(b))
 
 
 def matmul(a, b) -> Tensor:
-    return Matmul()(_operand(a), _operand(b))
+    """a @ b; both operands of one dtype, as in PyTorch (float32 @ float64 is refused, not promoted)."""
+    a, b = as_tensor(a, "matmul operand"), as_tensor(b, "matmul operand")
+    check_same_device([a.data, b.data])  # dtypes of two libraries do not compare
+    if a.data.dtype != b.data.dtype:
+        raise TypeError(
+            f"matmul: operands have dtypes {dtype_name(a.data.dtype)} and {dtype_name(b.data.dtype)}; expected one "
+            "dtype (convert one with .astype(...))"
+        )
+    return Matmul()(a, b)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x @ weight.mT + bias, fused: x (..., in), weight (out, in), bias (out,) -> (..., out)."""
+    """x @ weight.mT + bias, fused: x (..., in), weight (out, in), bias (out,) -> (..., out).
+
+    Raises:
+        ValueError: x is 0-d or its last axis is not ``in``.
+        TypeError: x is not a Tensor or array, or its dtype is not the weight's.
+    """
+    x = as_tensor(x)
+    if x.data.ndim == 0:
+        raise ValueError(
+            f"linear: input is 0-d (a single number); expected at least 1-D (..., {weight.shape[-1]}), e.g. "
+            f"x.reshape(1, {weight.shape[-1]}) for one sample"
+        )
+    if x.data.dtype is not weight.data.dtype:
+        check_dtype_matches("linear", x, weight)
     if x.data.shape[-1] != weight.data.shape[-1]:
         raise ValueError(
             f"linear: input has {x.shape[-1]} features (shape {x.shape}); expected "
@@ -787,26 +824,37 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return fn(x, weight, bias)
 
 
-def sum(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    return Sum(axis, keepdims)(a)
+# reductions take the array API's axis/keepdims or PyTorch's dim/keepdim (one of each pair)
+def _reduction(kind: type, name: str, a: Any, axis, keepdims, dim, keepdim) -> Tensor:
+    axis = spelling(name, axis, dim)
+    keepdims = spelling(name, keepdims, keepdim, False, ("keepdims", "keepdim"))
+    return kind(axis, keepdims)(as_tensor(a))
 
 
-def mean(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:
-    return Mean(axis, keepdims)(a)
+def sum(a: Tensor, axis=None, keepdims: bool | None = None, *, dim=None, keepdim: bool | None = None) -> Tensor:  # noqa: A001
+    """The sum over ``axis`` (or ``dim``; default all), keeping the reduced axes with ``keepdims`` (or ``keepdim``)."""
+    return _reduction(Sum, "sum", a, axis, keepdims, dim, keepdim)
 
 
-def max(a: Tensor, axis=None, keepdims: bool = False) -> Tensor:  # noqa: A001
-    """The maximum of ``a`` over ``axis`` (an int, a tuple, or None for all axes).
+def mean(a: Tensor, axis=None, keepdims: bool | None = None, *, dim=None, keepdim: bool | None = None) -> Tensor:
+    """The mean over ``axis`` (or ``dim``; default all), keeping the reduced axes with ``keepdims`` (or ``keepdim``)."""
+    return _reduction(Mean, "mean", a, axis, keepdims, dim, keepdim)
+
+
+def max(a: Tensor, axis=None, keepdims: bool | None = None, *, dim=None, keepdim: bool | None = None) -> Tensor:  # noqa: A001
+    """The maximum of ``a`` over ``axis`` (or ``dim``: an int, a tuple, or None for all axes),
+    keeping the reduced axes with ``keepdims`` (or ``keepdim``); values only, as torch.amax.
 
     Gradient as torch.max: tied maxima share it equally (torch.max over a dim would pick one);
     where the values hold a NaN, the maximum is NaN and the gradient goes to the NaN positions
     only (torch.amax, sharing among the positions equal to the maximum, finds none and gives NaN
     everywhere in that slice).
     """
-    return Max(axis, keepdims)(a)
+    return _reduction(Max, "max", a, axis, keepdims, dim, keepdim)
 
 
 def reshape(a: Tensor, shape: Sequence[int]) -> Tensor:
+    a = as_tensor(a)
     if not (a.requires_grad and is_grad_enabled()):
         # nothing to record (a batch of data on its way into the first layer): skip the op
         return Tensor(a.xp.reshape(a.data, tuple(shape)))
@@ -814,11 +862,11 @@ def reshape(a: Tensor, shape: Sequence[int]) -> Tensor:
 
 
 def permute_dims(a: Tensor, axes: Sequence[int]) -> Tensor:
-    return PermuteDims(axes)(a)
+    return PermuteDims(axes)(as_tensor(a))
 
 
 def broadcast_to(a: Tensor, shape: Sequence[int]) -> Tensor:
-    return BroadcastTo(shape)(a)
+    return BroadcastTo(shape)(as_tensor(a))
 
 
 def _joinable(name: str, tensors: Sequence[Any], axis: int, new_axis: bool) -> list:
@@ -836,13 +884,15 @@ def _joinable(name: str, tensors: Sequence[Any], axis: int, new_axis: bool) -> l
     return tensors
 
 
-def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Tensors joined along an existing ``axis`` (torch.cat)."""
+def concat(tensors: Sequence[Tensor], axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """Tensors joined along an existing ``axis`` (or ``dim``; default 0), as torch.cat."""
+    axis = spelling("concat", axis, dim, 0)
     return Concat(axis)(*_joinable("concat", tensors, axis, False))
 
 
-def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Tensors of one shape joined along a new ``axis``."""
+def stack(tensors: Sequence[Tensor], axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """Tensors of one shape joined along a new ``axis`` (or ``dim``; default 0)."""
+    axis = spelling("stack", axis, dim, 0)
     return Concat(axis, new_axis=True)(*_joinable("stack", tensors, axis, True))
 
 
@@ -853,15 +903,19 @@ def _split(a: Tensor, axis: int, keys: list) -> list[Tensor]:
     return [split.piece(token, lead + (key, Ellipsis)) for key in keys]
 
 
-def unbind(a: Tensor, axis: int = 0) -> list[Tensor]:
-    """The slices of ``a`` along ``axis``, that axis removed: a list of a.shape[axis] tensors."""
+def unbind(a: Tensor, axis: int | None = None, *, dim: int | None = None) -> list[Tensor]:
+    """The slices of ``a`` along ``axis`` (or ``dim``; default 0), that axis removed: a list of
+    a.shape[axis] tensors."""
+    a, axis = as_tensor(a), spelling("unbind", axis, dim, 0)
     if not -a.ndim <= axis < a.ndim:
         raise ValueError(f"unbind: axis {axis} is out of range for a {a.ndim}-D tensor")
     return _split(a, axis, list(range(a.shape[axis])))
 
 
-def chunk(a: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
-    """``a`` cut into ``chunks`` equal parts along ``axis`` (whose length they must divide)."""
+def chunk(a: Tensor, chunks: int, axis: int | None = None, *, dim: int | None = None) -> list[Tensor]:
+    """``a`` cut into ``chunks`` equal parts along ``axis`` (or ``dim``; default 0), whose length
+    they must divide."""
+    a, axis = as_tensor(a), spelling("chunk", axis, dim, 0)
     if not -a.ndim <= axis < a.ndim:
         raise ValueError(f"chunk: axis {axis} is out of range for a {a.ndim}-D tensor")
     length = a.shape[axis]
@@ -871,12 +925,14 @@ def chunk(a: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
     return _split(a, axis, [slice(i * size, (i + 1) * size) for i in range(chunks)])
 
 
-def take(a: Tensor, indices, axis: int = 0) -> Tensor:
-    """Entries of ``a`` at integer ``indices`` along ``axis`` (negative ones count from the end).
+def take(a: Tensor, indices, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """Entries of ``a`` at integer ``indices`` along ``axis`` (or ``dim``; default 0; negative
+    ones count from the end).
 
     As numpy.take, the indices' shape replaces that axis: a of shape (3, 2) and indices of
     shape (2, 2) along axis 0 give (2, 2, 2).
     """
+    a, axis = as_tensor(a), spelling("take", axis, dim, 0)
     idx = indices.data if isinstance(indices, Tensor) else indices
     if not hasattr(idx, "shape"):
         idx = a.xp.asarray(idx, device=a.device)

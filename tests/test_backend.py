@@ -158,7 +158,7 @@ import numpy as np
 import gdnet as gd
 model = gd.nn.Sequential(gd.nn.Flatten(), gd.nn.Linear(12, 5), gd.nn.ReLU(), gd.nn.Linear(5, 3))
 opt = gd.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-x = gd.tensor(np.random.default_rng(0).normal(size=(4, 3, 4)))
+x = gd.tensor(np.random.default_rng(0).normal(size=(4, 3, 4)), dtype="float32")
 y = gd.tensor(np.array([0, 2, 1, 2]))
 for _ in range(2):
     loss = gd.nn.functional.cross_entropy(model(x), y)

@@ -316,7 +316,7 @@ def test_conv1d_needs_3d_input(backend):
 @pytest.mark.parametrize(
     "build, message",
     [
-        (lambda: nn.Conv2d(0, 2, 3), "positive channel counts; got in_channels=0"),
+        (lambda: nn.Conv2d(0, 2, 3), "in_channels must be a positive integer; got 0"),
         (lambda: nn.Conv2d(1, 2, 0), r"kernel_size must be an int or a pair of ints >= 1; got 0"),
         (lambda: nn.Conv2d(1, 2, 3, stride=(1, 0)), r"stride must be .* got \(1, 0\)"),
         (lambda: nn.Conv2d(1, 2, 3, padding=-1), r"padding must be .* >= 0; got -1"),

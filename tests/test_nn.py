@@ -592,9 +592,19 @@ def test_linear_wrong_number_of_features_names_expected_and_got(backend):
     assert "28 features" in message and "expected 784" in message
 
 
-def test_linear_refuses_non_positive_sizes():
-    with pytest.raises(ValueError, match="in_features=0"):
-        nn.Linear(0, 3)
+@pytest.mark.parametrize("build, message", [
+    (lambda: nn.Linear(0, 3), "Linear: in_features must be a positive integer; got 0"),
+    (lambda: nn.Linear(784.5, 10), "Linear: in_features must be a positive integer; got 784.5"),
+    (lambda: nn.Linear(10, True), "Linear: out_features must be a positive integer; got True"),
+    (lambda: nn.Conv2d(1.0, 3, 3), "Conv2d: in_channels must be a positive integer; got 1.0"),
+    (lambda: nn.Conv1d(1, -2, 3), "Conv1d: out_channels must be a positive integer; got -2"),
+    (lambda: nn.BatchNorm1d(3.5), "BatchNorm1d: num_features must be a positive integer; got 3.5"),
+    (lambda: nn.LayerNorm((4, 2.5)), r"LayerNorm: normalized_shape\[1\] must be a positive integer; got 2.5"),
+    (lambda: nn.Embedding(10.0, 4), "Embedding: num_embeddings must be a positive integer; got 10.0"),
+])
+def test_layers_refuse_sizes_that_are_not_positive_integers(backend, build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
 
 
 def test_base_module_forward_is_not_implemented():

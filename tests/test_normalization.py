@@ -143,16 +143,20 @@ def test_running_statistics_update_on_the_device_without_a_graph(backend, float_
     assert bn.num_batches_tracked.item() == 1
 
 
-def test_running_statistics_keep_their_dtype(backend, float_dtype):
+def test_normalisation_refuses_an_input_of_another_dtype_than_its_parameters(backend, float_dtype):
     if float_dtype != "float64":
         pytest.skip("this device has no float64 input to mix in")
-    bn = nn.BatchNorm1d(3)  # float32 buffers
-    bn(make(N(4, 3), "float64"))
-    bn.momentum = None
-    bn(make(N(4, 3), "float64"))
-    for name, buffer in bn.named_buffers():
-        expected = backend.xp.int64 if name == "num_batches_tracked" else backend.xp.float32
-        assert buffer.dtype == expected, name
+    x = make(N(4, 3), "float64")
+    for layer, name in ((nn.BatchNorm1d(3), "batch_norm"), (nn.LayerNorm(3), "layer_norm")):
+        with pytest.raises(TypeError, match=f"{name}: input has dtype float64 and weight has dtype float32"):
+            layer(x)
+    untracked = nn.BatchNorm1d(3, affine=False)
+    with pytest.raises(TypeError, match="input has dtype float64 and running_mean has dtype float32"):
+        untracked.eval()(x)
+    bn = nn.BatchNorm1d(3).to("float64")  # the model in the input's dtype: buffers and all
+    bn(x)
+    assert all(b.dtype == (backend.xp.int64 if n == "num_batches_tracked" else backend.xp.float64)
+               for n, b in bn.named_buffers())
 
 
 def test_untracked_batchnorm_has_no_buffers_and_uses_batch_statistics(backend):
@@ -239,7 +243,7 @@ def test_batchnorm_training_needs_more_than_one_value_per_channel(backend):
 def test_batchnorm_bad_hyperparameters():
     with pytest.raises(ValueError, match="Invalid momentum: 1.5"):
         nn.BatchNorm2d(3, momentum=1.5)
-    with pytest.raises(ValueError, match="positive num_features; got 0"):
+    with pytest.raises(ValueError, match="num_features must be a positive integer; got 0"):
         nn.BatchNorm1d(0)
     with pytest.raises(ValueError, match="evaluation .* needs running_mean and running_var"):
         F.batch_norm(gd.zeros((2, 3)), None, None)

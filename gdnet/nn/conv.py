@@ -20,10 +20,10 @@ import math
 from typing import Any, Callable, Sequence
 
 from .. import ops
-from ..autograd import Array, Function, Tensor
+from ..autograd import Array, Function, Tensor, as_tensor, check_dtype_matches
 from .init import initialise
 from .layers import _empty_parameter
-from .module import Module
+from .module import Module, check_sizes
 
 IntPair = int | Sequence[int]
 
@@ -287,6 +287,7 @@ def _check_conv(x: Tensor, weight: Tensor, bias: Tensor | None, dims: int) -> No
     _check_input(x, name, dims)
     if weight.ndim != dims + 2:
         raise ValueError(f"{name}: expected a {dims + 2}-D weight {_LAYOUTS[dims][1]}; got shape {weight.shape}")
+    check_dtype_matches(name, x, weight)
     if x.shape[1] != weight.shape[1]:
         raise ValueError(
             f"{name}: input has {x.shape[1]} channels (shape {x.shape}); expected {weight.shape[1]} "
@@ -311,7 +312,10 @@ def conv2d(
         stride, dilation: an int or (h, w) pair. padding: an int, (h, w), 'valid' or 'same'.
     Returns:
         (N, O, Ho, Wo), Ho = (H + 2*ph - dh*(kh-1) - 1) // sh + 1.
+    Raises:
+        TypeError: x is not a Tensor or array, or its dtype is not the weight's.
     """
+    x = as_tensor(x)
     _check_conv(x, weight, bias, 2)
     kernel = (weight.shape[2], weight.shape[3])
     stride, dilation = _pair(stride, "stride", 1), _pair(dilation, "dilation", 1)
@@ -330,6 +334,7 @@ def conv1d(
     dilation: int = 1,
 ) -> Tensor:
     """1-D cross-correlation of x (N, C, L) with weight (O, C, k): conv2d on a height of 1."""
+    x = as_tensor(x)
     _check_conv(x, weight, bias, 1)
     n, c, length = x.shape
     extent, padded = dilation * (weight.shape[2] - 1) + 1, length + 2 * (padding if isinstance(padding, int) else 0)
@@ -351,7 +356,7 @@ def conv1d(
 
 
 def _pool_geometry(x: Tensor, kernel_size, stride, padding, name: str) -> _Windows:
-    _check_input(x, name)
+    _check_input(x, name)  # x is a Tensor: the pooling functions pass it through as_tensor
     kernel = _pair(kernel_size, "kernel_size", 1)
     stride = kernel if stride is None else _pair(stride, "stride", 1)
     ph, pw = _pair(padding, "padding", 0)
@@ -366,6 +371,7 @@ def max_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, p
     Padding counts as -inf. A tie sends the whole gradient to the first maximum in the
     window's row-major order, as PyTorch does.
     """
+    x = as_tensor(x)
     return MaxPool2dFunction(_pool_geometry(x, kernel_size, stride, padding, "max_pool2d"))(x)
 
 
@@ -381,6 +387,7 @@ def avg_pool2d(
     Padding counts as zeros; with count_include_pad=False a window's mean is over its real
     positions only.
     """
+    x = as_tensor(x)
     geometry = _pool_geometry(x, kernel_size, stride, padding, "avg_pool2d")
     return AvgPool2dFunction(geometry, count_include_pad)(x)
 
@@ -391,6 +398,7 @@ def adaptive_avg_pool2d(x: Tensor, output_size: IntPair) -> Tensor:
     Output size 1 (global average pooling) works for every input; other sizes need H and W to
     be multiples of them (equal windows); PyTorch's overlapping windows are not provided.
     """
+    x = as_tensor(x)
     _check_input(x, "adaptive_avg_pool2d")
     size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
     h, w = x.shape[2:]
@@ -423,11 +431,7 @@ class _ConvNd(Module):
         init: str | Callable = "default",
     ):
         super().__init__()
-        if in_channels <= 0 or out_channels <= 0:
-            raise ValueError(
-                f"{type(self).__name__} needs positive channel counts; got in_channels={in_channels}, "
-                f"out_channels={out_channels}"
-            )
+        check_sizes(type(self).__name__, in_channels=in_channels, out_channels=out_channels)
         tuples = _pair if self._dims == 2 else _single
         self.in_channels, self.out_channels, self.init = in_channels, out_channels, init
         self.kernel_size = tuples(kernel_size, "kernel_size", 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._backend import backend_for, device_rng
-from ..autograd import Tensor
+from ..autograd import Tensor, as_tensor
 from .module import Module
 
 
@@ -20,6 +20,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     it repeat), so nothing crosses between host and device. p == 1 zeroes everything, as PyTorch does.
     """
     _check_p(p)
+    x = as_tensor(x)
     if not training or p == 0.0:
         return x
     if p == 1.0:

@@ -9,7 +9,7 @@ from ..autograd import Tensor
 from . import functional as F
 from . import init
 from .layers import _empty_parameter
-from .module import Module
+from .module import Module, check_sizes
 
 
 class Embedding(Module):
@@ -36,9 +36,7 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None):
         super().__init__()
-        for key, value in (("num_embeddings", num_embeddings), ("embedding_dim", embedding_dim)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"Embedding: {key} must be a positive integer; got {value!r}")
+        check_sizes("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
         padding_idx = F.padding_row("Embedding", padding_idx, num_embeddings)
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
         self.weight = _empty_parameter((num_embeddings, embedding_dim))

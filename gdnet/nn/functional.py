@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 from .. import backends, ops
-from ..autograd import Tensor, check_same_device, dtype_is
+from ..autograd import Tensor, as_tensor, check_same_device, dtype_is, dtype_name, spelling
 from ..ops import linear, relu, sigmoid, tanh  # noqa: F401  (re-exported spellings)
 
 _SQRT_HALF = math.sqrt(0.5)
@@ -33,6 +33,7 @@ def _reduce(per_element: Tensor, reduction: str) -> Tensor:
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x where x > 0, else negative_slope * x."""
+    x = as_tensor(x)
     return ops.where(x.data > 0, x, x * negative_slope)
 
 
@@ -51,6 +52,7 @@ def check_activation(name: str, **settings: Any) -> None:
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
     """x where x > 0, else alpha * (exp(x) - 1)."""
+    x = as_tensor(x)
     positive = x.data > 0
     # exp sees only the non-positive side, so large x never overflows into a NaN gradient
     negative = (ops.exp(ops.where(positive, 0.0, x)) - 1.0) * alpha
@@ -65,6 +67,7 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
             (0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))), as PyTorch.
     """
     check_activation("gelu", approximate=approximate)
+    x = as_tensor(x)
     if approximate == "none":
         return x * (ops.erf(x * _SQRT_HALF) + 1.0) * 0.5
     return x * (ops.tanh((x + x * x * x * 0.044715) * _SQRT_TWO_OVER_PI) + 1.0) * 0.5
@@ -72,12 +75,14 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
 
 def silu(x: Tensor) -> Tensor:
     """x * sigmoid(x) (also called swish)."""
+    x = as_tensor(x)
     return x * ops.sigmoid(x)
 
 
 def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold (as PyTorch)."""
     check_activation("softplus", beta=beta)
+    x = as_tensor(x)
     scaled = x * beta if beta != 1.0 else x
     smooth = ops.softplus(scaled) / beta if beta != 1.0 else ops.softplus(scaled)
     return ops.where(scaled.data > threshold, x, smooth)
@@ -86,6 +91,7 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
 def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
     """x clipped to [min_val, max_val]; the gradient is 1 strictly inside, else 0 (as PyTorch)."""
     check_activation("hardtanh", min_val=min_val, max_val=max_val)
+    x = as_tensor(x)
     inside = (x.data > min_val) & (x.data < max_val)
     return ops.where(inside, x, Tensor(x.xp.clip(x.data, float(min_val), float(max_val))))
 
@@ -95,17 +101,37 @@ def _abs(x: Tensor) -> Tensor:
     return x * Tensor(x.xp.sign(x.data))
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """exp(x) / sum(exp(x)) along ``axis``, shifted by the (constant) max for stability."""
+def softmax(x: Tensor, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``axis`` (or ``dim``; default the last), shifted by the
+    (constant) max for stability."""
+    x, axis = as_tensor(x), spelling("softmax", axis, dim, -1)
     shifted = x - ops.max(x, axis=axis, keepdims=True).detach()
     e = ops.exp(shifted)
     return e / ops.sum(e, axis=axis, keepdims=True)
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    """x - log(sum(exp(x))) along ``axis``, shifted by the (constant) max for stability."""
+def log_softmax(x: Tensor, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """x - log(sum(exp(x))) along ``axis`` (or ``dim``; default the last), shifted by the
+    (constant) max for stability."""
+    x, axis = as_tensor(x), spelling("log_softmax", axis, dim, -1)
     shifted = x - ops.max(x, axis=axis, keepdims=True).detach()
     return shifted - ops.log(ops.sum(ops.exp(shifted), axis=axis, keepdims=True))
+
+
+def _scores(name: str, input: Any, target: Any) -> Tensor:
+    """``input`` as a Tensor of floating-point scores; an integer input beside a 2-D target is
+    taken for swapped arguments, and the error says so."""
+    input = as_tensor(input)
+    if dtype_is(input.xp, input.dtype, "real floating"):
+        return input
+    hint = ""
+    if input.ndim == 1 and len(getattr(target, "shape", ())) == 2:
+        hint = (f"; the arguments look swapped: {name}(input, target) takes the (N, C) scores first and the (N,) "
+                "class labels second")
+    raise TypeError(
+        f"{name}: input must be floating-point scores (N, C); got {dtype_name(input.dtype)} of shape {input.shape}"
+        f"{hint}"
+    )
 
 
 def _labels(input: Tensor, target: Any, name: str):
@@ -196,6 +222,7 @@ def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor
         reduction: "mean" (default), "sum" or "none" (per-sample losses, shape (N,)).
     """
     _check_reduction(reduction)
+    input = _scores("cross_entropy", input, target)
     target_array = target.data if isinstance(target, Tensor) else target
     # a 1-D target is class indices (in the wrong dtype if float, which _labels reports);
     # _labels checks the device of those
@@ -215,6 +242,7 @@ def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor
 def nll_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of class indices, given (N, C) log-probabilities."""
     _check_reduction(reduction)
+    input = _scores("nll_loss", input, target)
     labels = _labels(input, target, "nll_loss")
     xp = input.xp
     is_target = labels[:, None] == xp.arange(input.shape[1], device=input.device)[None, :]
@@ -222,12 +250,12 @@ def nll_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     return _reduce(-ops.sum(ops.where(is_target, input, 0.0), axis=1), reduction)
 
 
-def _same_shape(name: str, input: Tensor, target: Any, what: str = "target") -> Tensor:
-    """``target`` as a Tensor, once it is known to have the input's shape."""
-    shape = tuple(getattr(target, "shape", ()))
-    if shape != input.shape:
-        raise ValueError(f"{name}: {what} has shape {shape}; expected the input's shape {input.shape}")
-    return target if isinstance(target, Tensor) else Tensor(target)
+def _same_shape(name: str, input: Any, target: Any, what: str = "target") -> tuple[Tensor, Tensor]:
+    """``input`` and ``target`` as Tensors, once the target is known to have the input's shape."""
+    input, target = as_tensor(input), as_tensor(target, f"{name}: {what}")
+    if target.shape != input.shape:
+        raise ValueError(f"{name}: {what} has shape {target.shape}; expected the input's shape {input.shape}")
+    return input, target
 
 
 def _broadcastable(name: str, what: str, value: Any, shape: tuple[int, ...]) -> Tensor:
@@ -242,14 +270,16 @@ def _broadcastable(name: str, what: str, value: Any, shape: tuple[int, ...]) -> 
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Mean squared error; input and target have the same shape."""
     _check_reduction(reduction)
-    diff = input - _same_shape("mse_loss", input, target)
+    input, target = _same_shape("mse_loss", input, target)
+    diff = input - target
     return _reduce(diff * diff, reduction)
 
 
 def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Mean absolute error |input - target|; input and target have the same shape."""
     _check_reduction(reduction)
-    return _reduce(_abs(input - _same_shape("l1_loss", input, target)), reduction)
+    input, target = _same_shape("l1_loss", input, target)
+    return _reduce(_abs(input - target), reduction)
 
 
 def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean", beta: float = 1.0) -> Tensor:
@@ -260,7 +290,8 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean", beta: fl
     _check_reduction(reduction)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be non-negative; got {beta}")
-    diff = input - _same_shape("smooth_l1_loss", input, target)
+    input, target = _same_shape("smooth_l1_loss", input, target)
+    diff = input - target
     size = _abs(diff)
     if beta == 0:
         return _reduce(size, reduction)
@@ -272,7 +303,8 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float
     _check_reduction(reduction)
     if delta <= 0:
         raise ValueError(f"huber_loss: delta must be positive; got {delta}")
-    diff = input - _same_shape("huber_loss", input, target)
+    input, target = _same_shape("huber_loss", input, target)
+    diff = input - target
     size = _abs(diff)
     return _reduce(ops.where(size.data < delta, diff * diff * 0.5, (size - 0.5 * delta) * delta), reduction)
 
@@ -294,7 +326,7 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, reducti
         reduction: "mean" (default), "sum" or "none".
     """
     _check_reduction(reduction)
-    target = _same_shape("binary_cross_entropy", input, target)
+    input, target = _same_shape("binary_cross_entropy", input, target)
     bounds = backends.owner(input.data).value_range(input.data) if input.size else None
     if bounds is not None:  # only where reading is free
         low, high = bounds
@@ -326,7 +358,7 @@ def binary_cross_entropy_with_logits(
     """
     _check_reduction(reduction)
     name = "binary_cross_entropy_with_logits"
-    target = _same_shape(name, input, target)
+    input, target = _same_shape(name, input, target)
     log_term = ops.softplus(-input)  # -log(sigmoid(input))
     if pos_weight is not None:
         log_term = log_term * ((_broadcastable(name, "pos_weight", pos_weight, input.shape) - 1.0) * target + 1.0)
@@ -349,7 +381,7 @@ def kl_div(input: Tensor, target: Any, reduction: str = "mean", log_target: bool
     """
     if reduction not in _REDUCTIONS + ("batchmean",):
         raise ValueError(f"unknown reduction {reduction!r}; expected one of {_REDUCTIONS + ('batchmean',)}")
-    target = _same_shape("kl_div", input, target)
+    input, target = _same_shape("kl_div", input, target)
     # where the target is 0 the term is 0 whatever the input: 0 stands in for both there, so a
     # log q of -inf (a masked class) or a log-target of -inf never meets a 0 (0 log 0 = 0)
     if log_target:
@@ -373,11 +405,14 @@ def _vector_norm(x: Tensor, p: float, dim: int) -> Tensor:
     return ops.where(nonzero, ops.sqrt(safe) if p == 2.0 else safe ** (1.0 / p), 0.0)
 
 
-def normalize(x: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
-    """x / max(||x||_p, eps) along ``dim``: unit vectors (as torch.nn.functional.normalize).
+def normalize(x: Tensor, p: float = 2.0, dim: int | None = None, eps: float = 1e-12, *, axis: int | None = None
+              ) -> Tensor:
+    """x / max(||x||_p, eps) along ``dim`` (or ``axis``; default 1): unit vectors (as
+    torch.nn.functional.normalize).
 
     An all-zero vector stays zero, with the gradient 1 / eps (PyTorch's), not NaN.
     """
+    x, dim = as_tensor(x), spelling("normalize", dim, axis, 1, ("dim", "axis"))
     return x / ops.maximum(_vector_norm(x, p, dim), float(eps))
 
 
@@ -412,6 +447,7 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5, reduction: str = "
     _check_reduction(reduction)
     if temperature <= 0:
         raise ValueError(f"nt_xent: temperature must be positive; got {temperature}")
+    z1, z2 = as_tensor(z1, "nt_xent: z1"), as_tensor(z2, "nt_xent: z2")
     n, _ = _embeddings("nt_xent", z1=z1, z2=z2)
     if z1.shape != z2.shape:
         raise ValueError(f"nt_xent: z1 and z2 must have one shape (N, D); got {z1.shape} and {z2.shape}")
@@ -443,6 +479,9 @@ def info_nce(
     _check_reduction(reduction)
     if temperature <= 0:
         raise ValueError(f"info_nce: temperature must be positive; got {temperature}")
+    query, positive_key = as_tensor(query, "info_nce: query"), as_tensor(positive_key, "info_nce: positive_key")
+    if negative_keys is not None:
+        negative_keys = as_tensor(negative_keys, "info_nce: negative_keys")
     keys = {"query": query, "positive_key": positive_key}
     if negative_keys is not None:
         keys["negative_keys"] = negative_keys
@@ -462,16 +501,36 @@ def info_nce(
 
 
 def flatten(x: Tensor, start_dim: int = 1, end_dim: int = -1) -> Tensor:
-    """Merge dimensions start_dim..end_dim into one."""
+    """Merge dimensions start_dim..end_dim into one (a 0-d input becomes 1-D, as in PyTorch)."""
+    x = as_tensor(x)
     shape = tuple(x.data.shape)
+    if not shape:
+        return ops.reshape(x, (1,))
     start, end = start_dim % len(shape), end_dim % len(shape)
     return ops.reshape(x, shape[:start] + (math.prod(shape[start : end + 1]),) + shape[end + 1 :])
 
 
 def accuracy(scores: Tensor, labels: Any) -> Tensor:
-    """Fraction of rows whose largest score is at the label (a 0-d array; no grad, no sync)."""
+    """Fraction of rows whose largest score is at the label (a 0-d array; no grad, no sync).
+
+    Args:
+        scores: (N, C) class scores.
+        labels: (N,) integer class indices.
+    Raises:
+        ValueError: scores or labels of another shape or kind (regression targets, say), for
+            which accuracy means nothing.
+    """
+    scores = as_tensor(scores, "accuracy: scores")
     xp = scores.xp
     labels = labels.data if isinstance(labels, Tensor) else labels
+    shape = tuple(getattr(labels, "shape", ()))
+    if scores.ndim != 2 or shape != scores.shape[:1] or not dtype_is(xp, labels.dtype, "integral"):
+        kind = dtype_name(labels.dtype) if hasattr(labels, "dtype") else type(labels).__name__
+        raise ValueError(
+            f"accuracy applies to (N, C) class scores and (N,) integer class labels; got scores of shape "
+            f"{scores.shape} and {kind} labels of shape {shape} (a regression has no accuracy: leave it out of "
+            "the metrics)"
+        )
     hits = xp.astype(xp.argmax(scores.data, axis=1) == labels, scores.dtype)
     return Tensor(xp.mean(hits))
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator
 
 from .._backend import default_float, get_backend
-from ..autograd import Tensor
+from ..autograd import Tensor, as_tensor, spelling
 from . import functional as F
 from .init import initialise
-from .module import Module, Parameter
+from .module import Module, Parameter, check_sizes
 
 
 def _empty_parameter(shape: tuple[int, ...]) -> Parameter:
@@ -38,8 +38,7 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str | Callable = "default"):
         super().__init__()
-        if in_features <= 0 or out_features <= 0:
-            raise ValueError(f"Linear needs positive sizes; got in_features={in_features}, out_features={out_features}")
+        check_sizes("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features, self.init = in_features, out_features, init
         self.weight = _empty_parameter((out_features, in_features))
         self.bias = _empty_parameter((out_features,)) if bias else None
@@ -67,17 +66,24 @@ class Flatten(Module):
 
 
 class Unflatten(Module):
-    """Split dimension ``dim`` into ``sizes``: (N, 784) -> (N, 1, 28, 28) with Unflatten(1, (1, 28, 28)).
+    """Split dimension ``dim`` (or ``axis``) into ``sizes``: (N, 784) -> (N, 1, 28, 28) with
+    Unflatten(1, (1, 28, 28)).
 
     Shape:
         input (..., prod(sizes), ...) -> output (..., *sizes, ...).
     """
 
-    def __init__(self, dim: int, sizes: tuple[int, ...]):
+    def __init__(self, dim: int | None = None, sizes: tuple[int, ...] = (), *, axis: int | None = None):
         super().__init__()
+        dim = spelling("Unflatten", dim, axis, names=("dim", "axis"))
+        if dim is None:
+            raise TypeError("Unflatten needs the dimension to split: Unflatten(dim, sizes)")
         self.dim, self.sizes = dim, tuple(sizes)
 
     def forward(self, x: Tensor) -> Tensor:
+        x = as_tensor(x)
+        if not -x.ndim <= self.dim < x.ndim:
+            raise ValueError(f"Unflatten: dim {self.dim} is out of range for input of shape {x.shape}")
         dim = self.dim % x.ndim
         expected = 1
         for n in self.sizes:
@@ -130,11 +136,11 @@ class Tanh(Module):
 
 
 class Softmax(Module):
-    """Softmax along ``dim`` (default the last)."""
+    """Softmax along ``dim`` (or ``axis``; default the last)."""
 
-    def __init__(self, dim: int = -1):
+    def __init__(self, dim: int | None = None, *, axis: int | None = None):
         super().__init__()
-        self.dim = dim
+        self.dim = spelling(type(self).__name__, dim, axis, -1, ("dim", "axis"))
 
     def forward(self, x: Tensor) -> Tensor:
         return F.softmax(x, self.dim)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 from .._creation import as_array_like
-from ..autograd import Tensor, increment_version
+from ..autograd import Tensor, as_tensor, increment_version
 
 
 class Parameter(Tensor):
@@ -21,11 +22,28 @@ class Parameter(Tensor):
         return f"Parameter(shape={self.shape}, dtype={self.dtype}, device={self.device})"
 
 
+def check_sizes(name: str, **sizes: Any) -> None:
+    """Raise ValueError unless every size is a positive int (784, not 784.5, True or -1)."""
+    for key, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name}: {key} must be a positive integer; got {value!r}")
+
+
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict`` found: model entries the state lacked, state entries the model lacks."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
 class Module:
     """Base class of layers and models.
 
     Assigning a Parameter or a Module to an attribute registers it, so ``parameters()``,
-    ``state_dict()`` and ``train()``/``eval()`` reach it. Subclasses implement ``forward``.
+    ``state_dict()`` and ``train()``/``eval()`` reach it. As in PyTorch, a name stays what it
+    was registered as: assigning a Tensor (or an array) to a buffer's name replaces the buffer
+    (``self.running_mean = self.running_mean * 0.9`` keeps it in ``state_dict()``), and a
+    parameter's name takes only a Parameter or None. Subclasses implement ``forward``.
     """
 
     def __init__(self) -> None:
@@ -37,6 +55,19 @@ class Module:
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
+        if not isinstance(value, (Parameter, Module)):
+            if name in self._buffers:
+                self._buffers[name] = None if value is None else as_tensor(value, f"buffer {name!r}")
+                return
+            for registry, kind, expected in ((self._parameters, "parameter", "a gd.nn.Parameter"),
+                                             (self._modules, "child module", "a gd.nn.Module")):
+                if name in registry and value is not None:
+                    raise TypeError(f"cannot assign a {type(value).__name__} to the {kind} {name!r}; expected "
+                                    f"{expected} or None (delete the attribute first to reuse the name)")
+                if name in registry:  # None: the name stays registered, as in PyTorch
+                    registry[name] = None
+                    object.__setattr__(self, name, None)
+                    return
         for registry in (self._parameters, self._buffers, self._modules):
             registry.pop(name, None)
         if isinstance(value, Parameter):
@@ -134,12 +165,20 @@ class Module:
             state[name] = buf.data
         return state
 
-    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy arrays into this model's parameters and buffers.
 
         Values may be host (NumPy) arrays, Tensors, arrays of any backend, or anything NumPy
         reads (a CPU torch tensor after ``.detach()``). Each is copied to the parameter's
         device and dtype; shapes must match exactly.
+
+        Returns:
+            ``IncompatibleKeys(missing_keys, unexpected_keys)``, as PyTorch's NamedTuple.
+        Raises:
+            KeyError: with ``strict`` (the default), keys missing or unexpected.
+        Warns:
+            UserWarning: with ``strict=False``, when no key matches (nothing is loaded: the state
+                is of another model, or its names carry a prefix such as "module.").
         """
         targets = dict(self.named_parameters())
         targets.update(self.named_buffers())
@@ -164,6 +203,12 @@ class Module:
                 target.data = as_array_like(state[name], target.data)
         # new values, as PyTorch's in-place copy: graphs recorded before refuse to backward
         increment_version(target for name, target in targets.items() if name in state)
+        if targets and len(missing) == len(targets):
+            warnings.warn(
+                f"load_state_dict(strict=False) loaded nothing into {type(self).__name__}: none of its "
+                f"{len(targets)} keys ({', '.join(list(targets)[:3])}, ...) is in the state, whose keys are "
+                f"{unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}", stacklevel=2)
+        return IncompatibleKeys(missing, unexpected)
 
     def to(self, dtype: Any) -> "Module":
         """Cast floating parameters and buffers to ``dtype`` ('float64', 'float32')."""

@@ -16,9 +16,9 @@ from typing import Any, Sequence
 
 from .. import distributed
 from .._backend import default_float, get_backend
-from ..autograd import Array, Function, Tensor, no_grad
+from ..autograd import Array, Function, Tensor, as_tensor, check_dtype_matches, no_grad
 from ..ops import sum_to
-from .module import Module, Parameter
+from .module import Module, Parameter, check_sizes
 
 
 def _dot_over(xp: Any, a: Array, b: Array, axes: tuple[int, ...]) -> Array:
@@ -157,11 +157,16 @@ def batch_norm(
     ``running = (1 - momentum) * running + momentum * batch`` (in place of the buffers' data,
     under no_grad, with no device synchronisation; momentum may be a 0-d array). Evaluation:
     normalise by the running statistics.
+
+    Raises:
+        TypeError: x is not a Tensor or array, or its dtype is not the weight's (or, without a
+            weight, the running statistics').
     """
     return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, Normalize)
 
 
 def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, function: type[Normalize]):
+    x = as_tensor(x)
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected an input (N, C, ...) of 2 or more dimensions; got shape {x.shape}")
     channels = x.shape[1]
@@ -172,6 +177,9 @@ def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, 
                 f"batch_norm: {name} has shape {tensor.shape}; expected ({channels},) for the {channels} "
                 f"channels of input {x.shape}"
             )
+    reference = weight if weight is not None else running_mean
+    if reference is not None:
+        check_dtype_matches("batch_norm", x, reference, "weight" if weight is not None else "running_mean")
     axes = (0,) + tuple(range(2, x.ndim))
     param_shape = (1, channels) + (1,) * (x.ndim - 2)
     if not training:
@@ -206,7 +214,14 @@ def layer_norm(
     eps: float = 1e-5,
 ) -> Tensor:
     """Normalise each sample over its last len(normalized_shape) axes, then scale and shift
-    elementwise by weight and bias (each of normalized_shape)."""
+    elementwise by weight and bias (each of normalized_shape).
+
+    Raises:
+        TypeError: x is not a Tensor or array, or its dtype is not the weight's.
+    """
+    x = as_tensor(x)
+    if weight is not None:
+        check_dtype_matches("layer_norm", x, weight)
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(shape)
     if x.shape[x.ndim - k :] != shape or x.ndim < k:
@@ -241,8 +256,7 @@ class _BatchNorm(Module):
         track_running_stats: bool = True,
     ):
         super().__init__()
-        if num_features <= 0:
-            raise ValueError(f"{type(self).__name__} needs a positive num_features; got {num_features}")
+        check_sizes(type(self).__name__, num_features=num_features)
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f"Invalid momentum: {momentum} (expected a value in [0, 1] or None)")
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
@@ -271,6 +285,7 @@ class _BatchNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         name = type(self).__name__
+        x = as_tensor(x)
         if x.ndim not in self._ranks:
             raise ValueError(f"{name}: expected {self._layout} input; got {x.ndim}-D shape {x.shape}")
         if x.shape[1] != self.num_features:
@@ -448,8 +463,9 @@ class LayerNorm(Module):
     ):
         super().__init__()
         shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-        if not shape or any(n <= 0 for n in shape):
+        if not shape:
             raise ValueError(f"LayerNorm needs a non-empty normalized_shape of positive sizes; got {normalized_shape}")
+        check_sizes("LayerNorm", **{f"normalized_shape[{i}]": n for i, n in enumerate(shape)})
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
         self.weight = Parameter(_filled(shape, 1.0)) if elementwise_affine else None
         self.bias = Parameter(_filled(shape, 0.0)) if elementwise_affine and bias else None

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import ops
-from ..autograd import Tensor, dtype_is
+from ..autograd import Tensor, as_tensor, check_dtype_matches, dtype_is
 from . import init
 from .dropout import dropout
 from .layers import _empty_parameter
-from .module import Module
+from .module import Module, check_sizes
 
 State = Any  # a Tensor h, or a pair (h, c) for LSTM
 
@@ -69,23 +69,15 @@ def _rnn_mode(nonlinearity: str) -> str:
     return "RNN_TANH" if nonlinearity == "tanh" else "RNN_RELU"
 
 
-def _check_sizes(name: str, **sizes: int) -> None:
-    for key, value in sizes.items():
-        if not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name}: {key} must be a positive integer; got {value!r}")
-
-
-def _as_tensor(x: Any) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(x)
-
-
-def _check_features(name: str, x: Tensor, input_size: int, ranks: tuple[int, ...], layout: str) -> None:
+def _check_features(name: str, x: Tensor, weight: Tensor, input_size: int, ranks: tuple[int, ...], layout: str
+                    ) -> None:
     if x.ndim not in ranks:
         raise ValueError(f"{name}: expected input of shape {layout}; got {x.ndim}-D input of shape {x.shape}")
     if not dtype_is(x.xp, x.dtype, "real floating"):
         raise TypeError(
             f"{name}: expected floating-point input; got {x.dtype} (token indices go through an Embedding first)"
         )
+    check_dtype_matches(name, x, weight)
     if x.shape[-1] != input_size:
         raise ValueError(
             f"{name}: input has {x.shape[-1]} features (shape {x.shape}); expected input_size={input_size}"
@@ -93,7 +85,7 @@ def _check_features(name: str, x: Tensor, input_size: int, ranks: tuple[int, ...
 
 
 def _check_state(name: str, what: str, state: Any, expected: tuple[int, ...]) -> Tensor:
-    state = _as_tensor(state)
+    state = as_tensor(state, f"{name}: {what}")
     if state.shape != expected:
         raise ValueError(f"{name}: {what} has shape {state.shape}; expected {expected}")
     return state
@@ -125,7 +117,7 @@ class _Recurrent(Module):
     ):
         super().__init__()
         name = type(self).__name__
-        _check_sizes(name, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
+        check_sizes(name, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
         if not isinstance(dropout, (int, float)) or not 0.0 <= dropout <= 1.0:
             raise ValueError(f"{name}: dropout must be a probability in [0, 1]; got {dropout!r}")
         if dropout > 0 and num_layers == 1:
@@ -191,8 +183,8 @@ class _Recurrent(Module):
     # -- running -----------------------------------------------------------------------------
     def forward(self, input: Tensor, hx: Any = None):
         name = type(self).__name__
-        x = _as_tensor(input)
-        _check_features(name, x, self.input_size, (2, 3), self._layout())
+        x = as_tensor(input)
+        _check_features(name, x, self._parameters["weight_ih_l0"], self.input_size, (2, 3), self._layout())
         batched = x.ndim == 3
         time_axis = 1 if self.batch_first and batched else 0
         if not batched:  # (L, H_in): run it as a batch of one
@@ -341,7 +333,7 @@ class GRU(_Recurrent):
 class _Cell(Module):
     def __init__(self, mode: str, input_size: int, hidden_size: int, bias: bool = True):
         super().__init__()
-        _check_sizes(type(self).__name__, input_size=input_size, hidden_size=hidden_size)
+        check_sizes(type(self).__name__, input_size=input_size, hidden_size=hidden_size)
         self.mode, self.kind = mode, _KINDS[mode]
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         rows = self.kind.gates * hidden_size
@@ -356,8 +348,9 @@ class _Cell(Module):
 
     def forward(self, input: Tensor, hx: Any = None):
         name = type(self).__name__
-        x = _as_tensor(input)
-        _check_features(name, x, self.input_size, (1, 2), f"(N, H_in) or unbatched (H_in,) with H_in={self.input_size}")
+        x = as_tensor(input)
+        layout = f"(N, H_in) or unbatched (H_in,) with H_in={self.input_size}"
+        _check_features(name, x, self.weight_ih, self.input_size, (1, 2), layout)
         shape = x.shape[:-1] + (self.hidden_size,)
         if hx is None:
             zeros = Tensor(x.xp.zeros(shape, dtype=x.dtype, device=x.device))
