@@ -164,22 +164,23 @@ def integer_range(array: np.ndarray) -> tuple[int, int]:
     return int(array.min()), int(array.max())
 
 
-def first_nan_index(array: np.ndarray) -> tuple[int, ...] | None:
-    """The index (one int per axis) of the first NaN of a floating array in C order, or None
-    where it has none (or is not floating)."""
+def first_nonfinite(array: np.ndarray) -> tuple[tuple[int, ...], float] | None:
+    """(index, value) of the first NaN or +-inf of a floating array in C order (the index one
+    int per axis), or None where it has none (or is not floating)."""
     if array.dtype.kind not in "fc":
         return None
-    flat_position = np.flatnonzero(np.isnan(array))
+    flat_position = np.flatnonzero(~np.isfinite(array))
     if flat_position.size == 0:
         return None
-    return tuple(int(i) for i in np.unravel_index(int(flat_position[0]), array.shape))
+    index = tuple(int(i) for i in np.unravel_index(int(flat_position[0]), array.shape))
+    return index, array[index].item()
 
 
-def count_nan(array: np.ndarray) -> int:
-    """How many NaNs a floating array holds (0 for other dtypes)."""
+def count_nonfinite(array: np.ndarray) -> int:
+    """How many NaNs and infinities a floating array holds (0 for other dtypes)."""
     if array.dtype.kind not in "fc":
         return 0
-    return int(np.count_nonzero(np.isnan(array)))
+    return int(array.size - np.count_nonzero(np.isfinite(array)))
 
 
 def itemsize(dtype: str) -> int:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 from typing import Any, Iterator
 
@@ -54,8 +55,15 @@ def set_backend(name: str = "auto", device: Any = None) -> Backend:
             "mps", "meta"; array_api_strict "device1", "no_float64").
     Returns:
         the Backend now active.
+    Raises:
+        TypeError: ``name`` is not a string. ValueError: an unknown name or device.
+        BackendUnavailableError: the backend's library or device is missing here.
     """
     global _ACTIVE
+    if not isinstance(name, str):
+        raise TypeError(
+            f"backend name must be a string: 'auto' or one of {', '.join(_backends.names())}; got {name!r}"
+        )
     if ":" in name and device is None:
         name, device = name.split(":", 1)
     _ACTIVE = _resolve(name, device)
@@ -111,8 +119,16 @@ def use_backend(name: str, device: Any = None) -> Iterator[Backend]:
 
 
 def manual_seed(seed: int) -> None:
-    """Seed every generator gdnet draws from: initial weights, shuffles and per-step draws."""
+    """Seed every generator gdnet draws from: initial weights, shuffles and per-step draws.
+
+    Raises:
+        TypeError: ``seed`` is not an integer. ValueError: it is negative.
+    """
     global _HOST_RNG, _SEED
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"manual_seed: seed must be a non-negative integer; got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"manual_seed: seed must be a non-negative integer; got {seed}")
     _SEED = int(seed)
     _HOST_RNG = HostGenerator(_SEED)
     _DEVICE_RNGS.clear()

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Sequence
 
 from . import backends
 from ._backend import default_float, device_rng, get_backend
-from .autograd import Tensor, namespace_of, resolve_dtype
+from .autograd import Tensor, check_grad_dtype, namespace_of, resolve_dtype
 from .backends import host
+
+
+def _shape(name: str, shape: Any) -> tuple[int, ...]:
+    """``shape`` (an int or a sequence of them) as a tuple of non-negative Python ints."""
+    dims = (shape,) if isinstance(shape, numbers.Integral) else shape
+    try:
+        dims = tuple(dims)
+    except TypeError:
+        raise TypeError(f"{name}: shape must be a sequence of non-negative integers; got {shape!r}") from None
+    if any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 0 for d in dims):
+        raise ValueError(f"{name}: shape must be non-negative integers; got {dims}")
+    return tuple(int(d) for d in dims)
+
+
+def _made(name: str, array: Any, requires_grad: bool) -> Tensor:
+    if requires_grad:
+        check_grad_dtype(name, array)
+    return Tensor(array, requires_grad)
 
 
 def as_array_like(value: Any, like: Any, dtype: Any = None) -> Any:
@@ -32,6 +51,10 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
 
     Python floats give float32; arrays keep their dtype unless ``dtype`` is given. The data is
     always copied.
+
+    Raises:
+        TypeError: data that is not numbers or booleans (strings, objects), or
+            ``requires_grad=True`` with a dtype that is not floating.
     """
     backend = get_backend()
     xp = backend.xp
@@ -45,39 +68,46 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
             data = host.asarray(data)
             if dtype is None and host.dtype_name(data) == "float64":
                 data = data.astype("float32")
+    if host.is_host_array(data) and host.dtype_kind(data) not in "biufc":
+        raise TypeError(
+            f"gd.tensor: data must be numbers or booleans; got an array of dtype {host.dtype_name(data)} "
+            f"(for example {host.to_list(data.reshape(-1)[:1])})"
+        )
     array = backend.asarray(data, dtype=resolve_dtype(xp, dtype))
     if backend.sync_is_free or array is data:
         # asarray may share the caller's memory (host backends, or an array already on this
         # device); a new tensor owns its data, so in-place updates never reach the caller
         array = xp.asarray(array, copy=True)
-    return Tensor(array, requires_grad=requires_grad)
+    return _made("gd.tensor", array, requires_grad)
 
 
 def zeros(shape: Sequence[int], dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Zeros of ``shape`` on the active backend (float32 unless ``dtype``)."""
     backend = get_backend()
     dtype = resolve_dtype(backend.xp, dtype) or default_float(backend)
-    return Tensor(backend.xp.zeros(tuple(shape), dtype=dtype, device=backend.device), requires_grad)
+    return _made("gd.zeros", backend.xp.zeros(_shape("gd.zeros", shape), dtype=dtype, device=backend.device),
+                 requires_grad)
 
 
 def ones(shape: Sequence[int], dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Ones of ``shape`` on the active backend (float32 unless ``dtype``)."""
     backend = get_backend()
     dtype = resolve_dtype(backend.xp, dtype) or default_float(backend)
-    return Tensor(backend.xp.ones(tuple(shape), dtype=dtype, device=backend.device), requires_grad)
+    return _made("gd.ones", backend.xp.ones(_shape("gd.ones", shape), dtype=dtype, device=backend.device),
+                 requires_grad)
 
 
 def randn(*shape: int, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Standard-normal draws of ``shape`` from the seeded generator, on the active backend."""
     backend = get_backend()
     dtype = resolve_dtype(backend.xp, dtype) or default_float(backend)
-    shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
-    return Tensor(device_rng(backend).normal(shape, dtype), requires_grad)
+    shape = _shape("gd.randn", shape[0] if len(shape) == 1 else shape)
+    return _made("gd.randn", device_rng(backend).normal(shape, dtype), requires_grad)
 
 
 def rand(*shape: int, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Uniform [0, 1) draws of ``shape`` from the seeded generator, on the active backend."""
     backend = get_backend()
     dtype = resolve_dtype(backend.xp, dtype) or default_float(backend)
-    shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
-    return Tensor(device_rng(backend).uniform(shape, dtype), requires_grad)
+    shape = _shape("gd.rand", shape[0] if len(shape) == 1 else shape)
+    return _made("gd.rand", device_rng(backend).uniform(shape, dtype), requires_grad)

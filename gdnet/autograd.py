@@ -177,6 +177,15 @@ def dtype_name(dtype: Any) -> str:
     return str(dtype).rsplit(".", 1)[-1]
 
 
+def check_grad_dtype(name: str, array: Any) -> None:
+    """Gradients exist for floating dtypes only (PyTorch's rule); TypeError otherwise."""
+    if not dtype_is(namespace_of(array), array.dtype, "real floating"):
+        raise TypeError(
+            f"{name}: only floating-point tensors can require gradients; got dtype {dtype_name(array.dtype)} "
+            "(make it floating, e.g. dtype='float32')"
+        )
+
+
 def check_dtype_matches(name: str, x: "Tensor", weight: "Tensor", what: str = "weight") -> None:
     """PyTorch's rule where an input meets a layer's parameters: one dtype, no silent promotion
     (an int64 or float64 batch into a float32 model is a mistake, not a request for float64).
@@ -361,6 +370,8 @@ class Tensor:
     def requires_grad_(self, flag: bool = True) -> "Tensor":
         if self._creator is not None and not flag:
             raise RuntimeError("requires_grad can only be switched off on leaf tensors; use detach()")
+        if flag:
+            check_grad_dtype("requires_grad_", self.data)
         self.requires_grad = flag
         return self
 

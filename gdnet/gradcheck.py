@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
-from .autograd import Tensor, no_grad
+from ._backend import get_backend
+from .autograd import Tensor, dtype_is, dtype_name, no_grad
 
 
 class GradcheckError(AssertionError):
@@ -37,15 +39,39 @@ def gradcheck(
         eps, atol, rtol: step and tolerances (defaults by dtype).
     Returns:
         True; raises GradcheckError with a per-input report on a mismatch.
+    Raises:
+        TypeError: ``fn`` is not callable or returns no Tensor, or an input to check is not
+            floating-point.
+    Warns:
+        UserWarning: an input to check is float32 where float64 exists: float32's central
+            differences are too coarse to catch a backward that is off by a few percent.
     """
+    if not callable(fn):
+        raise TypeError(f"gradcheck: fn must be a function of the inputs returning a Tensor; got {type(fn).__name__}")
     checked = [t for t in inputs if isinstance(t, Tensor) and t.requires_grad]
     if not checked:
         raise ValueError("gradcheck needs at least one input with requires_grad=True")
     xp = checked[0].xp
+    for t in checked:
+        position = next(i for i, x in enumerate(inputs) if x is t)
+        if not dtype_is(xp, t.dtype, "real floating"):
+            raise TypeError(f"gradcheck: input {position} has dtype {dtype_name(t.dtype)}; expected a floating dtype "
+                            "(float64 for a tight check)")
+        backend = get_backend()
+        has_float64 = backend.supports_dtype("float64") if backend.xp is xp else True
+        if t.dtype != xp.float64 and has_float64:
+            warnings.warn(
+                f"gradcheck: input {position} is {dtype_name(t.dtype)}; its central differences are too coarse to "
+                "catch a backward that is wrong by a few percent: check in float64 (dtype='float64')",
+                stacklevel=2,
+            )
     step, abs_tol, rel_tol = _SETTINGS[_dtype_name(xp, checked[0].dtype)]
     eps, atol, rtol = eps or step, atol if atol is not None else abs_tol, rtol if rtol is not None else rel_tol
 
     output = fn(*inputs)
+    if not isinstance(output, Tensor):
+        raise TypeError(f"gradcheck: fn must return a Tensor; it returned a {type(output).__name__} (compute it from "
+                        "the input Tensors so that backward() reaches them)")
     n_out = output.size
     weights = xp.reshape(
         1.5 + xp.cos(0.7 * xp.arange(n_out, dtype=output.dtype, device=output.device)), output.shape

@@ -408,7 +408,7 @@ def _param():
 
 BAD = [
     # (optimizer, keyword arguments, error, message)
-    ("SGD", dict(lr=-0.1), ValueError, r"Invalid learning rate: -0.1 \(expected >= 0\)"),
+    ("SGD", dict(lr=-0.1), ValueError, r"Invalid learning rate: -0.1 \(expected a finite number >= 0\)"),
     ("SGD", dict(lr=0.1, weight_decay=-1e-4), ValueError, r"Invalid weight_decay value: -0.0001"),
     ("SGD", dict(lr=0.1, momentum=-0.5), ValueError, r"Invalid momentum value: -0.5"),
     ("SGD", dict(lr=0.1, dampening=1.5), ValueError, r"Invalid dampening value: 1.5 \(expected a value in \[0, 1\]\)"),

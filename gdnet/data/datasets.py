@@ -50,9 +50,9 @@ class ArrayDataset:
 
     Args:
         inputs: host array of shape (N, ...), any real dtype (uint8 images, float features);
-            NaN is refused.
+            NaN and infinity are refused.
         targets: None, or a host array of shape (N, ...): integer class labels (non-negative)
-            or float regression targets (no NaN).
+            or float regression targets (finite).
         num_classes: declares a classification set: targets must then be integer labels in
             [0, num_classes). Default: max label + 1 for integer targets, None otherwise.
         classes: names of the classes, index = label (sets num_classes to len(classes)).
@@ -61,7 +61,7 @@ class ArrayDataset:
         num_classes: int for integer targets, else None.
         classes: list of class names, or None.
     Raises:
-        ValueError: lengths differ, NaN present, negative or out-of-range labels, float labels
+        ValueError: lengths differ, NaN or inf present, negative or out-of-range labels, float labels
             where num_classes or classes declares classification, 0-d inputs.
         TypeError: inputs or targets of a non-numeric dtype (bool, complex, object, strings).
     """
@@ -80,7 +80,7 @@ class ArrayDataset:
                 "inputs is a 0-d array; expected shape (N, ...) with one row per example"
             )
         _check_real(inputs, "inputs")
-        _check_no_nan(inputs, "inputs")
+        _check_finite(inputs, "inputs")
         if classes is not None:
             classes = [str(name) for name in classes]
             if num_classes is not None and num_classes != len(classes):
@@ -142,12 +142,13 @@ def _check_real(array: Any, what: str) -> None:
         )
 
 
-def _check_no_nan(array: Any, what: str) -> None:
-    first = host.first_nan_index(array)
+def _check_finite(array: Any, what: str) -> None:
+    first = host.first_nonfinite(array)
     if first is not None:
+        index, value = first
         raise ValueError(
-            f"{what} contains {host.count_nan(array)} NaN value(s), the first at index {first}; "
-            "expected finite numbers (drop or fill the missing values first)"
+            f"{what} contains {host.count_nonfinite(array)} non-finite value(s) (NaN or inf), the first at index "
+            f"{index}: {value}; expected finite numbers (drop, fill or clip those values first)"
         )
 
 
@@ -160,7 +161,7 @@ def _check_targets(targets: Any, num_classes: int | None) -> int | None:
                 f"class labels have dtype {host.dtype_name(targets)}; expected integer labels "
                 f"in [0, {num_classes}) (convert with .astype('int64') if the values are whole)"
             )
-        _check_no_nan(targets, "targets")
+        _check_finite(targets, "targets")
         return None
     if targets.shape[0] == 0:
         return num_classes

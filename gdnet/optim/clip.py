@@ -44,8 +44,8 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
     Returns:
         the total norm of the gradients before clipping, a 0-d Tensor on their device.
     """
-    max_norm = checked_number(max_norm, "max_norm")
-    norm_type = checked_number(norm_type, "norm_type")
+    max_norm = checked_number(max_norm, "max_norm", allow_inf=True)  # inf: measure, never clip
+    norm_type = checked_number(norm_type, "norm_type", allow_inf=True)  # inf: the largest |value|
     if norm_type == 0.0:
         raise ValueError("Invalid norm_type: 0.0 (expected p > 0, or math.inf)")
     params = _gradients(parameters)
@@ -82,7 +82,7 @@ def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -
         parameters: a Tensor or an iterable of Tensors; those without a gradient are skipped.
         clip_value: the largest absolute value allowed (>= 0).
     """
-    clip_value = checked_number(clip_value, "clip_value")
+    clip_value = checked_number(clip_value, "clip_value", allow_inf=True)
     for p in _gradients(parameters):
         g = p.grad.data
         xp = namespace_of(g)

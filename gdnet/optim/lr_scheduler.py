@@ -25,6 +25,7 @@ from collections import Counter
 from typing import Any, Callable, Iterable, Sequence
 
 from .optimizer import Optimizer
+from .transform import checked_number
 
 
 def _per_group(name: str, optimizer: Optimizer, value: Any) -> list:
@@ -40,6 +41,11 @@ def _per_group(name: str, optimizer: Optimizer, value: Any) -> list:
 def _check_optimizer(optimizer: Any) -> None:
     if not isinstance(optimizer, Optimizer):
         raise TypeError(f"a learning-rate scheduler needs a gdnet Optimizer; got {type(optimizer).__name__}")
+
+
+def _factor(name: str, value: Any) -> float:
+    """A decay factor (gamma): a finite number >= 0, as a Python float (NaN, -1 or inf refused)."""
+    return checked_number(value, name)
 
 
 def _positive_int(name: str, value: Any) -> None:
@@ -109,6 +115,13 @@ class LRScheduler:
         self._set_lrs(values)
 
     def _set_lrs(self, values: Iterable[float]) -> None:
+        values = list(values)
+        for i, lr in enumerate(values):
+            # the optimizer checked its lr once; a schedule (a lambda, say) must not slip it NaN or inf.
+            # Signs are left alone: PyTorch's linear three-phase OneCycleLR ends a rounding error below 0
+            if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr):
+                raise ValueError(f"{type(self).__name__} computed the learning rate {lr!r} for parameter group "
+                                 f"{i} at step {self.last_epoch}; expected a finite number")
         for group, lr in zip(self.optimizer.param_groups, values):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
@@ -188,7 +201,7 @@ class StepLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1):
         _positive_int("step_size", step_size)
         self.step_size = step_size
-        self.gamma = gamma
+        self.gamma = _factor("gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -212,7 +225,10 @@ class MultiStepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, milestones: Iterable[int], gamma: float = 0.1, last_epoch: int = -1):
         self.milestones = Counter(milestones)
-        self.gamma = gamma
+        for milestone in self.milestones:
+            if isinstance(milestone, bool) or not isinstance(milestone, int) or milestone < 0:
+                raise ValueError(f"MultiStepLR: milestones must be non-negative integers (steps); got {milestone!r}")
+        self.gamma = _factor("gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -235,7 +251,7 @@ class ExponentialLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1):
-        self.gamma = gamma
+        self.gamma = _factor("gamma", gamma)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -301,7 +317,7 @@ class CosineAnnealingLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1):
         _positive_int("T_max", T_max)
         self.T_max = T_max
-        self.eta_min = eta_min
+        self.eta_min = checked_number(eta_min, "eta_min")
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:

@@ -33,6 +33,12 @@ class Optimizer:
     fast_path: str | None = None
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]):
+        if callable(getattr(params, "parameters", None)) and not isinstance(params, (list, tuple)):
+            raise TypeError(
+                f"params should be an iterable of Tensors or of dicts (parameter groups); got the "
+                f"{type(params).__name__} itself: pass model.parameters(), e.g. "
+                f"{type(self).__name__}(model.parameters(), lr=...)"
+            )
         if isinstance(params, (Tensor, dict, set)):
             raise TypeError(
                 "params should be an iterable of Tensors or of dicts (parameter groups), in a stable "
@@ -190,10 +196,20 @@ class Optimizer:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore hyperparameters and state saved by ``state_dict`` of the same optimizer class
         over parameters of the same shapes; arrays are copied onto each parameter's device."""
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"an optimizer state dict is a dict; got {type(state_dict).__name__}")
+        absent = [key for key in ("state", "param_groups") if key not in state_dict]
+        if absent or not isinstance(state_dict["state"], dict):
+            raise ValueError(
+                f"optimizer state dict lacks {absent}; expected what {type(self).__name__}.state_dict() returns: "
+                f"keys 'state' and 'param_groups' (got {sorted(state_dict)})"
+            )
         kind = state_dict.get("type", type(self).__name__)
         if kind != type(self).__name__:
             raise ValueError(f"state dict is from a {kind} optimizer; expected {type(self).__name__}")
         groups = state_dict["param_groups"]
+        if not isinstance(groups, (list, tuple)) or not all(isinstance(g, dict) and "params" in g for g in groups):
+            raise ValueError("state dict's param_groups must be a list of dicts, each with a 'params' list")
         if len(groups) != len(self.param_groups) or any(
             len(g["params"]) != len(mine["params"]) for g, mine in zip(groups, self.param_groups)
         ):
@@ -204,7 +220,13 @@ class Optimizer:
         params = [p for g in self.param_groups for p in g["params"]]
         state = {}
         for key, entry in state_dict["state"].items():
-            p = params[int(key)]
+            index = int(key) if isinstance(key, int) or (isinstance(key, str) and key.isdigit()) else -1
+            if not 0 <= index < len(params):
+                raise ValueError(
+                    f"state dict holds state for parameter {key!r}; this optimizer's parameters are numbered "
+                    f"0 to {len(params) - 1}"
+                )
+            p = params[index]
             restored = {}
             for name, value in entry.items():
                 if hasattr(value, "shape"):

@@ -111,9 +111,10 @@ def ema_square_(average: Array, value: Array, decay: float) -> None:
 
 # -- hyperparameter checks -------------------------------------------------------------------
 def checked_number(value: Any, label: str, low: float = 0.0, high: float | None = None,
-                   high_open: bool = False) -> float:
+                   high_open: bool = False, allow_inf: bool = False) -> float:
     """``value`` as a Python float (so NumPy scalars never reach the arrays), if it is a real
-    number in [low, high] ([low, high) with ``high_open``; no upper bound when ``high`` is None).
+    number in [low, high] ([low, high) with ``high_open``; no upper bound when ``high`` is None)
+    and finite (``allow_inf`` admits +-inf where it means something, such as the inf-norm).
 
     Raises:
         TypeError: not a real number. ValueError: ``Invalid {label}: {value} (expected ...)``.
@@ -122,7 +123,9 @@ def checked_number(value: Any, label: str, low: float = 0.0, high: float | None 
         raise TypeError(f"Invalid {label}: {value!r} (expected a real number)")
     number = float(value)
     if high is None:
-        inside, expected = number >= low, f">= {low:g}"
+        # lr=inf turns every weight into inf or NaN at the first step
+        inside = number >= low and (allow_inf or number != math.inf)
+        expected = f">= {low:g}" if allow_inf else f"a finite number >= {low:g}"
     else:
         inside = low <= number < high if high_open else low <= number <= high
         expected = f"a value in [{low:g}, {high:g}{')' if high_open else ']'}"

@@ -21,17 +21,25 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
+import math
 import mmap
 import os
+import reprlib
+import warnings
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterable, Iterator
 
 from .._backend import device_rng, get_backend, host_rng
 from .._io import open_regular
-from ..autograd import Tensor, dtype_is, namespace_of
+from ..autograd import Tensor, dtype_is, dtype_name, namespace_of
 from ..backends import host
+from ..data.loader import DataLoader
+from ..nn.module import Module
+from ..optim.lr_scheduler import LRScheduler
+from ..optim.optimizer import Optimizer
 from . import _safetensors as st
 from ._files import atomic_write
 
@@ -74,6 +82,39 @@ class Checkpoint:
     extra: dict = field(default_factory=dict)
     gdnet_version: str | None = None
     backend: str | None = None
+
+    def __repr__(self) -> str:
+        """One line per fact; arrays by count, shape and dtype, never by value."""
+        sizes = [math.prod(a.shape) for a in self.model_state.values()]
+        dtypes = sorted({dtype_name(a.dtype) for a in self.model_state.values()})
+        states = {"optimizer": self.optimizer_state, "scheduler": self.scheduler_state, "loader": self.loader_state}
+        lines = [
+            f"path={self.path!r}",
+            f"model_state={len(sizes)} tensors, {sum(sizes):,} values ({', '.join(dtypes) or 'none'})",
+            f"epoch={self.epoch}, step={self.step}",
+        ]
+        for what, state in states.items():
+            kind = state.get("type", "saved") if isinstance(state, dict) else state
+            lines.append(f"{what}={kind}")
+        lines.append(f"extra={_brief(self.extra)}")
+        lines.append(f"gdnet_version={self.gdnet_version!r}, backend={self.backend!r}")
+        return "Checkpoint(\n  " + ",\n  ".join(lines) + "\n)"
+
+
+def _brief(value: Any) -> str:
+    """``value`` for a repr: arrays as <dtype shape>, long containers and strings cut short."""
+    if isinstance(value, Tensor):
+        value = value.data
+    if _is_array(value):
+        return f"<array {dtype_name(value.dtype)} {tuple(value.shape)}>"
+    if isinstance(value, dict):
+        items = list(value.items())
+        shown = ", ".join(f"{k!r}: {_brief(v)}" for k, v in items[:8])
+        return "{" + shown + (", ..." if len(items) > 8 else "") + "}"
+    if isinstance(value, (list, tuple)):
+        shown = ", ".join(_brief(v) for v in value[:8]) + (", ..." if len(value) > 8 else "")
+        return f"[{shown}]" if isinstance(value, list) else f"({shown})"
+    return reprlib.repr(value)
 
 
 # -- JSON for states that hold tuples, int keys and arrays --------------------------------------
@@ -230,8 +271,12 @@ def save(path: str | os.PathLike, model, optimizer=None, scheduler=None, loader=
         epoch, step: where training stands (``load`` gives them back).
         extra: hyperparameters or anything else JSON can hold (numbers, strings, lists,
             dicts; arrays are stored as tensors), given back as ``Checkpoint.extra``.
+    Raises:
+        TypeError: an argument in the wrong place (a Module given as the optimizer, say).
     """
     from .. import __version__
+
+    _check_parts(model, optimizer=optimizer, scheduler=scheduler, loader=loader)
 
     arrays: dict[str, Any] = OrderedDict(model.state_dict())
     layout = architecture(model)
@@ -266,6 +311,37 @@ def save(path: str | os.PathLike, model, optimizer=None, scheduler=None, loader=
     atomic_write(path, [st.encode_header(entries, metadata), *chunks])
 
 
+_PARTS = {"optimizer": Optimizer, "scheduler": LRScheduler, "loader": DataLoader}
+
+
+def _check_parts(model: Any, **parts: Any) -> None:
+    """Each object in its own place: a Module first, then an optimizer, a scheduler, a loader."""
+    order = "save(path, model, optimizer=None, scheduler=None, loader=None)"
+    if not isinstance(model, Module):
+        raise TypeError(f"{order}: the model is a {type(model).__name__}; expected a gdnet Module")
+    for what, value in parts.items():
+        if value is None:
+            continue
+        misplaced = isinstance(value, Module) or any(isinstance(value, kind) for other, kind in _PARTS.items()
+                                                    if other != what)
+        if misplaced or not callable(getattr(value, "state_dict", None)):
+            raise TypeError(f"{order}: the {what} is a {type(value).__name__}; expected a gdnet "
+                            f"{_PARTS[what].__name__} (something with state_dict()) or None")
+
+
+def _warn_non_finite(checkpoint: Checkpoint) -> None:
+    """Warn when weights hold NaN or inf: a run that diverged saved them. They still load (as in
+    PyTorch, and so that the run can be inspected), but training or evaluating from them gives NaN."""
+    bad = {name: host.count_nonfinite(array) for name, array in checkpoint.model_state.items()}
+    bad = {name: count for name, count in bad.items() if count}
+    if bad:
+        listed = ", ".join(f"{name!r} ({count:,} of {math.prod(checkpoint.model_state[name].shape):,})"
+                           for name, count in list(bad.items())[:5])
+        warnings.warn(f"{checkpoint.path}: the weights hold NaN or inf values: {listed}"
+                      f"{' ...' if len(bad) > 5 else ''}; the run that saved them had diverged, and a model "
+                      "loaded from them computes NaN", RuntimeWarning, stacklevel=3)
+
+
 # -- loading ------------------------------------------------------------------------------------
 def load(path: str | os.PathLike | BinaryIO) -> Checkpoint:
     """Read and verify a checkpoint (or any safetensors file of weights) without changing anything.
@@ -283,7 +359,19 @@ def load(path: str | os.PathLike | BinaryIO) -> Checkpoint:
             header above the caps of ``_safetensors`` (size, tensors, values, nesting); a path
             that is not a regular file (a directory, a device such as /dev/zero, a FIFO).
         FileNotFoundError: no file at ``path``.
+        TypeError: a file object open in text mode.
+    Warns:
+        RuntimeWarning: the weights hold NaN or inf (they load all the same).
     """
+    checkpoint = _read(path)
+    _warn_non_finite(checkpoint)
+    return checkpoint
+
+
+def _read(path: str | os.PathLike | BinaryIO) -> Checkpoint:
+    if isinstance(path, io.TextIOBase):
+        raise TypeError(f"load: {getattr(path, 'name', 'the file')!r} is open in text mode; a checkpoint is "
+                        "binary: open it with open(path, 'rb'), or pass the path itself")
     try:
         if hasattr(path, "read"):
             source = str(getattr(path, "name", "<file object>"))

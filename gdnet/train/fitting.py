@@ -16,7 +16,16 @@ from .._backend import get_backend
 from ..autograd import Tensor
 from .callbacks import Callback, LearningRateScheduler
 from .history import History
-from .loop import Loss, Metric, evaluation_pass, progress_bar, resolve_metrics, show_metrics, train_pass
+from .loop import (
+    Loss,
+    Metric,
+    default_metrics,
+    evaluation_pass,
+    progress_bar,
+    resolve_metrics,
+    show_metrics,
+    train_pass,
+)
 
 # steps between the progress bar's readings of the running loss (each is a device read)
 REPORT_EVERY = 50
@@ -76,7 +85,7 @@ def _epoch_line(epoch: int, epochs: int, logs: dict[str, float]) -> str:
 
 
 def fit(model, loss: Loss, optimizer, train_loader, epochs: int, val_loader=None,
-        metrics: Sequence[str | Metric] = ("accuracy",), callbacks: Iterable[Callback] = (), scheduler=None,
+        metrics: Sequence[str | Metric] | None = None, callbacks: Iterable[Callback] = (), scheduler=None,
         verbose: int = 1, initial_epoch: int = 0) -> History:
     """Train ``model`` for ``epochs`` epochs and return the History.
 
@@ -92,7 +101,9 @@ def fit(model, loss: Loss, optimizer, train_loader, epochs: int, val_loader=None
         epochs: the last epoch to train (so ``epochs - initial_epoch`` epochs run).
         val_loader: optional (x, y) batches for the ``val_*`` values.
         metrics: names from ``gdnet.train.METRICS`` ("accuracy") or functions
-            ``metric(scores, y)`` returning the batch's mean; logged under their names.
+            ``metric(scores, y)`` returning the batch's mean; logged under their names. None
+            (the default): "accuracy" where it applies (the training set has class labels, or
+            the loss is cross_entropy or nll_loss), nothing else (a regression logs its loss).
         callbacks: Callback objects (EarlyStopping, ModelCheckpoint, TerminateOnNaN, ...).
         scheduler: a learning-rate schedule stepped once per epoch; ReduceLROnPlateau gets
             the validation loss (the training loss without ``val_loader``). A schedule counted
@@ -117,7 +128,7 @@ def fit(model, loss: Loss, optimizer, train_loader, epochs: int, val_loader=None
     for callback in callbacks:
         if not isinstance(callback, Callback):
             raise TypeError(f"callbacks must be gdnet.train.Callback objects; got {type(callback).__name__}")
-    metric_fns = resolve_metrics(metrics)
+    metric_fns = resolve_metrics(default_metrics(train_loader, loss) if metrics is None else metrics)
     # schedules step before the other callbacks see the epoch (so checkpoints hold the stepped one)
     schedules = [LearningRateScheduler(scheduler)] if scheduler is not None else []
     schedules += [c for c in callbacks if isinstance(c, LearningRateScheduler)]

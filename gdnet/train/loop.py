@@ -23,6 +23,19 @@ Metric = Callable[[Tensor, Any], Any]
 METRICS: dict[str, Metric] = {"accuracy": F.accuracy}
 
 
+CLASSIFICATION_LOSSES = (F.cross_entropy, F.nll_loss)
+
+
+def default_metrics(loader: Any, loss: Loss) -> tuple[str, ...]:
+    """("accuracy",) where it means something, else (): where the loader's dataset holds class
+    labels (``num_classes``), or, for a loader without a dataset, where the loss is
+    cross-entropy or NLL. A regression (mse_loss on float targets) logs its loss alone."""
+    dataset = getattr(loader, "dataset", None)
+    if dataset is not None and hasattr(dataset, "num_classes"):
+        return ("accuracy",) if dataset.num_classes is not None else ()
+    return ("accuracy",) if loss in CLASSIFICATION_LOSSES else ()
+
+
 def resolve_metrics(metrics: Iterable[str | Metric]) -> dict[str, Metric]:
     """Names from ``METRICS`` or functions ``metric(scores, labels)`` -> {log name: function}."""
     if isinstance(metrics, str) or callable(metrics):
