@@ -13,7 +13,7 @@ from .backends import host
 
 def _shape(name: str, shape: Any) -> tuple[int, ...]:
     """``shape`` (an int or a sequence of them) as a tuple of non-negative Python ints."""
-    dims = (shape,) if isinstance(shape, numbers.Integral) else shape
+    dims = (shape,) if isinstance(shape, numbers.Number) else shape
     try:
         dims = tuple(dims)
     except TypeError:

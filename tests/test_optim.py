@@ -441,6 +441,16 @@ BAD = [
     ("Adamax", dict(lr=-1.0), ValueError, r"Invalid learning rate: -1.0"),
     ("RAdam", dict(betas=(0.9, 1.0)), ValueError, r"Invalid beta parameter at index 1: 1.0"),
     ("RAdam", dict(eps=-1.0), ValueError, r"Invalid epsilon value: -1.0"),
+    # infinity where a hyperparameter must be finite (lr=inf turns the weights into inf and NaN)
+    *[(name, dict(lr=float("inf")), ValueError, r"Invalid learning rate: inf \(expected a finite number >= 0\)")
+      for name in ("SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "NAdam", "Adamax", "RAdam")],
+    ("SGD", dict(lr=0.1, momentum=float("inf")), ValueError, r"Invalid momentum value: inf"),
+    ("SGD", dict(lr=0.1, weight_decay=float("inf")), ValueError, r"Invalid weight_decay value: inf"),
+    ("Adagrad", dict(lr_decay=float("inf")), ValueError, r"Invalid lr_decay value: inf"),
+    ("Adagrad", dict(initial_accumulator_value=float("inf")), ValueError, "Invalid initial_accumulator_value"),
+    ("RMSprop", dict(eps=float("inf")), ValueError, r"Invalid epsilon value: inf"),
+    ("Adam", dict(eps=float("inf")), ValueError, r"Invalid epsilon value: inf"),
+    ("NAdam", dict(momentum_decay=float("inf")), ValueError, r"Invalid momentum_decay value: inf"),
 ]
 
 
@@ -524,6 +534,40 @@ def test_a_state_dict_with_other_groups_or_shapes(backend):
     saved = opt.state_dict()
     with pytest.raises(ValueError, match=r"'exp_avg' for parameter 0 has shape \(2,\); expected \(3,\)"):
         optim.Adam([make([1.0, 2.0, 3.0], "float32", requires_grad=True)]).load_state_dict(saved)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_a_model_given_instead_of_its_parameters(backend, name):
+    model = gd.nn.Linear(2, 3)
+    with pytest.raises(TypeError, match=rf"got the Linear itself: pass model.parameters\(\), e.g. {name}\("):
+        getattr(optim, name)(model, lr=0.1)
+
+
+def test_a_state_dict_that_is_not_an_optimizers(backend):
+    w = _param()
+    opt = SGD([w], lr=0.1, momentum=0.9)
+    w.grad = make([1.0, 1.0], "float32")
+    opt.step()
+    saved = opt.state_dict()
+    with pytest.raises(ValueError, match=r"lacks \['state', 'param_groups'\]; expected what SGD.state_dict\(\)"):
+        opt.load_state_dict({})
+    with pytest.raises(TypeError, match="optimizer state dict is a dict; got list"):
+        opt.load_state_dict([])
+    with pytest.raises(ValueError, match="param_groups must be a list of dicts"):
+        opt.load_state_dict({**saved, "param_groups": [{"lr": 0.1}]})
+    for key in (5, "5", -1, "weight"):
+        with pytest.raises(ValueError, match=rf"state for parameter {key!r}; this optimizer's parameters are "
+                                             r"numbered 0 to 0"):
+            opt.load_state_dict({**saved, "state": {key: saved["state"][0]}})
+    assert opt.state[id(w)]["momentum_buffer"] is not None  # the refused loads changed nothing
+
+
+def test_clipping_still_takes_infinite_bounds(backend):
+    w = _param()
+    w.grad = make([3.0, 4.0], "float32")
+    assert optim.clip_grad_norm_([w], max_norm=float("inf"), norm_type=float("inf")).item() == 4.0
+    optim.clip_grad_value_([w], float("inf"))
+    np.testing.assert_allclose(w.grad.numpy(), [3.0, 4.0])
 
 
 def test_a_state_dict_with_bad_hyperparameters_is_refused_whole(backend):

@@ -328,7 +328,7 @@ def test_gru_learns_to_remember_the_first_step():
         (lambda: GRU(3, 4)(gd.zeros((5, 3)), gd.zeros((1, 1, 4))), ValueError,
          r"h0 has shape \(1, 1, 4\); expected \(1, 4\)"),
         (lambda: GRU(3, 4)(gd.tensor(np.zeros((5, 2, 3), dtype=np.int64))), TypeError,
-         "expected floating-point input; got .*int64.* Embedding"),
+         "GRU: input has dtype int64 and the weights have dtype float32; expected floating-point .* Embedding"),
         (lambda: GRU(3, 4)(gd.zeros((0, 2, 3))), ValueError, "sequence length must be at least 1"),
         (lambda: GRUCell(3, 4)(gd.zeros((2, 5))), ValueError, "GRUCell: input has 5 features"),
         (lambda: GRUCell(3, 4)(gd.zeros((2, 3)), gd.zeros((3, 4))), ValueError,

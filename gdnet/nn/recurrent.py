@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .. import ops
-from ..autograd import Tensor, as_tensor, check_dtype_matches, dtype_is
+from ..autograd import Tensor, as_tensor, check_dtype_matches, dtype_is, dtype_name
 from . import init
 from .dropout import dropout
 from .layers import _empty_parameter
@@ -75,7 +75,8 @@ def _check_features(name: str, x: Tensor, weight: Tensor, input_size: int, ranks
         raise ValueError(f"{name}: expected input of shape {layout}; got {x.ndim}-D input of shape {x.shape}")
     if not dtype_is(x.xp, x.dtype, "real floating"):
         raise TypeError(
-            f"{name}: expected floating-point input; got {x.dtype} (token indices go through an Embedding first)"
+            f"{name}: input has dtype {dtype_name(x.dtype)} and the weights have dtype {dtype_name(weight.dtype)}; "
+            "expected floating-point input in the weights' dtype (token indices go through an Embedding first)"
         )
     check_dtype_matches(name, x, weight)
     if x.shape[-1] != input_size:

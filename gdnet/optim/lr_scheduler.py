@@ -140,9 +140,15 @@ class LRScheduler:
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a state saved by ``state_dict`` of the same scheduler class."""
+        if not isinstance(state_dict, dict):
+            raise TypeError(f"a scheduler state dict is a dict; got {type(state_dict).__name__}")
         kind = state_dict.get("type", type(self).__name__)
         if kind != type(self).__name__:
             raise ValueError(f"state dict is from a {kind} scheduler; expected {type(self).__name__}")
+        missing = [key for key in self.__dict__ if key not in self._UNSAVED and key not in state_dict]
+        if missing:
+            raise ValueError(f"{type(self).__name__} state dict lacks {missing}; expected what "
+                             f"{type(self).__name__}.state_dict() returns")
         self.__dict__.update({k: copy.deepcopy(v) for k, v in state_dict.items() if k != "type"})
 
     def __repr__(self) -> str:
