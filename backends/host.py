@@ -183,6 +183,14 @@ def count_nonfinite(array: np.ndarray) -> int:
     return int(array.size - np.count_nonzero(np.isfinite(array)))
 
 
+def first_item(array: np.ndarray) -> Any:
+    """The first element of a host array in C order, as a Python object (None if empty)."""
+    if not array.size:
+        return None
+    item = array.flat[0]
+    return item.item() if isinstance(item, np.generic) else item
+
+
 def itemsize(dtype: str) -> int:
     """Bytes per element of ``dtype`` (a NumPy name such as 'uint8' or 'float32')."""
     return int(np.dtype(dtype).itemsize)

@@ -69,9 +69,11 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
             if dtype is None and host.dtype_name(data) == "float64":
                 data = data.astype("float32")
     if host.is_host_array(data) and host.dtype_kind(data) not in "biufc":
+        first = host.first_item(data)
+        hint = "; to join Tensors, use gd.stack(tensors)" if isinstance(first, Tensor) else ""
         raise TypeError(
             f"gd.tensor: data must be numbers or booleans; got an array of dtype {host.dtype_name(data)} "
-            f"(for example {host.to_list(data.reshape(-1)[:1])})"
+            f"(for example {first!r}){hint}"
         )
     array = backend.asarray(data, dtype=resolve_dtype(xp, dtype))
     if backend.sync_is_free or array is data:

@@ -136,12 +136,12 @@ def test_gradients_on_two_devices_are_refused(backend):
 @pytest.mark.parametrize(
     "call, error, message",
     [
-        (lambda ps: clip_grad_norm_(ps, -1.0), ValueError, r"Invalid max_norm: -1.0 \(expected >= 0\)"),
+        (lambda ps: clip_grad_norm_(ps, -1.0), ValueError, r"Invalid max_norm: -1.0 \(expected a number >= 0\)"),
         (lambda ps: clip_grad_norm_(ps, 1.0, norm_type=0), ValueError, "Invalid norm_type: 0"),
         (lambda ps: clip_grad_norm_(ps, 1.0, norm_type=-2.0), ValueError, "Invalid norm_type: -2.0"),
         (lambda ps: clip_grad_norm_(ps, "1"), TypeError, "Invalid max_norm: '1' \\(expected a real number\\)"),
         (lambda ps: clip_grad_norm_([np.zeros(2)], 1.0), TypeError, "takes Tensors .* got ndarray"),
-        (lambda ps: clip_grad_value_(ps, -0.5), ValueError, r"Invalid clip_value: -0.5 \(expected >= 0\)"),
+        (lambda ps: clip_grad_value_(ps, -0.5), ValueError, r"Invalid clip_value: -0.5 \(expected a number >= 0\)"),
         (lambda ps: clip_grad_value_([[1.0]], 0.5), TypeError, "got list"),
     ],
     ids=["negative-max-norm", "zero-norm-type", "negative-norm-type", "string-max-norm", "array-parameter",

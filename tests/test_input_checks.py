@@ -52,6 +52,7 @@ TAKES_A_TENSOR = [
     ("BatchNorm1d", lambda: nn.BatchNorm1d(4), (3, 4), "any"),
     ("BatchNorm2d", lambda: nn.BatchNorm2d(2), (2, 2, 3, 3), "any"),
     ("LayerNorm", lambda: nn.LayerNorm(4), (3, 4), "any"),
+    ("SyncBatchNorm", lambda: nn.SyncBatchNorm(4), (3, 4), "any"),  # a world of one: batch statistics as they are
     ("RNN", lambda: nn.RNN(4, 3), (5, 2, 4), "any"),
     ("LSTM", lambda: nn.LSTM(4, 3), (5, 2, 4), "any"),
     ("GRU", lambda: nn.GRU(4, 3, batch_first=True), (2, 5, 4), "any"),
@@ -175,6 +176,8 @@ WITH_PARAMETERS = [
     ("BatchNorm2d", lambda: nn.BatchNorm2d(2), (2, 2, 3, 3),
      "batch_norm: input has dtype {got} and weight has dtype float32"),
     ("LayerNorm", lambda: nn.LayerNorm(4), (3, 4), "layer_norm: input has dtype {got} and weight has dtype float32"),
+    ("SyncBatchNorm", lambda: nn.SyncBatchNorm(2), (2, 2, 3, 3),
+     "batch_norm: input has dtype {got} and weight has dtype float32"),
     ("RNN", lambda: nn.RNN(4, 3), (5, 2, 4), "RNN: input has dtype {got} and (the )?weights? ha(s|ve) dtype float32"),
     ("LSTM", lambda: nn.LSTM(4, 3), (5, 2, 4),
      "LSTM: input has dtype {got} and (the )?weights? ha(s|ve) dtype float32"),
@@ -365,7 +368,7 @@ def test_load_state_dict_that_matches_nothing_warns(backend):
 # -- creation, seeds, backends --------------------------------------------------------------------
 @pytest.mark.parametrize("make_it, error, message", [
     (lambda: gd.tensor(["a", "b"]), TypeError, r"gd.tensor: data must be numbers or booleans; got an array of dtype "
-                                               r"str32 \(for example \['a'\]\)"),
+                                               r"str32 \(for example 'a'\)"),
     (lambda: gd.tensor(np.array([object()])), TypeError, "data must be numbers or booleans; got an array of dtype"),
     (lambda: gd.randn(-1), ValueError, r"gd.randn: shape must be non-negative integers; got \(-1,\)"),
     (lambda: gd.rand(2, -3), ValueError, r"gd.rand: shape must be non-negative integers; got \(2, -3\)"),
@@ -387,6 +390,53 @@ def test_load_state_dict_that_matches_nothing_warns(backend):
 def test_creation_seeds_and_backends_refuse_bad_values(backend, make_it, error, message):
     with pytest.raises(error, match=message):
         make_it()
+
+
+# settings of layers, losses and initialisers that NaN, inf or a wrong sign would slip past
+BAD_SETTINGS = [
+    ("leaky-relu", lambda x: nn.LeakyReLU(math.nan), "LeakyReLU: negative_slope must be a finite number; got nan"),
+    ("leaky-relu-f", lambda x: F.leaky_relu(x, math.inf), "leaky_relu: negative_slope must be a finite number"),
+    ("elu", lambda x: nn.ELU(math.inf), "ELU: alpha must be a finite number; got inf"),
+    ("softplus", lambda x: nn.Softplus(beta=math.nan), "Softplus: beta must be a finite number; got nan"),
+    ("hardtanh", lambda x: F.hardtanh(x, math.nan), "hardtanh: min_val must be a finite number; got nan"),
+    ("smooth-l1", lambda x: F.smooth_l1_loss(x, x, beta=math.nan), "beta must be non-negative and finite; got nan"),
+    ("huber", lambda x: F.huber_loss(x, x, delta=math.inf), "delta must be positive and finite; got inf"),
+    ("nt-xent", lambda x: F.nt_xent(x, x, temperature=math.nan), "nt_xent: temperature must be positive and finite"),
+    ("info-nce", lambda x: F.info_nce(x, x, temperature=math.inf), "info_nce: temperature must be positive and"),
+    ("ntxent-loss", lambda x: nn.NTXentLoss(math.nan), "NTXentLoss: temperature must be positive and finite"),
+    ("normalize-p", lambda x: F.normalize(x, p=0.0), "normalize: p must be positive .*; got p=0.0"),
+    ("normalize-eps", lambda x: F.normalize(x, eps=math.nan), "eps non-negative and finite; got p=2.0, eps=nan"),
+    ("batchnorm-eps", lambda x: nn.BatchNorm1d(3, eps=-1e-5), r"Invalid eps: -1e-05 \(expected a finite number >= 0\)"),
+    ("layernorm-eps", lambda x: nn.LayerNorm(3, eps=math.nan), "Invalid eps: nan"),
+    ("embedding-padding", lambda x: nn.Embedding(5, 2, padding_idx=2.5), "padding_idx must be an int or None"),
+    ("init-normal", lambda x: nn.init.normal_(nn.Linear(2, 2).weight, std=-1.0), "Invalid std: -1.0"),
+    ("init-uniform", lambda x: nn.init.uniform_(nn.Linear(2, 2).weight, 1.0, -1.0),
+     r"uniform_: a \(1.0\) must not be greater than b \(-1.0\)"),
+    ("init-uniform-nan", lambda x: nn.init.uniform_(nn.Linear(2, 2).weight, math.nan, 1.0), "Invalid a: nan"),
+    ("to-dtype", lambda x: nn.Linear(2, 2).to("float99"), "unknown dtype 'float99'"),
+]
+
+
+@pytest.mark.parametrize("build, message", [pytest.param(*rest, id=i) for i, *rest in BAD_SETTINGS])
+def test_layer_loss_and_init_settings_refuse_nan_inf_and_wrong_signs(backend, build, message):
+    with pytest.raises(ValueError, match=message):
+        build(make(host_normal(4, 3), "float32"))
+
+
+def test_penalties_take_a_model(backend):
+    with pytest.raises(TypeError, match="weight penalties take a Module .*; got list"):
+        nn.l2_penalty([nn.Linear(2, 2).weight])
+
+
+def test_normalize_takes_the_inf_norm(backend):
+    x = make(host_normal(3, 4), "float32")
+    expected = host_normal(3, 4) / np.abs(host_normal(3, 4)).max(axis=1, keepdims=True)
+    np.testing.assert_allclose(F.normalize(x, p=math.inf).numpy(), expected, rtol=1e-6)
+
+
+def test_a_list_of_tensors_is_pointed_to_stack(backend):
+    with pytest.raises(TypeError, match=r"dtype object .*; to join Tensors, use gd.stack\(tensors\)"):
+        gd.tensor([gd.tensor(1.0), gd.tensor(2.0)])
 
 
 def test_shapes_and_seeds_that_are_fine(backend):

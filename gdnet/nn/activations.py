@@ -27,6 +27,7 @@ class ELU(Module):
 
     def __init__(self, alpha: float = 1.0):
         super().__init__()
+        F.check_activation("ELU", alpha=alpha)
         self.alpha = alpha
 
     def forward(self, x: Tensor) -> Tensor:

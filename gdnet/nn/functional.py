@@ -33,12 +33,17 @@ def _reduce(per_element: Tensor, reduction: str) -> Tensor:
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x where x > 0, else negative_slope * x."""
+    check_activation("leaky_relu", negative_slope=negative_slope)
     x = as_tensor(x)
     return ops.where(x.data > 0, x, x * negative_slope)
 
 
 def check_activation(name: str, **settings: Any) -> None:
     """Raise ValueError for settings an activation cannot take (its layer checks them when built)."""
+    for key in ("beta", "min_val", "max_val", "negative_slope", "alpha"):
+        value = settings.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name}: {key} must be a finite number; got {value!r}")
     approximate = settings.get("approximate", "none")
     if approximate not in ("none", "tanh"):
         raise ValueError(f"{name}: unknown approximate {approximate!r}; expected 'none' or 'tanh'")
@@ -52,6 +57,7 @@ def check_activation(name: str, **settings: Any) -> None:
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
     """x where x > 0, else alpha * (exp(x) - 1)."""
+    check_activation("elu", alpha=alpha)
     x = as_tensor(x)
     positive = x.data > 0
     # exp sees only the non-positive side, so large x never overflows into a NaN gradient
@@ -176,6 +182,8 @@ def padding_row(name: str, padding_idx: int | None, num_embeddings: int) -> int 
     """``padding_idx`` as a row in [0, num_embeddings) (negative ones count from the end), or None."""
     if padding_idx is None:
         return None
+    if isinstance(padding_idx, bool) or not isinstance(padding_idx, int):
+        raise ValueError(f"{name}: padding_idx must be an int or None; got {padding_idx!r}")
     if not -num_embeddings <= padding_idx < num_embeddings:
         raise ValueError(
             f"{name}: padding_idx {padding_idx} is out of range for {num_embeddings} embeddings; expected "
@@ -288,8 +296,8 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean", beta: fl
     beta = 0 is l1_loss.
     """
     _check_reduction(reduction)
-    if beta < 0:
-        raise ValueError(f"smooth_l1_loss: beta must be non-negative; got {beta}")
+    if not 0 <= beta < math.inf:
+        raise ValueError(f"smooth_l1_loss: beta must be non-negative and finite; got {beta}")
     input, target = _same_shape("smooth_l1_loss", input, target)
     diff = input - target
     size = _abs(diff)
@@ -301,8 +309,8 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean", beta: fl
 def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
     """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), for d = input - target (Huber, 1964)."""
     _check_reduction(reduction)
-    if delta <= 0:
-        raise ValueError(f"huber_loss: delta must be positive; got {delta}")
+    if not 0 < delta < math.inf:
+        raise ValueError(f"huber_loss: delta must be positive and finite; got {delta}")
     input, target = _same_shape("huber_loss", input, target)
     diff = input - target
     size = _abs(diff)
@@ -413,7 +421,17 @@ def normalize(x: Tensor, p: float = 2.0, dim: int | None = None, eps: float = 1e
     An all-zero vector stays zero, with the gradient 1 / eps (PyTorch's), not NaN.
     """
     x, dim = as_tensor(x), spelling("normalize", dim, axis, 1, ("dim", "axis"))
-    return x / ops.maximum(_vector_norm(x, p, dim), float(eps))
+    if not p > 0 or not 0 <= eps < math.inf:
+        raise ValueError(f"normalize: p must be positive (or math.inf) and eps non-negative and finite; got p={p}, "
+                         f"eps={eps}")
+    # the largest magnitude for p = inf, as torch's inf-norm
+    norm = ops.max(_abs(x), axis=dim, keepdims=True) if p == math.inf else _vector_norm(x, p, dim)
+    return x / ops.maximum(norm, float(eps))
+
+
+def check_temperature(name: str, temperature: float) -> None:
+    if not 0 < temperature < math.inf:
+        raise ValueError(f"{name}: temperature must be positive and finite; got {temperature}")
 
 
 def _embeddings(name: str, **tensors: Tensor) -> tuple[int, int]:
@@ -445,8 +463,7 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5, reduction: str = "
         reduction: "mean" (default), "sum" or "none" (the 2N per-embedding losses, z1's first).
     """
     _check_reduction(reduction)
-    if temperature <= 0:
-        raise ValueError(f"nt_xent: temperature must be positive; got {temperature}")
+    check_temperature("nt_xent", temperature)
     z1, z2 = as_tensor(z1, "nt_xent: z1"), as_tensor(z2, "nt_xent: z2")
     n, _ = _embeddings("nt_xent", z1=z1, z2=z2)
     if z1.shape != z2.shape:
@@ -477,8 +494,7 @@ def info_nce(
         reduction: "mean" (default), "sum" or "none" (N per-query losses).
     """
     _check_reduction(reduction)
-    if temperature <= 0:
-        raise ValueError(f"info_nce: temperature must be positive; got {temperature}")
+    check_temperature("info_nce", temperature)
     query, positive_key = as_tensor(query, "info_nce: query"), as_tensor(positive_key, "info_nce: positive_key")
     if negative_keys is not None:
         negative_keys = as_tensor(negative_keys, "info_nce: negative_keys")

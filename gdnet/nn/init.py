@@ -10,6 +10,7 @@ import math
 from typing import Callable
 
 from .._backend import host_rng
+from .._checks import checked_number
 from .._creation import as_array_like
 from ..autograd import Tensor, increment_version
 
@@ -29,10 +30,16 @@ def _fill(tensor: Tensor, host_values) -> Tensor:
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
+    """Draws from N(mean, std^2); std finite and >= 0."""
+    checked_number(mean, "mean", -math.inf)
+    checked_number(std, "std")
     return _fill(tensor, host_rng().normal(tensor.shape, mean, std))
 
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
+    """Draws from U(a, b); a <= b, both finite."""
+    if checked_number(a, "a", -math.inf) > checked_number(b, "b", -math.inf):
+        raise ValueError(f"uniform_: a ({a}) must not be greater than b ({b})")
     return _fill(tensor, host_rng().uniform(tensor.shape, a, b))
 
 

@@ -28,8 +28,7 @@ class NTXentLoss(Module):
 
     def __init__(self, temperature: float = 0.5, reduction: str = "mean"):
         super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"NTXentLoss: temperature must be positive; got {temperature}")
+        F.check_temperature("NTXentLoss", temperature)
         F._check_reduction(reduction)
         self.temperature, self.reduction = temperature, reduction
 

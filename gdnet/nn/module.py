@@ -7,7 +7,7 @@ from collections import OrderedDict
 from typing import Any, Iterator, NamedTuple
 
 from .._creation import as_array_like
-from ..autograd import Tensor, as_tensor, increment_version
+from ..autograd import Tensor, as_tensor, increment_version, resolve_dtype
 
 
 class Parameter(Tensor):
@@ -215,7 +215,7 @@ class Module:
         for tensor in list(self.parameters()) + [b for _, b in self.named_buffers()]:
             xp = tensor.xp
             if xp.isdtype(tensor.dtype, "real floating"):
-                target = getattr(xp, dtype) if isinstance(dtype, str) else dtype
+                target = resolve_dtype(xp, dtype)
                 tensor.data = xp.astype(tensor.data, target)
         return self
 

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from .. import distributed
 from .._backend import default_float, get_backend
+from .._checks import checked_number
 from ..autograd import Array, Function, Tensor, as_tensor, check_dtype_matches, no_grad
 from ..ops import sum_to
 from .module import Module, Parameter, check_sizes
@@ -259,6 +260,7 @@ class _BatchNorm(Module):
         check_sizes(type(self).__name__, num_features=num_features)
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(f"Invalid momentum: {momentum} (expected a value in [0, 1] or None)")
+        checked_number(eps, "eps")  # a negative eps gives the square root of a negative variance
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = Parameter(_filled((num_features,), 1.0)) if affine else None
@@ -466,6 +468,7 @@ class LayerNorm(Module):
         if not shape:
             raise ValueError(f"LayerNorm needs a non-empty normalized_shape of positive sizes; got {normalized_shape}")
         check_sizes("LayerNorm", **{f"normalized_shape[{i}]": n for i, n in enumerate(shape)})
+        checked_number(eps, "eps")
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
         self.weight = Parameter(_filled(shape, 1.0)) if elementwise_affine else None
         self.bias = Parameter(_filled(shape, 0.0)) if elementwise_affine and bias else None

@@ -31,6 +31,8 @@ def penalised_weights(model: Module) -> Iterator[Parameter]:
 
 
 def _total(model: Module, per_weight) -> Tensor:
+    if not isinstance(model, Module):
+        raise TypeError(f"weight penalties take a Module (the model); got {type(model).__name__}")
     total = None
     for weight in penalised_weights(model):
         term = ops.sum(per_weight(weight))

@@ -31,9 +31,9 @@ one new link in a chain::
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any, Callable, NamedTuple
 
+from .._checks import checked_number
 from ..autograd import namespace_of
 
 Array = Any
@@ -110,30 +110,6 @@ def ema_square_(average: Array, value: Array, decay: float) -> None:
 
 
 # -- hyperparameter checks -------------------------------------------------------------------
-def checked_number(value: Any, label: str, low: float = 0.0, high: float | None = None,
-                   high_open: bool = False, allow_inf: bool = False) -> float:
-    """``value`` as a Python float (so NumPy scalars never reach the arrays), if it is a real
-    number in [low, high] ([low, high) with ``high_open``; no upper bound when ``high`` is None)
-    and finite (``allow_inf`` admits +-inf where it means something, such as the inf-norm).
-
-    Raises:
-        TypeError: not a real number. ValueError: ``Invalid {label}: {value} (expected ...)``.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"Invalid {label}: {value!r} (expected a real number)")
-    number = float(value)
-    if high is None:
-        # lr=inf turns every weight into inf or NaN at the first step
-        inside = number >= low and (allow_inf or number != math.inf)
-        expected = f">= {low:g}" if allow_inf else f"a finite number >= {low:g}"
-    else:
-        inside = low <= number < high if high_open else low <= number <= high
-        expected = f"a value in [{low:g}, {high:g}{')' if high_open else ']'}"
-    if not inside:  # NaN lands here too
-        raise ValueError(f"Invalid {label}: {value} (expected {expected})")
-    return number
-
-
 def check_number(group: Group, key: str, label: str, low: float = 0.0, high: float | None = None,
                  high_open: bool = False) -> None:
     """``group[key]`` checked by ``checked_number`` and stored back as a float."""
