@@ -384,7 +384,7 @@ class Tensor:
         data = self.data
         try:
             text, summarised = format_values(data, prefix="tensor(")
-        except Exception:  # values that cannot be read (a meta device): the facts only
+        except (RuntimeError, TypeError, ValueError, NotImplementedError):  # unreadable values (a meta device)
             text, summarised = "...", True
         facts = [text]
         if summarised or (self.size == 0 and data.ndim != 1):

@@ -29,6 +29,10 @@ def check_sizes(name: str, **sizes: Any) -> None:
             raise ValueError(f"{name}: {key} must be a positive integer; got {value!r}")
 
 
+def _few(names: list[str]) -> str:
+    return "[" + ", ".join(repr(n) for n in names[:3]) + (", ...]" if len(names) > 3 else "]")
+
+
 class IncompatibleKeys(NamedTuple):
     """What ``load_state_dict`` found: model entries the state lacked, state entries the model lacks."""
 
@@ -206,8 +210,8 @@ class Module:
         if targets and len(missing) == len(targets):
             warnings.warn(
                 f"load_state_dict(strict=False) loaded nothing into {type(self).__name__}: none of its "
-                f"{len(targets)} keys ({', '.join(list(targets)[:3])}, ...) is in the state, whose keys are "
-                f"{unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}", stacklevel=2)
+                f"{len(targets)} keys {_few(list(targets))} is in the state, whose keys are {_few(unexpected)}",
+                stacklevel=2)
         return IncompatibleKeys(missing, unexpected)
 
     def to(self, dtype: Any) -> "Module":
