@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from heapq import heappop, heappush
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from . import backends as _backends
 
@@ -544,8 +544,14 @@ class Tensor:
         return _ops.mean(self, axis, keepdims, dim=dim, keepdim=keepdim)
 
     def max(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
-        """The largest values over ``axis`` (or ``dim``), as torch.amax: values only, no indices."""
-        return _ops.max(self, axis, keepdims, dim=dim, keepdim=keepdim)
+        """The largest values over ``axis``, as the array API's max and torch.amax (ties share
+        the gradient). With ``dim``, PyTorch's spelling, PyTorch's answer: the pair
+        ``(values, indices)`` along that one axis, so ``values, indices = x.max(dim=1)`` works."""
+        values = _ops.max(self, axis, keepdims, dim=dim, keepdim=keepdim)
+        if dim is None:
+            return values
+        keep = bool(spelling("max", keepdims, keepdim, False, ("keepdims", "keepdim")))
+        return MaxResult(values, Tensor(self.xp.argmax(self.data, axis=dim, keepdims=keep)))
 
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -621,6 +627,13 @@ def queue_callback(callback: Callable[[], None]) -> None:
     if _final_callbacks is None:
         raise RuntimeError("queue_callback() can only be called during a backward pass (from a hook)")
     _final_callbacks.append(callback)
+
+
+class MaxResult(NamedTuple):
+    """``Tensor.max(dim=...)``: the largest values and their indices (torch.return_types.max)."""
+
+    values: Tensor
+    indices: Tensor
 
 
 def resolve_dtype(xp: Any, dtype: Any):

@@ -242,7 +242,7 @@ SPELLINGS = [
     ("Tensor.sum", lambda x: x.sum(dim=1, keepdim=True), lambda x: x.sum(axis=1, keepdims=True),
      lambda x: x.sum(dim=1, axis=1)),
     ("Tensor.mean", lambda x: x.mean(dim=0), lambda x: x.mean(axis=0), lambda x: x.mean(0, dim=0)),
-    ("Tensor.max", lambda x: x.max(dim=1), lambda x: x.max(axis=1), lambda x: x.max(axis=1, dim=1)),
+    ("Tensor.max", lambda x: x.max(dim=1).values, lambda x: x.max(axis=1), lambda x: x.max(axis=1, dim=1)),
     ("Tensor.argmax", lambda x: x.argmax(dim=0), lambda x: x.argmax(axis=0), lambda x: x.argmax(0, dim=0)),
     ("ops.sum-keepdim", lambda x: ops.sum(x, 1, keepdim=True), lambda x: ops.sum(x, 1, keepdims=True),
      lambda x: ops.sum(x, 1, keepdims=True, keepdim=True)),
@@ -281,6 +281,16 @@ def test_dim_reduces_the_axis_it_names(backend):
     x = _x()
     assert x.sum(dim=1).shape == (3,) and x.sum(dim=1, keepdim=True).shape == (3, 1)
     np.testing.assert_allclose(F.softmax(x, dim=1).numpy().sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_max_with_dim_gives_values_and_indices_as_pytorch(backend):
+    x = _x()
+    values, indices = x.max(dim=1)
+    np.testing.assert_array_equal(values.numpy(), host_normal(3, 4).astype(np.float32).max(axis=1))
+    np.testing.assert_array_equal(indices.numpy(), host_normal(3, 4).argmax(axis=1))
+    kept = x.max(dim=0, keepdim=True)
+    assert kept.values.shape == (1, 4) and kept.indices.shape == (1, 4)
+    assert x.max(axis=1).shape == (3,) and x.max().shape == ()  # the array API's spelling: values only
 
 
 # -- printing ------------------------------------------------------------------------------------
