@@ -316,6 +316,13 @@ def test_tensors_print_briefly(backend, float_dtype):
     assert repr(loss) == f"tensor(2.5000{device}, requires_grad=True)"
 
 
+def test_a_tensor_without_values_prints_its_facts():
+    pytest.importorskip("torch")
+    with gd.use_backend("torch", "meta"):  # arrays that hold no values: nothing to read
+        assert repr(gd.zeros((2, 3), requires_grad=True)) == (
+            "tensor(..., shape=(2, 3), device=meta, requires_grad=True)")
+
+
 # -- modules: buffers, parameters, load_state_dict -----------------------------------------------
 class _Running(nn.Module):
     def __init__(self):
