@@ -91,7 +91,8 @@ def ddp_matches_one_process(rank, optimizer, batchnorm):
     for _ in range(2):
         for (x, y), (x_rank, y_rank) in zip(*(loader for _, _, loader in pairs)):
             for (net, opt, _), (inputs, labels) in zip(pairs, ((x, y), (x_rank, y_rank))):
-                loss = F.cross_entropy(net(inputs), labels)
+                # batches arrive in float32; the float64 models take them in their own dtype
+                loss = F.cross_entropy(net(inputs.astype("float64")), labels)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
