@@ -213,6 +213,16 @@ def _sgd():
     return _gdnet_optimizer("SGD")
 
 
+def _adam():
+    return _gdnet_optimizer("Adam")
+
+
+def _sequential(milestones):
+    opt = _sgd()
+    parts = [lr_scheduler.ExponentialLR(opt, 0.9), lr_scheduler.StepLR(opt, 2), lr_scheduler.ExponentialLR(opt, 0.5)]
+    return lr_scheduler.SequentialLR(opt, parts, milestones=milestones)
+
+
 BAD = [
     ("not-an-optimizer", lambda: lr_scheduler.StepLR(object(), step_size=1), TypeError, "needs a gdnet Optimizer"),
     ("step-size", lambda: lr_scheduler.StepLR(_sgd(), step_size=0), ValueError, "positive integer step_size"),
@@ -228,15 +238,103 @@ BAD = [
     ("one-cycle-length", lambda: lr_scheduler.OneCycleLR(_sgd(), max_lr=0.1), ValueError,
      r"either total_steps OR \(epochs AND steps_per_epoch\)"),
     ("one-cycle-pct", lambda: lr_scheduler.OneCycleLR(_sgd(), max_lr=0.1, total_steps=10, pct_start=1.5), ValueError,
-     "pct_start"),
+     r"Invalid pct_start: 1.5 \(expected a value in \(0, 1\)\)"),
+    ("one-cycle-pct-zero", lambda: lr_scheduler.OneCycleLR(_sgd(), 0.1, 10, pct_start=0.0), ValueError,
+     r"Invalid pct_start: 0.0 \(expected a value in \(0, 1\)\)"),
+    ("one-cycle-pct-one", lambda: lr_scheduler.OneCycleLR(_sgd(), 0.1, 10, pct_start=1.0), ValueError,
+     "Invalid pct_start: 1.0"),
+    ("one-cycle-pct-nan", lambda: lr_scheduler.OneCycleLR(_sgd(), 0.1, 10, pct_start=math.nan), ValueError,
+     "Invalid pct_start: nan"),
+    ("one-cycle-pct-three-phase", lambda: lr_scheduler.OneCycleLR(_sgd(), 0.1, 10, pct_start=0.6, three_phase=True),
+     ValueError, r"Invalid pct_start: 0.6 \(expected a value in \(0, 0.5\]\)"),
     ("one-cycle-anneal", lambda: lr_scheduler.OneCycleLR(_sgd(), 0.1, 10, anneal_strategy="cubic"), ValueError,
-     "anneal_strategy"),
+     r"Invalid anneal_strategy: 'cubic' \(expected 'cos' or 'linear'\)"),
+    ("one-cycle-div-factor-zero", lambda: lr_scheduler.OneCycleLR(_sgd(), 0.1, 10, div_factor=0.0), ValueError,
+     r"Invalid div_factor: 0.0 \(expected a finite number > 0\)"),
+    ("one-cycle-div-factor-negative", lambda: lr_scheduler.OneCycleLR(_sgd(), 0.1, 10, div_factor=-25.0), ValueError,
+     "Invalid div_factor: -25.0"),
+    ("one-cycle-div-factor-inf", lambda: lr_scheduler.OneCycleLR(_sgd(), 0.1, 10, div_factor=math.inf), ValueError,
+     "Invalid div_factor: inf"),
+    ("one-cycle-final-div-factor-zero", lambda: lr_scheduler.OneCycleLR(_sgd(), 0.1, 10, final_div_factor=0),
+     ValueError, r"Invalid final_div_factor: 0 \(expected a finite number > 0\)"),
+    ("one-cycle-final-div-factor-nan", lambda: lr_scheduler.OneCycleLR(_sgd(), 0.1, 10, final_div_factor=math.nan),
+     ValueError, "Invalid final_div_factor: nan"),
+    ("one-cycle-max-lr-negative", lambda: lr_scheduler.OneCycleLR(_sgd(), max_lr=[0.1, -0.1], total_steps=10),
+     ValueError, r"Invalid max_lr\[1\]: -0.1 \(expected a finite number >= 0\)"),
+    ("one-cycle-max-lr-inf", lambda: lr_scheduler.OneCycleLR(_sgd(), max_lr=math.inf, total_steps=10), ValueError,
+     "Invalid max_lr: inf"),
+    ("one-cycle-beta1-one", lambda: lr_scheduler.OneCycleLR(_adam(), 0.1, 10, max_momentum=1.0), ValueError,
+     r"Invalid max_momentum: 1.0 \(expected a value in \[0, 1\)\)"),
+    ("one-cycle-momentum-negative", lambda: lr_scheduler.OneCycleLR(_sgd(), 0.1, 10, base_momentum=-0.5), ValueError,
+     r"Invalid base_momentum: -0.5 \(expected a finite number >= 0\)"),
+    ("one-cycle-total-steps", lambda: lr_scheduler.OneCycleLR(_sgd(), 0.1, total_steps=0), ValueError,
+     "positive integer total_steps"),
+    ("one-cycle-epochs", lambda: lr_scheduler.OneCycleLR(_sgd(), 0.1, epochs=2.5, steps_per_epoch=3), ValueError,
+     "positive integer epochs"),
+    ("warm-restarts-t0-zero", lambda: lr_scheduler.CosineAnnealingWarmRestarts(_sgd(), T_0=0), ValueError,
+     "Expected positive integer T_0, but got 0"),
+    ("warm-restarts-t0-float", lambda: lr_scheduler.CosineAnnealingWarmRestarts(_sgd(), T_0=2.5), ValueError,
+     "Expected positive integer T_0, but got 2.5"),
+    ("warm-restarts-t-mult-float", lambda: lr_scheduler.CosineAnnealingWarmRestarts(_sgd(), T_0=5, T_mult=1.5),
+     ValueError, "integer T_mult >= 1, but got 1.5"),
+    ("warm-restarts-eta-min-negative", lambda: lr_scheduler.CosineAnnealingWarmRestarts(_sgd(), 5, eta_min=-1e-3),
+     ValueError, r"Invalid eta_min: -0.001 \(expected a finite number >= 0\)"),
+    ("warm-restarts-eta-min-nan", lambda: lr_scheduler.CosineAnnealingWarmRestarts(_sgd(), 5, eta_min=math.nan),
+     ValueError, "Invalid eta_min: nan"),
+    ("warm-restarts-eta-min-inf", lambda: lr_scheduler.CosineAnnealingWarmRestarts(_sgd(), 5, eta_min=math.inf),
+     ValueError, "Invalid eta_min: inf"),
+    ("linear-start-factor-nan", lambda: lr_scheduler.LinearLR(_sgd(), start_factor=math.nan), ValueError,
+     "Invalid start_factor: nan"),
+    ("linear-end-factor-text", lambda: lr_scheduler.LinearLR(_sgd(), end_factor="1"), TypeError,
+     "Invalid end_factor: '1' .expected a real number."),
+    ("linear-total-iters", lambda: lr_scheduler.LinearLR(_sgd(), total_iters=0), ValueError,
+     "positive integer total_iters"),
+    ("last-epoch-below-minus-one", lambda: lr_scheduler.ExponentialLR(_sgd(), 0.9, last_epoch=-2), ValueError,
+     r"Expected integer last_epoch >= -1 \(-1 starts the schedule\), but got -2"),
+    ("last-epoch-float", lambda: lr_scheduler.StepLR(_sgd(), 2, last_epoch=1.5), ValueError,
+     "integer last_epoch >= -1 .*but got 1.5"),
+    ("sequential-milestones-order", lambda: _sequential(milestones=[6, 3]), ValueError,
+     r"milestones must be positive integers \(steps\) in increasing order; got \[6, 3\]"),
+    ("sequential-milestones-repeated", lambda: _sequential(milestones=[3, 3]), ValueError,
+     "in increasing order; got \\[3, 3\\]"),
+    ("sequential-milestone-zero", lambda: _sequential(milestones=[0, 3]), ValueError, "positive integers"),
+    ("sequential-milestone-float", lambda: _sequential(milestones=[2.5, 3]), ValueError, "positive integers"),
     ("one-cycle-momentum", lambda: lr_scheduler.OneCycleLR(optim.Adagrad([make([1.0], "float32", requires_grad=True)]),
                                                            0.1, 10), ValueError, "must support momentum or beta1"),
     ("plateau-factor", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), factor=1.0), ValueError, "Invalid factor: 1.0"),
-    ("plateau-mode", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), mode="lowest"), ValueError, "mode 'lowest'"),
+    ("plateau-mode", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), mode="lowest"), ValueError,
+     r"Invalid mode: 'lowest' \(expected 'min' or 'max'\)"),
     ("plateau-threshold-mode", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), threshold_mode="pct"), ValueError,
-     "threshold mode 'pct'"),
+     r"Invalid threshold_mode: 'pct' \(expected 'rel' or 'abs'\)"),
+    ("plateau-mode-not-text", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), mode=None), ValueError,
+     "Invalid mode: None"),
+    ("plateau-factor-negative", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), factor=-0.5), ValueError,
+     r"Invalid factor: -0.5 \(expected a value in \[0, 1\)\)"),
+    ("plateau-factor-nan", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), factor=math.nan), ValueError,
+     "Invalid factor: nan"),
+    ("plateau-factor-text", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), factor="0.5"), TypeError,
+     "Invalid factor: '0.5' .expected a real number."),
+    ("plateau-min-lr-negative", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), min_lr=-1e-3), ValueError,
+     r"Invalid min_lr: -0.001 \(expected a finite number >= 0\)"),
+    ("plateau-min-lr-inf", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), min_lr=math.inf), ValueError,
+     "Invalid min_lr: inf"),
+    ("plateau-min-lr-per-group", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), min_lr=[0.0, math.nan]), ValueError,
+     r"Invalid min_lr\[1\]: nan"),
+    ("plateau-eps-negative", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), eps=-1e-8), ValueError,
+     r"Invalid eps: -1e-08 \(expected a finite number >= 0\)"),
+    ("plateau-eps-nan", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), eps=math.nan), ValueError, "Invalid eps: nan"),
+    ("plateau-threshold-negative", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), threshold=-0.1), ValueError,
+     r"Invalid threshold: -0.1 \(expected a finite number >= 0\)"),
+    ("plateau-threshold-nan", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), threshold=math.nan), ValueError,
+     "Invalid threshold: nan"),
+    ("plateau-patience-negative", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), patience=-1), ValueError,
+     "Expected non-negative integer patience, but got -1"),
+    ("plateau-patience-float", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), patience=2.5), ValueError,
+     "Expected non-negative integer patience, but got 2.5"),
+    ("plateau-cooldown-negative", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), cooldown=-2), ValueError,
+     "Expected non-negative integer cooldown, but got -2"),
+    ("plateau-cooldown-bool", lambda: lr_scheduler.ReduceLROnPlateau(_sgd(), cooldown=True), ValueError,
+     "Expected non-negative integer cooldown, but got True"),
     ("resume-without-initial-lr", lambda: lr_scheduler.StepLR(_sgd(), step_size=2, last_epoch=5), KeyError,
      "initial_lr"),
     ("step-gamma-negative", lambda: lr_scheduler.StepLR(_sgd(), 2, gamma=-0.5), ValueError,
@@ -271,6 +369,25 @@ BAD = [
 def test_bad_input(build, error, message):
     with pytest.raises(error, match=message):
         build()
+
+
+def test_plateau_rates_pass_the_finite_rate_check():
+    """ReduceLROnPlateau sets its rates through the same check as every schedule: a rate written
+    into a group by hand that is not finite is refused at the next reduction (as ExponentialLR
+    refuses it at its next step), leaving the groups as they were."""
+    opt = _sgd()
+    scheduler = lr_scheduler.ReduceLROnPlateau(opt, patience=0, factor=0.5)
+    scheduler.step(1.0)
+    for bad in (math.inf, math.nan):
+        opt.param_groups[1]["lr"] = bad
+        with pytest.raises(ValueError, match=f"ReduceLROnPlateau computed the learning rate {bad} for parameter "
+                                             "group 1 at step 2; expected a finite number"):
+            scheduler.step(2.0)
+        assert opt.param_groups[0]["lr"] == LRS[0] and scheduler.get_last_lr() == list(LRS)
+        scheduler.last_epoch -= 1
+    opt.param_groups[1]["lr"] = LRS[1]
+    scheduler.step(3.0)
+    assert scheduler.get_last_lr() == pytest.approx([LRS[0] / 2, LRS[1] / 2])
 
 
 def test_sequential_refuses_bad_parts():

@@ -48,9 +48,39 @@ def _factor(name: str, value: Any) -> float:
     return checked_number(value, name)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if not _is_int(value) or value <= 0:
         raise ValueError(f"Expected positive integer {name}, but got {value!r}")
+
+
+def _non_negative_int(name: str, value: Any) -> int:
+    if not _is_int(value) or value < 0:
+        raise ValueError(f"Expected non-negative integer {name}, but got {value!r}")
+    return value
+
+
+def _choice(name: str, value: Any, options: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in options:
+        expected = " or ".join(repr(option) for option in options)
+        raise ValueError(f"Invalid {name}: {value!r} (expected {expected})")
+    return value
+
+
+def _check_last_epoch(value: Any) -> None:
+    # -1 starts a schedule; a step index resumes one (PyTorch's convention)
+    if not _is_int(value) or value < -1:
+        raise ValueError(f"Expected integer last_epoch >= -1 (-1 starts the schedule), but got {value!r}")
+
+
+def _per_group_numbers(name: str, optimizer: Optimizer, value: Any, **bounds: Any) -> list[float]:
+    """``_per_group`` with each value checked by ``checked_number`` (``bounds`` as there)."""
+    values = _per_group(name, optimizer, value)
+    label = (lambda i: f"{name}[{i}]") if isinstance(value, (list, tuple)) else (lambda i: name)
+    return [checked_number(v, label(i), **bounds) for i, v in enumerate(values)]
 
 
 class LRScheduler:
@@ -70,6 +100,7 @@ class LRScheduler:
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
         _check_optimizer(optimizer)
+        _check_last_epoch(last_epoch)
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
@@ -283,13 +314,9 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5, last_epoch: int = -1):
-        if not 0.0 < start_factor <= 1.0:
-            raise ValueError(f"Invalid start_factor: {start_factor} (expected a value in (0, 1])")
-        if not 0.0 <= end_factor <= 1.0:
-            raise ValueError(f"Invalid end_factor: {end_factor} (expected a value in [0, 1])")
+        self.start_factor = checked_number(start_factor, "start_factor", 0.0, 1.0, low_open=True)
+        self.end_factor = checked_number(end_factor, "end_factor", 0.0, 1.0)
         _positive_int("total_iters", total_iters)
-        self.start_factor = start_factor
-        self.end_factor = end_factor
         self.total_iters = total_iters
         super().__init__(optimizer, last_epoch)
 
@@ -361,12 +388,12 @@ class CosineAnnealingWarmRestarts(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1, eta_min: float = 0.0, last_epoch: int = -1):
         _positive_int("T_0", T_0)
-        if isinstance(T_mult, bool) or not isinstance(T_mult, int) or T_mult < 1:
+        if not _is_int(T_mult) or T_mult < 1:
             raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult!r}")
         self.T_0 = T_0
         self.T_i = T_0
         self.T_mult = T_mult
-        self.eta_min = eta_min
+        self.eta_min = checked_number(eta_min, "eta_min")
         self.T_cur = last_epoch
         super().__init__(optimizer, last_epoch)
 
@@ -416,15 +443,17 @@ class OneCycleLR(LRScheduler):
 
     Args:
         optimizer: the optimizer.
-        max_lr: the peak rate (or one per group).
+        max_lr: the peak rate (or one per group), a finite number >= 0.
         total_steps: steps in the cycle; or give ``epochs`` and ``steps_per_epoch``.
-        pct_start: fraction of the cycle spent climbing, in [0, 1]. A phase of a single step
-            (e.g. total_steps=4, pct_start=0.25) takes that step straight to the phase's end value.
+        pct_start: fraction of the cycle spent climbing, in (0, 1) (in (0, 0.5] with
+            ``three_phase``, whose descent takes as long again). A phase of a single step (e.g.
+            total_steps=4, pct_start=0.25) takes that step straight to the phase's end value.
         anneal_strategy: "cos" or "linear".
         cycle_momentum: cycle momentum/beta1 too (the optimizer must have one).
-        base_momentum, max_momentum: the momentum bounds (or one per group).
-        div_factor: initial_lr = max_lr / div_factor.
-        final_div_factor: min_lr = initial_lr / final_div_factor.
+        base_momentum, max_momentum: the momentum bounds (or one per group), in [0, 1) for
+            Adam's beta1, finite and >= 0 for SGD's momentum.
+        div_factor: initial_lr = max_lr / div_factor (a finite number > 0).
+        final_div_factor: min_lr = initial_lr / final_div_factor (a finite number > 0).
         three_phase: climb, descend to initial_lr, then anneal to min_lr.
         last_epoch: see LRScheduler (counts batches).
     """
@@ -445,11 +474,13 @@ class OneCycleLR(LRScheduler):
             self.total_steps = epochs * steps_per_epoch
         else:
             raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
-        if not isinstance(pct_start, float) or not 0.0 <= pct_start <= 1.0:
-            raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct_start!r}")
-        if anneal_strategy not in ("cos", "linear"):
-            raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy!r}")
-        self.anneal_strategy = anneal_strategy
+        # pct_start 0 would skip the climb (initial_lr never used), 1 the annealing; with three
+        # phases the climb and the descent each take pct_start of the cycle, so at most half
+        top = 0.5 if three_phase else 1.0
+        pct_start = checked_number(pct_start, "pct_start", 0.0, top, low_open=True, high_open=not three_phase)
+        self.anneal_strategy = _choice("anneal_strategy", anneal_strategy, ("cos", "linear"))
+        div_factor = checked_number(div_factor, "div_factor", low_open=True)
+        final_div_factor = checked_number(final_div_factor, "final_div_factor", low_open=True)
         up = float(pct_start * self.total_steps) - 1
         if three_phase:
             self._phases = [
@@ -462,8 +493,10 @@ class OneCycleLR(LRScheduler):
                 (up, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
                 (self.total_steps - 1, "max_lr", "min_lr", "base_momentum", "max_momentum"),
             ]
+        peaks = _per_group_numbers("max_lr", optimizer, max_lr)
+        _check_last_epoch(last_epoch)
         if last_epoch == -1:
-            for peak, group in zip(_per_group("max_lr", optimizer, max_lr), optimizer.param_groups):
+            for peak, group in zip(peaks, optimizer.param_groups):
                 group["initial_lr"] = peak / div_factor
                 group["max_lr"] = peak
                 group["min_lr"] = group["initial_lr"] / final_div_factor
@@ -472,9 +505,11 @@ class OneCycleLR(LRScheduler):
             if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
                 raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
             self.use_beta1 = "betas" in optimizer.defaults
+            # the optimizer's own range: Adam's beta1 in [0, 1), SGD's momentum a finite number >= 0
+            bounds = {"high": 1.0, "high_open": True} if self.use_beta1 else {}
+            highs = _per_group_numbers("max_momentum", optimizer, max_momentum, **bounds)
+            lows = _per_group_numbers("base_momentum", optimizer, base_momentum, **bounds)
             if last_epoch == -1:
-                highs = _per_group("max_momentum", optimizer, max_momentum)
-                lows = _per_group("base_momentum", optimizer, base_momentum)
                 for high, low, group in zip(highs, lows, optimizer.param_groups):
                     self._set_momentum(group, high)
                     group["max_momentum"] = high
@@ -518,7 +553,8 @@ class SequentialLR(LRScheduler):
     Args:
         optimizer: the optimizer all the schedulers belong to.
         schedulers: the schedules, in order (not ReduceLROnPlateau).
-        milestones: the steps at which to switch, one fewer than schedulers.
+        milestones: the steps at which to switch, one fewer than schedulers: positive integers
+            in increasing order.
         last_epoch: see LRScheduler.
     """
 
@@ -536,11 +572,17 @@ class SequentialLR(LRScheduler):
             if scheduler.optimizer is not optimizer:
                 raise ValueError(f"SequentialLR expects all schedulers to belong to the same optimizer, but the "
                                  f"{type(scheduler).__name__} at index {i} has another one")
+        milestones = list(milestones)
         if len(milestones) != len(schedulers) - 1:
             raise ValueError(f"SequentialLR expects one milestone fewer than schedulers; got {len(schedulers)} "
                              f"schedulers and {len(milestones)} milestones")
+        # a milestone out of order, or repeated, would leave a schedule that never runs
+        if not all(_is_int(m) and m > 0 for m in milestones) or milestones != sorted(set(milestones)):
+            raise ValueError(f"SequentialLR: milestones must be positive integers (steps) in increasing order; got "
+                             f"{milestones!r}")
+        _check_last_epoch(last_epoch)
         self._schedulers = list(schedulers)
-        self._milestones = list(milestones)
+        self._milestones = milestones
         self.last_epoch = last_epoch + 1
         self.optimizer = optimizer
         # the schedulers' constructors each took a first step: undo them, then take the first one's
@@ -586,35 +628,33 @@ class ReduceLROnPlateau(LRScheduler):
         optimizer: the optimizer.
         mode: "min" (lower is better) or "max".
         factor: the reduction factor, in [0, 1).
-        patience: steps without improvement tolerated before reducing.
-        threshold: the least change that counts as an improvement.
+        patience: steps without improvement tolerated before reducing (an int >= 0).
+        threshold: the least change that counts as an improvement (a finite number >= 0).
         threshold_mode: "rel" (better than best -/+ threshold * |best|, so negative metrics work
             too) or "abs" (better than best -/+ threshold).
-        cooldown: steps to wait after a reduction before counting again.
-        min_lr: a lower bound on the rate (or one per group).
-        eps: reductions smaller than this are skipped.
+        cooldown: steps to wait after a reduction before counting again (an int >= 0).
+        min_lr: a lower bound on the rate (or one per group), a finite number >= 0.
+        eps: reductions smaller than this are skipped (a finite number >= 0).
+
+    Raises:
+        ValueError: an argument out of its range above (naming it and the range); at a
+            reduction, a rate that is not finite (as every schedule).
     """
 
     def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
                  min_lr: float | Sequence[float] = 0.0, eps: float = 1e-8):
         _check_optimizer(optimizer)
-        if not 0.0 <= factor < 1.0:
-            raise ValueError(f"Invalid factor: {factor} (expected a value in [0, 1))")
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode {mode!r} is unknown; expected 'min' or 'max'")
-        if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"threshold mode {threshold_mode!r} is unknown; expected 'rel' or 'abs'")
         self.optimizer = optimizer
-        self.factor = factor
-        self.default_min_lr = None if isinstance(min_lr, (list, tuple)) else min_lr
-        self.min_lrs = _per_group("min_lr", optimizer, min_lr)
-        self.patience = patience
-        self.cooldown = cooldown
-        self.eps = eps
-        self.mode = mode
-        self.threshold = threshold
-        self.threshold_mode = threshold_mode
+        self.factor = checked_number(factor, "factor", 0.0, 1.0, high_open=True)
+        self.min_lrs = _per_group_numbers("min_lr", optimizer, min_lr)
+        self.default_min_lr = None if isinstance(min_lr, (list, tuple)) else self.min_lrs[0]
+        self.patience = _non_negative_int("patience", patience)
+        self.cooldown = _non_negative_int("cooldown", cooldown)
+        self.eps = checked_number(eps, "eps")
+        self.mode = _choice("mode", mode, ("min", "max"))
+        self.threshold = checked_number(threshold, "threshold")
+        self.threshold_mode = _choice("threshold_mode", threshold_mode, ("rel", "abs"))
         self.last_epoch = 0
         self._last_lr = self._current_lrs()
         self.best = math.inf if mode == "min" else -math.inf
@@ -653,8 +693,10 @@ class ReduceLROnPlateau(LRScheduler):
                 raise RuntimeError(f"the optimizer has {len(self.optimizer.param_groups)} parameter groups but "
                                    f"min_lr gave {len(self.min_lrs)}; set scheduler.min_lrs to one per group")
             self.min_lrs = [self.default_min_lr] * len(self.optimizer.param_groups)
+        values = []
         for group, low in zip(self.optimizer.param_groups, self.min_lrs):
             old = float(group["lr"])
             new = max(old * self.factor, low)
-            if old - new > self.eps:
-                group["lr"] = new
+            values.append(new if old - new > self.eps else group["lr"])
+        # through the check every schedule's rates pass (min_lrs may have been set by hand)
+        self._set_lrs(values)
