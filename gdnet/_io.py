@@ -1,17 +1,25 @@
-"""Opening the files gdnet reads (IDX data, checkpoints), and reading them in bounded pieces.
+"""The files gdnet reads and writes (IDX data, downloads, checkpoints, logs, plots).
 
-A path may name anything: a character device such as /dev/zero never ends, and a FIFO blocks
-until a writer comes. Readers take regular files only and never read more than the file's own
-header says it holds (plus one byte, to notice trailing data), so a crafted file costs at most
-the memory its header claims.
+Reading: a path may name anything: a character device such as /dev/zero never ends, and a
+FIFO blocks until a writer comes. Readers take regular files only and never read more than the
+file's own header says it holds (plus one byte, to notice trailing data), so a crafted file
+costs at most the memory its header claims.
+
+Writing: every file gdnet writes goes through ``atomic_write``, so a crash never leaves a
+partial file under the final name, and the temporary files of writers that died are removed by
+the next write into the same folder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import secrets
 import stat
-from typing import BinaryIO, Iterator
+import time
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator
 
 CHUNK_BYTES = 1 << 16
 
@@ -66,3 +74,99 @@ def read_at_most(stream: BinaryIO, limit: int, buffer: bytearray | None = None) 
             break
         buffer += chunk
     return buffer
+
+
+# -- writing ------------------------------------------------------------------------------------
+# ".<name>.<pid>.<8 hex digits>.tmp", as atomic_write names its temporary files
+_TEMPORARY = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[0-9a-f]{8}\.tmp")
+# ".<name>.<8 characters>.part": tempfile.mkstemp's names, which earlier versions of the IDX
+# writer and the downloads used; they hold no process id, so only their age marks them stale
+_UNOWNED_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.part")
+# A process id means nothing on another machine sharing the folder (a network file system): a
+# temporary file is left alone until it has not changed for this long, whoever wrote it.
+STALE_AFTER_S = 600.0
+
+
+def existing_parent(path: str | os.PathLike) -> Path:
+    """The folder ``path`` goes in; FileNotFoundError naming it when it does not exist."""
+    parent = Path(path).absolute().parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"cannot write {os.fspath(path)!r}: the directory {str(parent)!r} does not exist "
+                                "(create it first)")
+    return parent
+
+
+def atomic_write(path: str | os.PathLike, chunks: Iterable[bytes]) -> None:
+    """Write ``chunks`` to ``path`` atomically: a temporary file in the same directory, flushed
+    and fsynced, renamed over ``path``, then the directory fsynced. A crash at any point leaves
+    either the old file or the new one under ``path``, never a mixture."""
+    path = Path(path)
+    directory = existing_parent(path)
+    remove_stale_temporaries(directory)
+    temporary = directory / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    # os.open (not mkstemp) so the file gets the usual permissions under the umask
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            for chunk in chunks:
+                file.write(chunk)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable (where the platform lets a directory be opened)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except (ProcessLookupError, OverflowError):  # OverflowError: above any process id
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporary files that ``atomic_write`` calls left in ``directory`` when their
+    process died before the rename (a kill, a power cut): files named
+    ``.<name>.<pid>.<hex>.tmp`` whose process no longer runs and which have not changed for
+    STALE_AFTER_S seconds, and ``.<name>.<8 characters>.part`` files (the temporary files of
+    earlier gdnet versions' IDX writes and downloads) that have not changed for as long.
+    Returns the files removed; never raises (a write goes on either way).
+
+    Only on POSIX systems, where ``os.kill(pid, 0)`` asks whether a process exists (on Windows
+    it would end the process).
+    """
+    if os.name != "posix":
+        return []
+    removed = []
+    now = time.time()
+    with contextlib.suppress(OSError), os.scandir(directory) as entries:
+        for entry in entries:
+            match = _TEMPORARY.fullmatch(entry.name)
+            if match is None and _UNOWNED_TEMPORARY.fullmatch(entry.name) is None:
+                continue
+            pid = None if match is None else int(match["pid"])
+            with contextlib.suppress(OSError):
+                if (pid is not None and (pid == os.getpid() or _alive(pid))
+                        or not entry.is_file(follow_symlinks=False)
+                        or now - entry.stat(follow_symlinks=False).st_mtime < STALE_AFTER_S):
+                    continue
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed

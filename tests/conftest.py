@@ -132,6 +132,26 @@ def peak_memory(action) -> int:
         tracemalloc.stop()
 
 
+def dead_process_id() -> int:
+    """The id of a process that has ended (a child run to completion)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    return int(done.stdout)
+
+
+def make_stale(path) -> None:
+    """Make ``path`` look unchanged for longer than a writer's stale temporary file must be."""
+    import os
+
+    from gdnet import _io
+
+    old = os.stat(path).st_mtime - _io.STALE_AFTER_S - 1
+    os.utime(path, (old, old))
+
+
 def _refuse(*args, **kwargs):
     raise AssertionError("a device value was read back to the host")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import peak_memory
+from conftest import dead_process_id, make_stale, peak_memory
 from gdnet.backends import host
 from test_fit import CLASSES, FEATURES, loaders, mlp, setup, weights
 from test_lr_scheduler import ROW, STEPS, _gdnet_optimizer, _run
@@ -23,7 +23,6 @@ from test_lr_scheduler import ROW, STEPS, _gdnet_optimizer, _run
 import gdnet as gd
 from gdnet.nn import functional as F
 from gdnet.optim import lr_scheduler
-from gdnet.train import _files
 from gdnet.train import checkpoint as checkpoint_module
 
 CheckpointError = gd.train.CheckpointError
@@ -189,21 +188,14 @@ def test_a_process_killed_while_saving_leaves_the_previous_checkpoint(tmp_path):
     assert len(partial) == 1 and partial[0].name.startswith(".model.safetensors.")  # left by the killed writer
     assert partial[0].stat().st_size > path.stat().st_size
     if os.name == "posix":  # the next save, once the file has aged, removes it
-        _age(partial[0])
+        make_stale(partial[0])
         gd.train.save(path, small)
         assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
-def _age(path: Path) -> None:
-    """Make ``path`` look unchanged for longer than a stale temporary file must be."""
-    old = path.stat().st_mtime - _files.STALE_AFTER_S - 1
-    os.utime(path, (old, old))
-
-
 @pytest.mark.skipif(os.name != "posix", reason="asks whether a process exists with os.kill(pid, 0)")
 def test_a_save_removes_the_temporary_files_of_dead_processes_only(tmp_path):
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead, alive = int(done.stdout), os.getppid()
+    dead, alive = dead_process_id(), os.getppid()
     names = {
         f".last.safetensors.{dead}.0123abcd.tmp": "removed",
         f".best.safetensors.{dead}.89abcdef.tmp": "removed",  # any file of the folder
@@ -212,12 +204,15 @@ def test_a_save_removes_the_temporary_files_of_dead_processes_only(tmp_path):
         f".recent.safetensors.{dead}.0123abcd.tmp": "kept",  # changed lately: perhaps another machine's
         f"last.safetensors.{dead}.0123abcd.tmp": "kept",  # not a name atomic_write gives
         f".last.safetensors.{dead}.tmp": "kept",
+        ".train-images-idx3-ubyte.gz.k3_9zq0a.part": "removed",  # an earlier version's mkstemp name
+        ".recent.gz.k3_9zq0a.part": "kept",  # no process id: only its age tells
+        ".last.safetensors.k3_9zq0a.partial": "kept",
         "notes.txt": "kept",
     }
     for name in names:
         (tmp_path / name).write_bytes(b"partial")
         if "recent" not in name:
-            _age(tmp_path / name)
+            make_stale(tmp_path / name)
     gd.train.save(tmp_path / "model.safetensors", mlp())
     kept = {p.name for p in tmp_path.iterdir()} - {"model.safetensors"}
     assert kept == {name for name, fate in names.items() if fate == "kept"}

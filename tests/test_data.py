@@ -7,13 +7,14 @@ import gzip
 import hashlib
 import http.server
 import os
+import stat
 import threading
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import peak_memory
+from conftest import dead_process_id, make_stale, peak_memory
 
 import gdnet as gd
 from gdnet import cli
@@ -214,6 +215,78 @@ def test_read_idx_refuses_a_device_a_fifo_and_a_directory(tmp_path):
 def test_read_idx_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_idx(tmp_path / "absent")
+
+
+# --------------------------------------------------------------------------------------------
+# Writing: IDX files and downloads go through the one atomic writer
+
+
+def _write_labels(path: Path, count: int) -> None:
+    write_idx(path, np.arange(count, dtype=np.uint8))
+
+
+def _download_labels(path: Path, count: int) -> None:
+    """Download (from a file:// URL) an IDX file of ``count`` labels to ``path``."""
+    source = path.parent.parent / f"served-{count}"
+    write_idx(source, np.arange(count, dtype=np.uint8))
+    datasets._fetch(source.as_uri(), path, hashlib.md5(source.read_bytes()).hexdigest())
+
+
+WRITERS = {"write_idx": _write_labels, "download": _download_labels}
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_idx_writes_and_downloads_fsync_the_file_and_its_folder(writer, tmp_path, monkeypatch):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    synced = []
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_mode), fsync(fd)))
+    WRITERS[writer](folder / "labels-idx1-ubyte", 3)
+    assert [stat.S_ISREG(mode) for mode in synced][-2:] == [True, False] and stat.S_ISDIR(synced[-1])
+    assert read_idx(folder / "labels-idx1-ubyte").tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("failing", ["replace", "fsync"])
+def test_a_failed_idx_write_or_download_leaves_the_previous_file(writer, failing, tmp_path, monkeypatch):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    path = folder / "labels-idx1-ubyte"
+    WRITERS[writer](path, 3)
+    before = path.read_bytes()
+
+    def fail(*args, **kwargs):
+        raise OSError(f"simulated failure in os.{failing}")
+
+    monkeypatch.setattr(os, failing, fail)
+    with pytest.raises(OSError, match="simulated failure"):
+        WRITERS[writer](path, 5)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert [p.name for p in folder.iterdir()] == [path.name]  # the temporary file is gone
+
+
+@pytest.mark.skipif(os.name != "posix", reason="asks whether a process exists with os.kill(pid, 0)")
+@pytest.mark.parametrize("writer", WRITERS)
+def test_idx_writes_and_downloads_remove_the_temporary_files_of_dead_processes(writer, tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    dead, alive = dead_process_id(), os.getppid()
+    names = {
+        f".train-images-idx3-ubyte.gz.{dead}.0123abcd.tmp": "removed",
+        ".train-labels-idx1-ubyte.gz.k3_9zq0a.part": "removed",  # an earlier version's mkstemp name
+        f".t10k-images-idx3-ubyte.gz.{alive}.0123abcd.tmp": "kept",  # its process runs
+        ".t10k-labels-idx1-ubyte.gz.abcdefgh.part": "kept",  # changed lately
+        "notes.part": "kept",
+    }
+    for name in names:
+        (folder / name).write_bytes(b"partial")
+        if "t10k-labels" not in name:
+            make_stale(folder / name)
+    WRITERS[writer](folder / "labels-idx1-ubyte", 3)
+    kept = {p.name for p in folder.iterdir()} - {"labels-idx1-ubyte"}
+    assert kept == {name for name, fate in names.items() if fate == "kept"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -497,7 +570,7 @@ def test_download_checksum_mismatch_leaves_no_file(places, file_server, monkeypa
     cached = places["cache"] / "mnist"
     names = sorted(p.name for p in cached.iterdir())
     assert "t10k-images-idx3-ubyte.gz" not in names
-    assert not [name for name in names if name.endswith(".part")]
+    assert not [name for name in names if name.startswith(".")]  # no temporary file
 
 
 def test_download_unreachable_names_the_url(places, file_server, monkeypatch):

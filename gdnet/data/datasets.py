@@ -15,11 +15,11 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.request
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
+from .._io import atomic_write
 from ..autograd import Tensor
 from ..backends import host
 from .idx import read_idx
@@ -366,32 +366,29 @@ def _progress_bar(total: int | None, label: str):
 
 
 def _fetch(url: str, destination: Path, expected_md5: str) -> None:
-    """Download ``url`` to ``destination`` atomically, checking its MD5; leave nothing behind
-    on failure."""
+    """Download ``url`` to ``destination`` atomically (``gdnet._io.atomic_write``), checking its
+    MD5; leave nothing behind on failure."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
-    )
-    try:
-        digest = hashlib.md5(usedforsecurity=False)
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(
-            url, timeout=DOWNLOAD_TIMEOUT_S
-        ) as response:
-            length = response.headers.get("Content-Length")
-            with _progress_bar(int(length) if length else None, destination.name) as bar:
-                for chunk in iter(lambda: response.read(_CHUNK_BYTES), b""):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    bar.update(len(chunk))
-        got = digest.hexdigest()
-        if got != expected_md5:
-            raise DatasetDownloadError(
-                f"checksum mismatch for {url}: MD5 {got}, expected {expected_md5}; the file was "
-                "not saved (a changed mirror or a damaged transfer)"
-            )
-        os.replace(temporary, destination)
-    finally:
-        Path(temporary).unlink(missing_ok=True)
+    atomic_write(destination, _checked_download(url, destination.name, expected_md5))
+
+
+def _checked_download(url: str, label: str, expected_md5: str) -> Iterator[bytes]:
+    """The bytes of ``url`` in chunks; DatasetDownloadError after the last one if their MD5 is
+    not ``expected_md5`` (so the writer drops them)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+        length = response.headers.get("Content-Length")
+        with _progress_bar(int(length) if length else None, label) as bar:
+            for chunk in iter(lambda: response.read(_CHUNK_BYTES), b""):
+                digest.update(chunk)
+                bar.update(len(chunk))
+                yield chunk
+    got = digest.hexdigest()
+    if got != expected_md5:
+        raise DatasetDownloadError(
+            f"checksum mismatch for {url}: MD5 {got}, expected {expected_md5}; the file was "
+            "not saved (a changed mirror or a damaged transfer)"
+        )
 
 
 def download_dataset(name: str, folder: str | os.PathLike | None = None) -> Path:

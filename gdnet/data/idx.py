@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import gzip as _gzip
 import os
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .._io import open_regular, read_at_most
+from .._io import atomic_write, open_regular, read_at_most
 from ..backends import host
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -151,7 +150,8 @@ def read_idx(path: str | os.PathLike) -> Any:
 
 
 def write_idx(path: str | os.PathLike, array: Any, gzip: bool = False) -> None:
-    """Write ``array`` as an IDX file; replace ``path`` atomically (temporary file + rename).
+    """Write ``array`` as an IDX file; replace ``path`` atomically (``gdnet._io.atomic_write``:
+    a temporary file, fsync, rename, the folder fsynced), creating missing folders.
 
     Args:
         path: the file to create or replace.
@@ -192,18 +192,5 @@ def write_idx(path: str | os.PathLike, array: Any, gzip: bool = False) -> None:
     if gzip:
         # mtime=0: the same array always gives the same bytes (reproducible checksums)
         content = _gzip.compress(content, mtime=0)
-    write_atomically(path, content)
-
-
-def write_atomically(path: Path, content: bytes) -> None:
-    """Write ``content`` to ``path`` through a temporary file in the same folder and a rename,
-    so a reader never sees a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, [content])

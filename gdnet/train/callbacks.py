@@ -20,9 +20,9 @@ from typing import Any
 
 from .. import distributed
 from .._creation import as_array_like
+from .._io import existing_parent
 from ..autograd import Tensor
 from ..optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
-from ._files import existing_parent
 from .checkpoint import all_finite, save
 from .history import finite_or_none
 from .loop import sharded

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterable, Iterator
 
 from .._backend import device_rng, get_backend, host_rng
-from .._io import open_regular
+from .._io import atomic_write, open_regular
 from ..autograd import Tensor, dtype_is, dtype_name, namespace_of
 from ..backends import host
 from ..data.loader import DataLoader
@@ -41,7 +41,6 @@ from ..nn.module import Module
 from ..optim.lr_scheduler import LRScheduler
 from ..optim.optimizer import Optimizer
 from . import _safetensors as st
-from ._files import atomic_write
 
 FORMAT = "gdnet.checkpoint"
 FORMAT_VERSION = 1

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from ._files import atomic_write, existing_parent
+from .._io import atomic_write, existing_parent
 
 # columns that are not curves of a metric
 _NOT_CURVES = ("epoch", "seconds", "examples_per_second")
