@@ -4,6 +4,7 @@ truncated, pickled and mismatched files, and weights shared with PyTorch through
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
 import signal
@@ -538,6 +539,72 @@ def test_a_checkpoint_from_a_newer_format_is_refused(tmp_path, monkeypatch):
     monkeypatch.undo()
     with pytest.raises(CheckpointError, match="checkpoint format 2, newer than this gdnet"):
         gd.train.load(tmp_path / "new.safetensors")
+
+
+# -- files of earlier versions -------------------------------------------------------------------
+FORMAT_1 = Path(__file__).parent / "data" / "checkpoint-format-1.safetensors"
+
+
+def _format_1_objects():
+    """The model (batch norm: float32 and int64 buffers), SGD with momentum buffers, a stepped
+    StepLR, a shuffling loader and extra arrays (bool, int16, float16) of
+    tests/data/checkpoint-format-1.safetensors, every value set exactly (no float arithmetic
+    that could round differently elsewhere)."""
+    gd.manual_seed(0)
+    model = gd.nn.Sequential(gd.nn.Linear(3, 4), gd.nn.BatchNorm1d(4), gd.nn.ReLU(), gd.nn.Linear(4, 2))
+    optimizer = gd.optim.SGD(model.parameters(), lr=0.25, momentum=0.5)
+    for i, parameter in enumerate(model.parameters()):
+        grad = np.arange(math.prod(parameter.shape), dtype="float32").reshape(parameter.shape) / 8 + i
+        parameter.grad = gd.tensor(grad)
+    optimizer.step()  # momentum buffers: the gradients above
+    state = {}
+    for name, value in weights(model).items():
+        kind = value.dtype.name
+        counted = np.arange(value.size).reshape(value.shape) / 4
+        state[name] = counted.astype(kind) if kind.startswith("float") else np.full(value.shape, 7, dtype=kind)
+    model.load_state_dict(state)
+    schedule = lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+    for _ in range(3):
+        schedule.step()
+    data = gd.data.ArrayDataset(np.arange(30, dtype="float32").reshape(10, 3), np.arange(10) % 2)
+    loader = gd.data.DataLoader(data, batch_size=4, shuffle=True, seed=3)
+    for _ in loader:
+        break
+    extra = {"note": "format 1", "hidden": (4,), "mask": np.array([True, False, True]),
+             "counts": np.arange(-2, 4, dtype="int16").reshape(2, 3), "half": np.array([0.5, -1.25], dtype="float16")}
+    return model, optimizer, schedule, loader, extra
+
+
+def test_a_checkpoint_written_by_gdnet_s_own_writer_still_loads(tmp_path):
+    """tests/data/checkpoint-format-1.safetensors was written by ``gd.train.save`` of
+    _format_1_objects() while gdnet wrote the format itself (tensors in the model's order, the
+    header padded with spaces): it loads, every state equal to the objects', and into fresh ones;
+    saved again, it loads the same."""
+    model, optimizer, schedule, loader, extra = _format_1_objects()
+    checkpoint = gd.train.load(FORMAT_1)
+    assert (checkpoint.epoch, checkpoint.step, checkpoint.gdnet_version) == (3, 12, "0.1.0")
+    assert_same_state(checkpoint.extra, extra, "extra")
+    assert_same_state(dict(checkpoint.model_state), weights(model), "model")
+    assert_same_state(host_state(checkpoint.optimizer_state), host_state(optimizer.state_dict()), "optimizer")
+    assert_same_state(checkpoint.scheduler_state, schedule.state_dict(), "scheduler")
+    assert_same_state(checkpoint.loader_state, loader.state_dict(), "loader")
+
+    gd.manual_seed(1)
+    fresh = gd.nn.Sequential(gd.nn.Linear(3, 4), gd.nn.BatchNorm1d(4), gd.nn.ReLU(), gd.nn.Linear(4, 2))
+    fresh_optimizer = gd.optim.SGD(fresh.parameters(), lr=0.25, momentum=0.5)
+    fresh_schedule = lr_scheduler.StepLR(fresh_optimizer, step_size=2, gamma=0.5)
+    fresh_loader = gd.data.DataLoader(loader.dataset, batch_size=4, shuffle=True, seed=9)
+    gd.train.load_into(FORMAT_1, fresh, fresh_optimizer, fresh_schedule, fresh_loader)
+    assert_same_state(weights(fresh), weights(model), "model")
+    assert_same_state(host_state(fresh_optimizer.state_dict()), host_state(optimizer.state_dict()), "optimizer")
+    assert_same_state(fresh_schedule.state_dict(), schedule.state_dict(), "scheduler")
+    assert_same_state(fresh_loader.state_dict(), loader.state_dict(), "loader")
+
+    gd.train.save(tmp_path / "again.safetensors", fresh, fresh_optimizer, fresh_schedule, fresh_loader, epoch=3,
+                  step=12, **extra)
+    again = gd.train.load(tmp_path / "again.safetensors")
+    for what in ("model_state", "optimizer_state", "scheduler_state", "loader_state", "extra", "architecture"):
+        assert_same_state(host_state(getattr(again, what)), host_state(getattr(checkpoint, what)), what)
 
 
 # -- other programs' safetensors -----------------------------------------------------------------
