@@ -200,10 +200,3 @@ def to_list(array: Any) -> list:
     """An array of any backend -> its values as (nested lists of) Python numbers, through one
     device->host transfer."""
     return to_numpy(array).tolist()
-
-
-def array_from_bytes(buffer: Any, dtype: str, shape: tuple[int, ...], offset: int = 0) -> np.ndarray:
-    """A writable copy, in native byte order, of the values stored in ``buffer`` at ``offset``
-    (``dtype`` as a NumPy string such as '<f4', little-endian float32)."""
-    stored = np.dtype(dtype)
-    return np.array(from_buffer(buffer, dtype, shape, offset), dtype=stored.newbyteorder("="))

@@ -62,6 +62,17 @@ def open_regular(path: str | os.PathLike, error: type[Exception]) -> Iterator[tu
         yield file, info.st_size
 
 
+def reopening_path(file: BinaryIO, path: str | os.PathLike) -> str:
+    """A path that opens the very file ``file`` has open, even where ``path`` has been replaced
+    since it was checked (``/proc/self/fd/N`` on Linux, ``/dev/fd/N`` on macOS and the BSDs),
+    for a library that opens paths only; ``path`` itself where the platform has neither."""
+    descriptor = file.fileno()
+    for candidate in (f"/proc/self/fd/{descriptor}", f"/dev/fd/{descriptor}"):
+        if os.path.exists(candidate):
+            return candidate
+    return os.fspath(path)
+
+
 def read_at_most(stream: BinaryIO, limit: int, buffer: bytearray | None = None) -> bytearray:
     """Up to ``limit`` bytes of ``stream`` (fewer where it ends first), read in chunks and
     appended to ``buffer`` (a new one by default), which is returned: the memory taken is what

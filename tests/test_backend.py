@@ -172,7 +172,7 @@ print(sorted(m for m in sys.modules if m.split(".")[0] in ("cupy", "cupyx", "tor
     assert result.stdout.splitlines()[-1] == "[]"
 
 
-BANNED = {"numpy", "cupy", "cupyx", "torch", "array_api_strict", "mpi4py"}
+BANNED = {"numpy", "cupy", "cupyx", "torch", "array_api_strict", "mpi4py", "safetensors"}
 
 
 def _imported_roots(tree: ast.AST) -> set[str]:

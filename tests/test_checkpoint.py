@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors.numpy as safetensors_numpy
 from conftest import dead_process_id, make_stale, peak_memory
 from gdnet.backends import host
 from test_fit import CLASSES, FEATURES, loaders, mlp, setup, weights
@@ -321,7 +322,7 @@ def _with_gdnet_metadata(text: str) -> bytes:
     """A file whose gdnet metadata is ``text``, with the SHA-256 a writer would give it."""
     metadata = {"format": "pt", "gdnet": text}
     metadata["gdnet_sha256"] = checkpoint_module._metadata_digest(metadata)
-    return checkpoint_module.st.encode_header([], metadata)
+    return safetensors_numpy.save({}, metadata=metadata)
 
 
 @pytest.mark.parametrize(
@@ -416,6 +417,75 @@ def test_a_path_that_is_not_a_regular_file_is_refused(tmp_path):
         os.mkfifo(tmp_path / "fifo")  # nobody writes to it: opening it must not wait for a writer
         with pytest.raises(CheckpointError, match=r"is a FIFO \(named pipe\), not a regular file"):
             gd.train.load(tmp_path / "fifo")
+
+
+def test_a_header_only_the_package_refuses_is_a_checkpoint_error(tmp_path):
+    """gdnet's checks pass a size beyond any integer the package reads (2**70 by 0 elements);
+    the package's refusal comes back as a CheckpointError naming it."""
+    content = _crafted(b'{"a":{"dtype":"F32","shape":[1180591620717411303424,0],"data_offsets":[0,0]}}')
+    (tmp_path / "huge-shape.safetensors").write_bytes(content)
+    for source in (tmp_path / "huge-shape.safetensors", io.BytesIO(content)):
+        with pytest.raises(CheckpointError, match=r"is damaged: the safetensors package refuses it \(.*usize"):
+            gd.train.load(source)
+
+
+def _replacing_after_the_check(monkeypatch, path: Path, other: bytes) -> None:
+    """Once gdnet has checked the header of ``path``, another file takes its name."""
+    replacement = path.with_name("replacement")
+    replacement.write_bytes(other)
+    check = checkpoint_module._state
+
+    def check_then_replace(source, metadata):
+        os.replace(replacement, path)
+        return check(source, metadata)
+
+    monkeypatch.setattr(checkpoint_module, "_state", check_then_replace)
+
+
+@pytest.mark.parametrize("kind", ["gdnet", "foreign"])
+def test_the_package_reads_the_file_that_was_checked(kind, tmp_path, monkeypatch):
+    """The package opens the checked file through its descriptor (/proc/self/fd, /dev/fd), so a
+    file put in its place after the check is not read; where a platform has no such path, the
+    tensors and metadata the package read are compared with the checked header."""
+    path = tmp_path / "model.safetensors"
+    if kind == "gdnet":
+        gd.train.save(path, mlp())
+        gd.train.save(tmp_path / "other.safetensors", gd.nn.Sequential(gd.nn.Linear(FEATURES, 3)))
+        expected = r"changed while it was read: its metadata is not the one checked"
+    else:
+        safetensors_numpy.save_file({"a": np.zeros(2, "float32")}, path)
+        safetensors_numpy.save_file({"a": np.ones(3, "float32")}, tmp_path / "other.safetensors")
+        expected = r"changed while it was read: tensor 'a' is float32 \(3,\); the header checked said F32 \(2,\)"
+    original, other = path.read_bytes(), (tmp_path / "other.safetensors").read_bytes()
+    with open(path, "rb") as file:
+        by_descriptor = checkpoint_module.reopening_path(file, path) != str(path)
+    if by_descriptor:
+        checked = dict(_load_bytes(original).model_state)
+        _replacing_after_the_check(monkeypatch, path, other)
+        assert_same_state(dict(gd.train.load(path).model_state), checked)
+        assert path.read_bytes() == other  # the name did change hands
+        monkeypatch.undo()
+        path.write_bytes(original)
+    _replacing_after_the_check(monkeypatch, path, other)
+    monkeypatch.setattr(checkpoint_module, "reopening_path", lambda file, name: os.fspath(name))
+    with pytest.raises(CheckpointError, match=expected):
+        gd.train.load(path)
+
+
+@pytest.mark.parametrize("opened", [False, True], ids=["path", "file-object"])
+def test_loading_costs_the_tensors_once_from_a_path_twice_from_a_file_object(opened, tmp_path):
+    """The package maps a path's file and copies each tensor out once; a file object is read
+    whole, then parsed by the package (a copy of its tensors)."""
+    model = gd.nn.Linear(1024, 1024)  # 4 MiB of weights
+    gd.train.save(tmp_path / "large.safetensors", model)
+    size = (tmp_path / "large.safetensors").stat().st_size
+    if opened:
+        with open(tmp_path / "large.safetensors", "rb") as file:
+            peak = peak_memory(lambda: gd.train.load(file))
+    else:
+        peak = peak_memory(lambda: gd.train.load(tmp_path / "large.safetensors"))
+    # a quarter more: the check for NaN and inf holds one bool per float32 value
+    assert size < peak < (2.25 if opened else 1.25) * size + (256 << 10)
 
 
 class _Trap:
@@ -584,6 +654,7 @@ def test_a_checkpoint_written_by_gdnet_s_own_writer_still_loads(tmp_path):
     checkpoint = gd.train.load(FORMAT_1)
     assert (checkpoint.epoch, checkpoint.step, checkpoint.gdnet_version) == (3, 12, "0.1.0")
     assert_same_state(checkpoint.extra, extra, "extra")
+    assert "'hidden': (4,), 'mask': <array bool (3,)>" in repr(checkpoint)  # a 1-tuple prints as one
     assert_same_state(dict(checkpoint.model_state), weights(model), "model")
     assert_same_state(host_state(checkpoint.optimizer_state), host_state(optimizer.state_dict()), "optimizer")
     assert_same_state(checkpoint.scheduler_state, schedule.state_dict(), "scheduler")
@@ -609,7 +680,7 @@ def test_a_checkpoint_written_by_gdnet_s_own_writer_still_loads(tmp_path):
 
 # -- other programs' safetensors -----------------------------------------------------------------
 def test_the_safetensors_library_reads_what_gdnet_writes_and_back(tmp_path):
-    numpy_io = pytest.importorskip("safetensors.numpy")
+    numpy_io = safetensors_numpy
     model, optimizer, train, _ = setup()
     gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=1, verbose=0)
     gd.train.save(tmp_path / "gdnet.safetensors", model, optimizer)

@@ -1,4 +1,6 @@
-"""The safetensors file format (https://github.com/huggingface/safetensors), checked strictly.
+"""The safetensors file format (https://github.com/huggingface/safetensors): gdnet's checks of a
+header, made before the ``safetensors`` package (``gdnet.backends.safetensors_io``) reads the
+tensors.
 
 A file is an 8-byte little-endian header length N, N bytes of JSON, then the tensors' raw
 little-endian bytes, back to back. The JSON maps each tensor name to {"dtype", "shape",
@@ -7,15 +9,16 @@ little-endian bytes, back to back. The JSON maps each tensor name to {"dtype", "
 
 Reading is bounded by what the file claims: the length first (checked against the file's size
 and MAX_HEADER_BYTES), then the JSON (its values counted before it is parsed, capped at
-MAX_JSON_VALUES, so a header within the caps costs at most about 100 MB of Python objects),
-then, only once the header agrees with the file's size, the tensor bytes.
+MAX_JSON_VALUES, so a header within the caps costs at most about 100 MB of Python objects; its
+nesting caught), then its tensors (at most MAX_TENSORS; known dtypes, sizes that match their
+shapes, no gaps or overlaps) against the file's length. Only a file that passes goes to the
+package, which checks the header again as it maps and reads the tensors.
 
-gdnet reads the format itself rather than through the ``safetensors`` package (which the tests
-use to show the two agree): that package opens paths only, not file objects; it caps neither
+Why gdnet checks first rather than leaving it all to the package: the package opens paths only,
+not file objects (so it cannot bound what a stream costs before it is read); it caps neither
 the tensors nor the values of a header (measured with safetensors 0.8: a header of 1,000,000
-zero-size tensors, 67 MB, took 3.1 s and 365 MB to open, a 20,000,000-long shape 500 MB); its
-errors name a variant ("MetadataIncompleteBuffer") where these say which bytes are wrong; and
-gdnet's SHA-256 of each tensor is taken over the stored bytes, where the header places them.
+zero-size tensors, 67 MB, took 3.1 s and 365 MB to open, a 20,000,000-long shape 500 MB); and
+its errors name a variant ("MetadataIncompleteBuffer") where these say which bytes are wrong.
 """
 
 from __future__ import annotations
@@ -28,14 +31,14 @@ from typing import Any, BinaryIO
 
 from .._io import read_at_most
 
-# safetensors dtype -> (NumPy dtype name, little-endian NumPy dtype string, bytes per element)
-DTYPES: dict[str, tuple[str, str, int]] = {
-    "F64": ("float64", "<f8", 8), "F32": ("float32", "<f4", 4), "F16": ("float16", "<f2", 2),
-    "I64": ("int64", "<i8", 8), "I32": ("int32", "<i4", 4), "I16": ("int16", "<i2", 2), "I8": ("int8", "|i1", 1),
-    "U64": ("uint64", "<u8", 8), "U32": ("uint32", "<u4", 4), "U16": ("uint16", "<u2", 2), "U8": ("uint8", "|u1", 1),
-    "BOOL": ("bool", "|b1", 1),
+# safetensors dtype -> (dtype name, bytes per element): those NumPy holds (not BF16 or F8)
+DTYPES: dict[str, tuple[str, int]] = {
+    "F64": ("float64", 8), "F32": ("float32", 4), "F16": ("float16", 2),
+    "I64": ("int64", 8), "I32": ("int32", 4), "I16": ("int16", 2), "I8": ("int8", 1),
+    "U64": ("uint64", 8), "U32": ("uint32", 4), "U16": ("uint16", 2), "U8": ("uint8", 1),
+    "BOOL": ("bool", 1),
 }
-CODES = {name: code for code, (name, _, _) in DTYPES.items()}
+CODES = {name: code for code, (name, _) in DTYPES.items()}
 MAX_HEADER_BYTES = 100_000_000  # the reference implementation's limit
 # Caps that bound what a crafted header costs to parse (Python builds an object per JSON value).
 # A gdnet checkpoint's header holds about 20 values per tensor (its entry, and the metadata's
@@ -57,19 +60,6 @@ class Entry:
     shape: tuple[int, ...]
     start: int
     stop: int
-
-
-def encode_header(entries: list[tuple[str, str, tuple[int, ...], int]], metadata: dict[str, str]) -> bytes:
-    """The length prefix and JSON header for tensors ``(name, dtype code, shape, byte count)``
-    stored in this order, padded with spaces so the tensor bytes start 8-byte aligned."""
-    header: dict[str, Any] = {"__metadata__": metadata} if metadata else {}
-    offset = 0
-    for name, code, shape, size in entries:
-        header[name] = {"dtype": code, "shape": list(shape), "data_offsets": [offset, offset + size]}
-        offset += size
-    text = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
-    text += b" " * (-len(text) % 8)
-    return struct.pack("<Q", len(text)) + text
 
 
 def _refuse_constant(name: str) -> Any:
@@ -99,15 +89,26 @@ class Header:
     metadata: dict[str, str]
     start: int
     data_bytes: int
+    text: str | None = None  # the JSON as read, where ``read_header`` was asked to keep it
 
 
-def read_header(stream: BinaryIO, size: int | None, source: str) -> Header:
+def file_bytes(header: Header, data: bytearray) -> bytes:
+    """The whole file again, from a header read with ``keep`` and the tensor bytes after it
+    (strict UTF-8 decoding is one-to-one, so encoding the text gives back the bytes read)."""
+    if header.text is None:
+        raise ValueError("file_bytes needs a header read with keep=True")
+    return b"".join([struct.pack("<Q", header.start - 8), header.text.encode("utf-8"), data])
+
+
+def read_header(stream: BinaryIO, size: int | None, source: str, keep: bool = False) -> Header:
     """Read and check the length prefix and JSON header of a file, and nothing after them.
 
     Args:
         stream: positioned at the start of the file.
         size: the file's size in bytes, or None where it is not known (a pipe, a socket):
             the header length is then checked as it is read.
+        keep: keep the header's JSON text in ``Header.text`` (to hand the whole file on
+            later, with ``file_bytes``); by default it is dropped once parsed.
     Raises:
         SafetensorsError naming what is wrong: too short, a pickle or zip file, a header
         length past the end of the file or above MAX_HEADER_BYTES, a header that is not JSON,
@@ -118,7 +119,7 @@ def read_header(stream: BinaryIO, size: int | None, source: str) -> Header:
     """
     first = bytes(read_at_most(stream, 8))
     try:
-        header = _read_header(stream, first, size, source)
+        header = _read_header(stream, first, size, source, keep)
     except SafetensorsError as exc:
         known = _known_formats(first)
         if known:
@@ -155,7 +156,7 @@ def _count_values(text: bytearray) -> int:
     return sum(text.count(mark) for mark in (b",", b"[", b"{")) + 1
 
 
-def _read_header(stream: BinaryIO, first: bytes, size: int | None, source: str) -> Header:
+def _read_header(stream: BinaryIO, first: bytes, size: int | None, source: str, keep: bool) -> Header:
     if len(first) < 8:
         raise SafetensorsError(f"{source} is not a safetensors file: {len(first)} bytes, too short for the 8-byte "
                                "header length")
@@ -201,7 +202,7 @@ def _read_header(stream: BinaryIO, first: bytes, size: int | None, source: str) 
             raise SafetensorsError(f"{source} is damaged: tensor {name!r} {problem} (data offset "
                                    f"{entry.start}, expected {position})")
         position = entry.stop
-    return Header(entries, metadata, 8 + length, position)
+    return Header(entries, metadata, 8 + length, position, text if keep else None)
 
 
 def _entry(name: str, info: Any, source: str) -> Entry:
@@ -216,7 +217,7 @@ def _entry(name: str, info: Any, source: str) -> Entry:
     if (not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_count(n) for n in offsets)
             or offsets[0] > offsets[1]):
         raise SafetensorsError(f"{source}: tensor {name!r} has data_offsets {offsets!r}; expected [begin, end]")
-    needed = math.prod(shape) * DTYPES[code][2]
+    needed = math.prod(shape) * DTYPES[code][1]
     if offsets[1] - offsets[0] != needed:
         raise SafetensorsError(f"{source}: tensor {name!r} ({code} of shape {tuple(shape)}) needs {needed} bytes, "
                                f"but its offsets span {offsets[1] - offsets[0]}")

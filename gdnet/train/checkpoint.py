@@ -12,30 +12,30 @@ names with a "/" ("optimizer/state/0/momentum_buffer"), which no parameter name 
 your hyperparameters, the gdnet version and the model's architecture: names, shapes, dtypes)
 is JSON in the header's "__metadata__", with a SHA-256 of every tensor and of the metadata.
 
-Writes are atomic (a temporary file, fsync, rename); loading never unpickles; a damaged,
-truncated or foreign file, or one of another architecture, raises CheckpointError saying what
-is wrong.
+The ``safetensors`` package writes and reads the files (``gdnet.backends.safetensors_io``);
+gdnet checks each file's header first, with caps (``_safetensors``), then its checksums and
+architecture. Writes are atomic (a temporary file, fsync, rename); loading never unpickles; a
+damaged, truncated or foreign file, or one of another architecture, raises CheckpointError
+saying what is wrong.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import math
-import mmap
 import os
 import reprlib
 import warnings
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, BinaryIO, Iterable
 
 from .._backend import device_rng, get_backend, host_rng
-from .._io import atomic_write, open_regular
+from .._io import atomic_write, open_regular, reopening_path
 from ..autograd import Tensor, dtype_is, dtype_name, namespace_of
-from ..backends import host
+from ..backends import host, safetensors_io
 from ..data.loader import DataLoader
 from ..nn.module import Module
 from ..optim.lr_scheduler import LRScheduler
@@ -46,6 +46,7 @@ FORMAT = "gdnet.checkpoint"
 FORMAT_VERSION = 1
 _CONTAINERS = {"dict": dict, "OrderedDict": OrderedDict, "Counter": Counter}
 _CHUNK_CHARACTERS = 1 << 16
+_ESCAPE = json.encoder.encode_basestring_ascii  # a string as JSON with ensure_ascii, quotes included
 
 
 class CheckpointError(ValueError):
@@ -112,7 +113,7 @@ def _brief(value: Any) -> str:
         return "{" + shown + (", ..." if len(items) > 8 else "") + "}"
     if isinstance(value, (list, tuple)):
         shown = ", ".join(_brief(v) for v in value[:8]) + (", ..." if len(value) > 8 else "")
-        return f"[{shown}]" if isinstance(value, list) else f"({shown})"
+        return f"[{shown}]" if isinstance(value, list) else f"({shown}{',' if len(value) == 1 else ''})"
     return reprlib.repr(value)
 
 
@@ -249,12 +250,19 @@ def _digest(data: Any) -> str:
 
 
 def _metadata_digest(metadata: dict[str, str]) -> str:
-    """SHA-256 of the metadata as sorted, compact JSON, hashed piece by piece (the metadata
-    holds the whole state: one more copy of it would double what loading costs)."""
+    """SHA-256 of the metadata as sorted, compact, ASCII JSON (the bytes of ``json.dumps(metadata,
+    sort_keys=True, separators=(",", ":"))``), each string escaped and hashed in pieces: the
+    metadata holds the whole state, and one more copy of it would double what loading costs."""
     digest = hashlib.sha256()
-    for piece in json.JSONEncoder(sort_keys=True, separators=(",", ":")).iterencode(metadata):
-        for start in range(0, len(piece), _CHUNK_CHARACTERS):
-            digest.update(piece[start:start + _CHUNK_CHARACTERS].encode("utf-8"))
+    for position, key in enumerate(sorted(metadata)):
+        digest.update(b"," if position else b"{")
+        for text, colon in ((key, b":"), (metadata[key], b"")):
+            digest.update(b'"')
+            # JSON escapes character by character, so pieces escaped apart join into the whole
+            for start in range(0, len(text), _CHUNK_CHARACTERS):
+                digest.update(_ESCAPE(text[start:start + _CHUNK_CHARACTERS])[1:-1].encode("ascii"))
+            digest.update(b'"' + colon)
+    digest.update(b"}" if metadata else b"{}")
     return digest.hexdigest()
 
 
@@ -293,21 +301,18 @@ def save(path: str | os.PathLike, model, optimizer=None, scheduler=None, loader=
         "rng": _encode(_rng_state(), ("rng",), arrays),
         "extra": _encode(extra, ("extra",), arrays),
     }
-    entries, chunks, listing = [], [], {}
+    stored, listing = {}, {}
     for name, array in arrays.items():
         values = host.to_numpy(array)
         code = st.CODES.get(host.dtype_name(values))
         if code is None:
             raise CheckpointError(f"{name!r} has dtype {host.dtype_name(values)}, which safetensors cannot hold")
-        data = host.to_bytes(values, st.DTYPES[code][1])
-        shape = tuple(values.shape)
-        entries.append((name, code, shape, len(data)))
-        chunks.append(data)
-        listing[name] = [code, list(shape), _digest(data)]
+        stored[name] = safetensors_io.stored(values)
+        listing[name] = [code, list(values.shape), _digest(stored[name])]
     state["tensors"] = listing
     metadata = {"format": "pt", "gdnet": json.dumps(state, separators=(",", ":"))}
     metadata["gdnet_sha256"] = _metadata_digest(metadata)
-    atomic_write(path, [st.encode_header(entries, metadata), *chunks])
+    atomic_write(path, [safetensors_io.write_bytes(stored, metadata)])
 
 
 _PARTS = {"optimizer": Optimizer, "scheduler": LRScheduler, "loader": DataLoader}
@@ -345,9 +350,10 @@ def _warn_non_finite(checkpoint: Checkpoint) -> None:
 def load(path: str | os.PathLike | BinaryIO) -> Checkpoint:
     """Read and verify a checkpoint (or any safetensors file of weights) without changing anything.
 
-    The header is read first and checked against the file's size; only then are the tensors
-    read (memory-mapped from a file), so a damaged or crafted file costs no more memory than
-    the tensors it holds.
+    The header is read first and checked against the file's size, with caps; only then does
+    the ``safetensors`` package read the tensors (memory-mapped from a path), so a damaged or
+    crafted file costs no more memory than the tensors it holds (twice that for a file
+    object, read whole before the package parses it).
 
     Args:
         path: the file (a regular file, or a symbolic link to one), or a binary file object
@@ -356,7 +362,10 @@ def load(path: str | os.PathLike | BinaryIO) -> Checkpoint:
         CheckpointError: not safetensors (a pickle or zip file, say), truncated, or damaged:
             the header, a tensor's bytes or the metadata do not match what was written; a
             header above the caps of ``_safetensors`` (size, tensors, values, nesting); a path
-            that is not a regular file (a directory, a device such as /dev/zero, a FIFO).
+            that is not a regular file (a directory, a device such as /dev/zero, a FIFO); a
+            file the safetensors package refuses (the message gives its reason), or one that
+            another took the place of while it was read (where the platform cannot read the
+            checked file through its descriptor).
         FileNotFoundError: no file at ``path``.
         TypeError: a file object open in text mode.
     Warns:
@@ -371,49 +380,27 @@ def _read(path: str | os.PathLike | BinaryIO) -> Checkpoint:
     if isinstance(path, io.TextIOBase):
         raise TypeError(f"load: {getattr(path, 'name', 'the file')!r} is open in text mode; a checkpoint is "
                         "binary: open it with open(path, 'rb'), or pass the path itself")
+    streamed = hasattr(path, "read")
+    source = str(getattr(path, "name", "<file object>")) if streamed else os.fspath(path)
     try:
-        if hasattr(path, "read"):
-            source = str(getattr(path, "name", "<file object>"))
-            header = st.read_header(path, None, source)
-            return _checkpoint(source, header, st.read_data(path, header, source))
-        source = os.fspath(path)
-        with open_regular(source, CheckpointError) as (file, size):
-            header = st.read_header(file, size, source)
-            with _mapped(file, header.start) as data:
-                return _checkpoint(source, header, data)
+        if streamed:
+            header, state, arrays = _read_stream(path, source)
+        else:
+            with open_regular(source, CheckpointError) as (file, size):
+                header = st.read_header(file, size, source)
+                state = _state(source, header.metadata)
+                arrays, metadata = safetensors_io.read_file(reopening_path(file, source))
+            if metadata != header.metadata:
+                raise CheckpointError(f"{source} changed while it was read: its metadata is not the one checked")
     except st.SafetensorsError as exc:
         raise CheckpointError(str(exc)) from exc
-
-
-@contextlib.contextmanager
-def _mapped(file: BinaryIO, start: int) -> Iterator[Any]:
-    """The file's bytes from ``start`` on, memory-mapped (read where the platform cannot map
-    the file)."""
+    except safetensors_io.SafetensorsPackageError as exc:
+        raise CheckpointError(f"{source} is damaged: the safetensors package refuses it ({exc})") from exc
+    _same_tensors(source, header.entries, arrays)
+    if state is None:
+        return _foreign(source, header.entries, arrays)
     try:
-        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError):
-        file.seek(start)
-        yield file.read()
-        return
-    try:
-        with memoryview(mapped) as whole, whole[start:] as data:
-            yield data
-    finally:
-        # an exception's traceback may still hold a view of the map; the collector closes it then
-        with contextlib.suppress(BufferError):
-            mapped.close()
-
-
-def _checkpoint(source: str, header: st.Header, buffer: Any) -> Checkpoint:
-    entries, metadata = header.entries, header.metadata
-    if "gdnet" not in metadata and "gdnet_sha256" not in metadata:
-        return _foreign(source, buffer, entries)
-    saved_digest = metadata.get("gdnet_sha256")
-    rest = {k: v for k, v in metadata.items() if k != "gdnet_sha256"}
-    if saved_digest != _metadata_digest(rest) or "gdnet" not in rest:
-        raise CheckpointError(f"{source} is damaged: its metadata does not match its SHA-256")
-    try:
-        return _interpret(source, json.loads(rest["gdnet"]), buffer, entries)
+        return _interpret(source, state, header.entries, arrays)
     except CheckpointError:
         raise
     except RecursionError as exc:
@@ -425,15 +412,57 @@ def _checkpoint(source: str, header: st.Header, buffer: Any) -> Checkpoint:
                               f"{exc})") from exc
 
 
-def _interpret(source: str, state: Any, buffer: Any, entries: dict[str, st.Entry]) -> Checkpoint:
+def _read_stream(stream: BinaryIO, source: str) -> tuple[st.Header, dict | None, dict[str, Any]]:
+    """(header, gdnet state, arrays) of a file object, read up to the end its checked header
+    announces (plus one byte) and handed whole to the package, which takes bytes only."""
+    header = st.read_header(stream, None, source, keep=True)
+    state = _state(source, header.metadata)
+    data = st.read_data(stream, header, source)
+    whole = st.file_bytes(header, data)
+    data.clear()  # one copy of the tensors' bytes at a time
+    return header, state, safetensors_io.read_bytes(whole)
+
+
+def _state(source: str, metadata: dict[str, str]) -> dict | None:
+    """The gdnet state in a file's metadata, its SHA-256 checked; None for a file another
+    program wrote (no gdnet metadata). Read before the tensors, so bad metadata costs nothing."""
+    if "gdnet" not in metadata and "gdnet_sha256" not in metadata:
+        return None
+    saved_digest = metadata.get("gdnet_sha256")
+    rest = {k: v for k, v in metadata.items() if k != "gdnet_sha256"}
+    if saved_digest != _metadata_digest(rest) or "gdnet" not in rest:
+        raise CheckpointError(f"{source} is damaged: its metadata does not match its SHA-256")
+    try:
+        state = json.loads(rest["gdnet"])
+    except RecursionError as exc:
+        raise CheckpointError(f"{source}: the gdnet metadata is nested too deeply to read (a crafted "
+                              "file?)") from exc
+    except ValueError as exc:
+        raise CheckpointError(f"{source}: the metadata is not a gdnet checkpoint's ({type(exc).__name__}: "
+                              f"{exc})") from exc
     if not isinstance(state, dict) or state.get("format") != FORMAT or not isinstance(state.get("format_version"),
                                                                                         int):
         raise CheckpointError(f"{source}: the metadata is not a gdnet checkpoint's")
     if state["format_version"] > FORMAT_VERSION:
         raise CheckpointError(f"{source} has checkpoint format {state['format_version']}, newer than this gdnet "
                               f"({FORMAT_VERSION}); upgrade gdnet to read it")
-    _verify(source, buffer, entries, state["tensors"])
-    arrays = _arrays(buffer, entries)
+    return state
+
+
+def _same_tensors(source: str, entries: dict[str, st.Entry], arrays: dict[str, Any]) -> None:
+    """The package read the tensors gdnet's check of the header found (names, dtypes, shapes)."""
+    if set(entries) != set(arrays):
+        raise CheckpointError(f"{source} changed while it was read: tensors {sorted(set(entries) ^ set(arrays))} "
+                              "are not those of the header checked")
+    for name, entry in entries.items():
+        array = arrays[name]
+        if host.dtype_name(array) != st.DTYPES[entry.dtype][0] or tuple(array.shape) != entry.shape:
+            raise CheckpointError(f"{source} changed while it was read: tensor {name!r} is {host.dtype_name(array)} "
+                                  f"{tuple(array.shape)}; the header checked said {entry.dtype} {entry.shape}")
+
+
+def _interpret(source: str, state: dict, entries: dict[str, st.Entry], arrays: dict[str, Any]) -> Checkpoint:
+    _verify(source, entries, arrays, state["tensors"])
     layout = [(name, tuple(shape), dtype) for name, shape, dtype in state["architecture"]]
     return Checkpoint(
         path=source,
@@ -451,31 +480,25 @@ def _interpret(source: str, state: Any, buffer: Any, entries: dict[str, st.Entry
     )
 
 
-def _verify(source: str, buffer: bytes, entries: dict[str, st.Entry], listing: dict[str, list]) -> None:
-    """Every tensor is the one the metadata lists: same names, dtypes, shapes and SHA-256."""
+def _verify(source: str, entries: dict[str, st.Entry], arrays: dict[str, Any], listing: dict[str, list]) -> None:
+    """Every tensor is the one the metadata lists: same names, dtypes, shapes and SHA-256 (of
+    the bytes as stored: C order, little-endian)."""
     if set(entries) != set(listing):
         raise CheckpointError(f"{source} is damaged: the header's tensors {sorted(set(entries) ^ set(listing))} "
                               "do not match the metadata's list")
-    with memoryview(buffer) as view:
-        for name, entry in entries.items():
-            code, shape, digest = listing[name]
-            if entry.dtype != code or list(entry.shape) != shape:
-                raise CheckpointError(f"{source} is damaged: tensor {name!r} is {entry.dtype} {entry.shape} in the "
-                                      f"header and {code} {tuple(shape)} in the metadata")
-            with view[entry.start:entry.stop] as data:
-                if _digest(data) != digest:
-                    raise CheckpointError(f"{source} is damaged: the bytes of tensor {name!r} do not match their "
-                                          "SHA-256")
+    for name, entry in entries.items():
+        code, shape, digest = listing[name]
+        if entry.dtype != code or list(entry.shape) != shape:
+            raise CheckpointError(f"{source} is damaged: tensor {name!r} is {entry.dtype} {entry.shape} in the "
+                                  f"header and {code} {tuple(shape)} in the metadata")
+        if _digest(safetensors_io.stored(arrays[name])) != digest:
+            raise CheckpointError(f"{source} is damaged: the bytes of tensor {name!r} do not match their SHA-256")
 
 
-def _arrays(buffer: bytes, entries: dict[str, st.Entry]) -> dict[str, Any]:
-    return {name: host.array_from_bytes(buffer, st.DTYPES[e.dtype][1], e.shape, e.start) for name, e in entries.items()}
-
-
-def _foreign(source: str, buffer: bytes, entries: dict[str, st.Entry]) -> Checkpoint:
-    """A safetensors file another program wrote (PyTorch's weights, say): tensors only."""
+def _foreign(source: str, entries: dict[str, st.Entry], arrays: dict[str, Any]) -> Checkpoint:
+    """A safetensors file another program wrote (PyTorch's weights, say): tensors only, in the
+    order they lie in the file."""
     ordered = sorted(entries.items(), key=lambda item: item[1].start)
-    arrays = _arrays(buffer, entries)
     return Checkpoint(
         path=source,
         model_state=OrderedDict((name, arrays[name]) for name, _ in ordered),
