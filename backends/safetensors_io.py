@@ -1,7 +1,7 @@
 """safetensors files through Hugging Face's ``safetensors`` package, its reference implementation
 (https://github.com/huggingface/safetensors): the only module that imports it.
 
-Host (NumPy) arrays and str -> str metadata in, file bytes out, and back. gdnet's checkpoint
+Host (NumPy) arrays and str -> str metadata in, a file out, and back. gdnet's checkpoint
 code checks a file's header itself before it calls these (``gdnet/train/_safetensors.py``:
 caps on the header's size, values, tensors and nesting, and the file's length), because the
 package opens paths only, not file objects, and caps neither the tensors nor the values of a
@@ -28,10 +28,12 @@ def stored(array: np.ndarray) -> np.ndarray:
     return np.asarray(array, dtype=array.dtype.newbyteorder("<"), order="C")
 
 
-def write_bytes(arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
-    """A safetensors file of ``arrays`` (host arrays, as ``stored`` gives them) and ``metadata``,
-    written by ``safetensors.numpy.save`` (tensors ordered by alignment, then name)."""
-    return safetensors.numpy.save({name: stored(array) for name, array in arrays.items()}, metadata=metadata)
+def write_file(path: str | os.PathLike, arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """Write a safetensors file of ``arrays`` (host arrays, as ``stored`` gives them) and
+    ``metadata`` at ``path`` with ``safetensors.numpy.save_file`` (tensors ordered by
+    alignment, then name; written from the arrays, without the whole file in memory)."""
+    safetensors.numpy.save_file({name: stored(array) for name, array in arrays.items()}, os.fspath(path),
+                                metadata=metadata)
 
 
 def _writable(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

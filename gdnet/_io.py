@@ -107,28 +107,44 @@ def existing_parent(path: str | os.PathLike) -> Path:
     return parent
 
 
-def atomic_write(path: str | os.PathLike, chunks: Iterable[bytes]) -> None:
-    """Write ``chunks`` to ``path`` atomically: a temporary file in the same directory, flushed
-    and fsynced, renamed over ``path``, then the directory fsynced. A crash at any point leaves
-    either the old file or the new one under ``path``, never a mixture."""
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """``with atomic_file(path) as temporary:`` write the new file at ``temporary`` (created
+    empty, in the same directory), for writers that take a path; when the block ends, the file
+    is fsynced and renamed over ``path``, then the directory fsynced. A crash at any point
+    leaves either the old file or the new one under ``path``, never a mixture; an exception
+    leaves the old one and removes the temporary file.
+
+    Raises:
+        FileNotFoundError: the directory of ``path`` does not exist (naming it).
+    """
     path = Path(path)
     directory = existing_parent(path)
     remove_stale_temporaries(directory)
     temporary = directory / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     # os.open (not mkstemp) so the file gets the usual permissions under the umask
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
-        with os.fdopen(descriptor, "wb") as file:
-            for chunk in chunks:
-                file.write(chunk)
-            file.flush()
-            os.fsync(file.fileno())
+        yield temporary
+        descriptor = os.open(temporary, os.O_WRONLY | getattr(os, "O_BINARY", 0))
+        try:
+            os.fsync(descriptor)  # the data are on disk before the rename makes them the file
+        finally:
+            os.close(descriptor)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
     _fsync_directory(directory)
+
+
+def atomic_write(path: str | os.PathLike, chunks: Iterable[bytes]) -> None:
+    """Write ``chunks`` to ``path`` atomically (see ``atomic_file``); an exception raised while
+    the chunks are made (a failed checksum, say) leaves the old file."""
+    with atomic_file(path) as temporary, open(temporary, "wb") as file:
+        for chunk in chunks:
+            file.write(chunk)
 
 
 def _fsync_directory(directory: Path) -> None:

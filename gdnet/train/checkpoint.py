@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterable
 
 from .._backend import device_rng, get_backend, host_rng
-from .._io import atomic_write, open_regular, reopening_path
+from .._io import atomic_file, open_regular, reopening_path
 from ..autograd import Tensor, dtype_is, dtype_name, namespace_of
 from ..backends import host, safetensors_io
 from ..data.loader import DataLoader
@@ -312,7 +312,8 @@ def save(path: str | os.PathLike, model, optimizer=None, scheduler=None, loader=
     state["tensors"] = listing
     metadata = {"format": "pt", "gdnet": json.dumps(state, separators=(",", ":"))}
     metadata["gdnet_sha256"] = _metadata_digest(metadata)
-    atomic_write(path, [safetensors_io.write_bytes(stored, metadata)])
+    with atomic_file(path) as temporary:
+        safetensors_io.write_file(temporary, stored, metadata)
 
 
 _PARTS = {"optimizer": Optimizer, "scheduler": LRScheduler, "loader": DataLoader}
