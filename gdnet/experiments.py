@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 from . import __version__, data, optim, train
 from ._backend import manual_seed, use_backend
+from ._io import atomic_write
 from .autograd import namespace_of
 from .backends import host
 from .nn import functional as F
@@ -323,7 +324,7 @@ def _plot(experiment: Experiment, runs: Sequence[Run], path: Path) -> None:
     figure.suptitle(experiment.title)
     image = io.BytesIO()
     figure.savefig(image, format="png", dpi=100)
-    path.write_bytes(image.getvalue())
+    atomic_write(path, [image.getvalue()])
 
 
 def run_experiment(name: str, out: str | Path = "experiments", quick: bool = False, backend: str = "auto",
@@ -351,7 +352,7 @@ def run_experiment(name: str, out: str | Path = "experiments", quick: bool = Fal
                 print(f"{name}: {label} done in {time.perf_counter() - started:.1f} s", file=log, flush=True)
         described = active.describe()
     markdown = out / f"{name}.md"
-    markdown.write_text(markdown_table(experiment, runs, size, described, seed, quick))
+    atomic_write(markdown, [markdown_table(experiment, runs, size, described, seed, quick).encode("utf-8")])
     try:
         import matplotlib  # noqa: F401
     except ImportError:
