@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any, Callable
 
 import numpy as np
 
-from . import host
+from ._errors import BackendUnavailableError
 
-
-class BackendUnavailableError(RuntimeError):
-    """The requested array library or device is not usable on this machine."""
+__all__ = ["Backend", "BackendUnavailableError", "DeviceGenerator", "HostGenerator", "Uploader", "register_fast_path"]
 
 
 class Backend:
@@ -39,6 +38,8 @@ class Backend:
         test_rows: (test id, device) rows this backend adds to the test suite's matrix.
         fast_paths: name -> implementation; every subclass gets its own dict (see
             ``gdnet.fast_paths`` for the names and where each reference lives).
+        kernels: the module of this package holding more fast paths in its own ``FAST_PATHS``
+            dict, where importing them imports the library (``"torch_kernels"``); None if none.
     """
 
     name: str = "?"
@@ -49,6 +50,7 @@ class Backend:
     sync_is_free: bool = True
     holds_values: bool = True
     fast_paths: dict[str, Callable[..., Any]] = {}
+    kernels: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -163,8 +165,13 @@ class Backend:
 
     @classmethod
     def load_fast_paths(cls) -> None:
-        """Register fast paths kept in a module that imports the library (called once the
-        library's first array is met)."""
+        """Add the fast paths of the ``kernels`` module to ``fast_paths``, once (called when the
+        library's first array is met; later calls change nothing, so entries removed or
+        replaced since stay so)."""
+        if cls.kernels is None or cls.__dict__.get("_kernels_loaded"):
+            return
+        cls.fast_paths.update(importlib.import_module(f".{cls.kernels}", __package__).FAST_PATHS)
+        cls._kernels_loaded = True
 
     # -- transfer ----------------------------------------------------------------------------
     def asarray(self, obj: Any, dtype: Any = None) -> Any:
@@ -198,7 +205,7 @@ class Backend:
     def communicator(self, world: Any, engine: str) -> Any:
         """A ``comm.Communicator`` for this backend's arrays on this device over ``engine``:
         "local" (a world of one process) or "mpi" (through host copies; NumPy reduces in place,
-        CuPy adds "nccl" and CUDA-aware MPI). ``world`` is what ``comm.open_world`` returned."""
+        CuPy adds "nccl" and CUDA-aware MPI). ``world`` is what ``mpi_comm.open_world`` returned."""
         from . import comm
 
         if engine == "local":
@@ -241,7 +248,7 @@ class Uploader:
     def send(self, array: np.ndarray, dtype: str) -> Any:
         """A device array holding ``array``'s values converted to ``dtype`` (a NumPy name such as
         'float32'); it may alias ``array`` where the device is host memory."""
-        return self.backend.asarray(host.astype(array, dtype), dtype=getattr(self.backend.xp, dtype))
+        return self.backend.asarray(array.astype(dtype, copy=False), dtype=getattr(self.backend.xp, dtype))
 
 
 def register_fast_path(registry: dict[str, Callable[..., Any]], name: str):
@@ -252,6 +259,34 @@ def register_fast_path(registry: dict[str, Callable[..., Any]], name: str):
         return fn
 
     return put
+
+
+class HostGenerator:
+    """NumPy's PCG64 behind the draws gdnet needs; host arrays out."""
+
+    def __init__(self, seed: int):
+        self._rng = np.random.Generator(np.random.PCG64(seed))
+
+    def normal(self, shape, mean=0.0, std=1.0) -> np.ndarray:
+        return self._rng.normal(mean, std, size=shape)
+
+    def uniform(self, shape, low=0.0, high=1.0) -> np.ndarray:
+        return self._rng.uniform(low, high, size=shape)
+
+    def bernoulli(self, p, shape) -> np.ndarray:
+        return self._rng.random(size=shape) < p
+
+    def permutation(self, n: int) -> np.ndarray:
+        return self._rng.permutation(n).astype(np.int64)
+
+    def integers(self, low: int, high: int) -> int:
+        return int(self._rng.integers(low, high))
+
+    def get_state(self) -> dict:
+        return self._rng.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        self._rng.bit_generator.state = state
 
 
 class DeviceGenerator:
@@ -272,7 +307,7 @@ class HostDrawnGenerator(DeviceGenerator):
 
     def __init__(self, backend: Backend, seed: int):
         self._backend = backend
-        self._host = host.HostGenerator(seed)
+        self._host = HostGenerator(seed)
 
     def _send(self, values: np.ndarray, dtype):
         return self._backend.asarray(values, dtype=dtype)

@@ -2,8 +2,8 @@
 arrays of one backend.
 
 A world knows this process's rank, the number of processes and the rank within its machine, and
-moves small Python objects (checks at wrap time); ``open_world`` gives the MPI one under a
-launcher (``mpi_comm``) or a world of one process without one. A communicator runs collectives
+moves small Python objects (checks at wrap time); ``mpi_comm.open_world`` gives the MPI one
+under a launcher or a world of one process (``LocalWorld``) without one. A communicator runs collectives
 on the arrays of one backend and device over one engine; each backend builds its own
 (``Backend.communicator``): MPI for every backend (host arrays directly, device arrays through
 host copies, or CUDA-aware MPI), NCCL for CuPy (``nccl_comm``). Core code (gdnet.distributed)
@@ -102,14 +102,3 @@ class LocalWorld:
 
     def close(self) -> None:
         pass
-
-
-def open_world(use_mpi: bool):
-    """The MPI world (``use_mpi``: mpi4py's COMM_WORLD, a world of one process without a
-    launcher) or a world of one process that needs no MPI at all."""
-    if not use_mpi:
-        return LocalWorld()
-    from .mpi_comm import MPIWorld
-
-    return MPIWorld()
-

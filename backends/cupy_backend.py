@@ -32,6 +32,7 @@ class CupyBackend(Backend):
     test_rows = (("cupy", None),)
     sync_is_free = False
     fast_paths = FAST_PATHS
+    kernels = "cupy_kernels"  # the CUDA kernels, kept apart so this module imports without cupy
 
     def __init__(self, device: str | int | None = None):
         reason = self.unavailable_reason()
@@ -90,11 +91,6 @@ class CupyBackend(Backend):
     def device_scope(cls, array):
         # CuPy launches on the current device; an array of another one must make its own current
         return array.device
-
-    @classmethod
-    def load_fast_paths(cls) -> None:
-        """Register the CUDA kernels (kept in cupy_kernels so this module stays importable)."""
-        from . import cupy_kernels  # noqa: F401
 
     def activate(self) -> None:
         self.device.use()

@@ -11,7 +11,8 @@ from __future__ import annotations
 import cupy
 
 from ._base import register_fast_path
-from .cupy_backend import FAST_PATHS
+
+FAST_PATHS: dict = {}  # name -> implementation: the cupy backend's ``kernels``
 
 # -- softmax cross-entropy against class indices ----------------------------------------------
 # Forward: one block walks the rows (one thread per row at a time), writes the softmax and the

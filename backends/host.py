@@ -10,6 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from . import owner
+from ._base import HostGenerator  # noqa: F401  (the seeded host generator, beside the device ones in _base)
+
 HostArray = np.ndarray
 
 
@@ -74,39 +77,9 @@ def load_npz(path: str) -> dict[str, np.ndarray]:
         return {key: archive[key] for key in archive.files}
 
 
-class HostGenerator:
-    """NumPy's PCG64 behind the draws gdnet needs; host arrays out."""
-
-    def __init__(self, seed: int):
-        self._rng = np.random.Generator(np.random.PCG64(seed))
-
-    def normal(self, shape, mean=0.0, std=1.0) -> np.ndarray:
-        return self._rng.normal(mean, std, size=shape)
-
-    def uniform(self, shape, low=0.0, high=1.0) -> np.ndarray:
-        return self._rng.uniform(low, high, size=shape)
-
-    def bernoulli(self, p, shape) -> np.ndarray:
-        return self._rng.random(size=shape) < p
-
-    def permutation(self, n: int) -> np.ndarray:
-        return self._rng.permutation(n).astype(np.int64)
-
-    def integers(self, low: int, high: int) -> int:
-        return int(self._rng.integers(low, high))
-
-    def get_state(self) -> dict:
-        return self._rng.bit_generator.state
-
-    def set_state(self, state: dict) -> None:
-        self._rng.bit_generator.state = state
-
-
 def to_numpy(array: Any) -> np.ndarray:
     """An array of any backend -> a NumPy copy in host memory (the one explicit transfer), by
     the backend that owns it."""
-    from . import owner
-
     return owner(array).to_host(array)
 
 

@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._base import BackendUnavailableError
-from .comm import INSTALL_HINT, Communicator, Pending
+from ._errors import BackendUnavailableError
+from .comm import INSTALL_HINT, Communicator, LocalWorld, Pending
 
 
 def _mpi():
@@ -63,6 +63,14 @@ class MPIWorld:
         if sys.excepthook == self._abort_on_exception:
             sys.excepthook = self._previous_hook
         self.comm.Free()
+
+
+def open_world(use_mpi: bool):
+    """The MPI world (``use_mpi``: mpi4py's COMM_WORLD, a world of one process without a
+    launcher) or a world of one process that needs no MPI at all."""
+    if not use_mpi:
+        return LocalWorld()
+    return MPIWorld()
 
 
 _OPS = ("sum", "max", "min")

@@ -80,6 +80,7 @@ class TorchBackend(Backend):
     test_rows = (("torch-cpu", "cpu"), ("torch-meta", "meta"), ("torch-cuda", "cuda"))
     sync_is_free = False  # reading a tensor of an unknown device may synchronise; see reads_are_free
     fast_paths = FAST_PATHS
+    kernels = "torch_kernels"
 
     def __init__(self, device=None):
         torch = _torch()
@@ -159,10 +160,6 @@ class TorchBackend(Backend):
     @classmethod
     def device_name(cls, array) -> str:
         return str(array.device)
-
-    @classmethod
-    def load_fast_paths(cls) -> None:
-        from . import torch_kernels  # noqa: F401
 
     # -- transfer -------------------------------------------------------------------------------
     def asarray(self, obj, dtype=None):

@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 
 from ._base import register_fast_path
-from .torch_backend import FAST_PATHS
+
+FAST_PATHS: dict = {}  # name -> implementation: the torch backend's ``kernels``
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}  # at::Reduction
 _NO_IGNORED_INDEX = -100  # nll_loss's ignore_index (the range check keeps labels >= 0)

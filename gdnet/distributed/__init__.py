@@ -25,6 +25,7 @@ from typing import Any
 from .. import _backend
 from ..autograd import Tensor, dtype_is, increment_version, namespace_of
 from ..backends import comm as _comm
+from ..backends.mpi_comm import open_world
 
 __all__ = [
     "ReduceOp", "all_gather", "all_reduce", "barrier", "broadcast", "destroy_process_group", "get_rank",
@@ -108,7 +109,7 @@ def init_process_group(backend: str = "auto") -> None:
         raise ValueError(f"the nccl backend needs the cupy backend (arrays on CUDA GPUs); the active backend is "
                          f"{active.describe()}: use backend='mpi'")
     launched = _comm.launched()
-    world = _comm.open_world(use_mpi=launched or backend != "auto")
+    world = open_world(use_mpi=launched or backend != "auto")
     engine = "local" if not launched and backend == "auto" else ("nccl" if backend == "nccl" or on_gpus else "mpi")
     if on_gpus and world.size > 1:
         devices = type(active).devices()
