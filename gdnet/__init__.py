@@ -16,18 +16,17 @@ from ._backend import (
     use_backend,
 )
 from ._creation import ones, rand, randn, tensor, zeros
+from ._version import __version__
 from .autograd import DeviceMismatchError, Tensor, enable_grad, is_grad_enabled, no_grad
 from .backends import BackendUnavailableError
 from .gradcheck import GradcheckError, gradcheck
 from .ops import chunk, concat, erf, exp, log, matmul, maximum, sqrt, stack, take, unbind, where
 from .train import load, load_into, save
 
-__version__ = "0.1.0"
-
 datasets = data.datasets  # gd.datasets.fashion_mnist(), as DESIGN.md spells it
 
 __all__ = [
-    "BackendUnavailableError", "DeviceMismatchError", "GradcheckError", "Tensor",
+    "__version__", "BackendUnavailableError", "DeviceMismatchError", "GradcheckError", "Tensor",
     "available_backends", "chunk", "concat", "data", "datasets", "default_float", "device_rng", "distributed",
     "enable_grad", "erf", "exp", "get_backend", "gradcheck", "is_grad_enabled", "load", "load_into", "log",
     "manual_seed",

@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any, Callable, Iterator, Sequence
 
-from . import __version__, distributed, train
+from . import distributed, train
 from ._backend import (
     ENVIRONMENT_VARIABLE,
     available_backends,
@@ -24,6 +24,7 @@ from ._backend import (
     use_backend,
     use_backend_from_environment,
 )
+from ._version import __version__
 from .nn.conv import Conv2d, MaxPool2d
 from .nn.dropout import Dropout
 from .nn.init import SCHEMES

@@ -20,9 +20,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import __version__, data, optim, train
+from . import data, optim, train
 from ._backend import manual_seed, use_backend
 from ._io import atomic_write
+from ._version import __version__
 from .autograd import namespace_of
 from .backends import host
 from .nn import functional as F
