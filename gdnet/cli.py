@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import io
 import math
 import os
@@ -25,96 +24,20 @@ from ._backend import (
     use_backend_from_environment,
 )
 from ._version import __version__
-from .nn.conv import Conv2d, MaxPool2d
-from .nn.dropout import Dropout
+from .models import ACTIVATIONS, build_from_spec, describe_network, spec_shapes
 from .nn.init import SCHEMES
-from .nn.layers import Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh, Unflatten
-from .nn.normalization import BatchNorm2d, SyncBatchNorm
+from .nn.normalization import SyncBatchNorm
 from .nn.parallel import DistributedDataParallel
 from .nn.regularization import l1_penalty, l2_penalty
 from .train import evaluate
 
-ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}
 DATASETS = ("fashion-mnist", "mnist")
-IMAGE_SIDE, CLASSES = 28, 10  # both datasets: 28x28 images of 10 classes
-
-
-def _layers(in_features: int, hidden: Sequence[int], classes: int, activation: str = "relu", init: str = "default",
-            dropout: float = 0.0, conv: Sequence[int] = (), side: int = 28) -> list[tuple[Callable[[], Any], dict]]:
-    """The layers of ``build_mlp``, not yet built: (a function that builds one, the shapes of the
-    parameters and buffers it will hold by name), so a network can be checked before anything
-    is allocated."""
-    layers: list[tuple[Callable[[], Any], dict]] = []
-    act = (ACTIVATIONS[activation], {})
-    if conv:
-        layers.append((functools.partial(Unflatten, 1, (1, side)), {}))  # one input channel
-        channels = 1
-        for count in conv:
-            vector = (count,)
-            layers += [(functools.partial(Conv2d, channels, count, 3, padding=1, init=init),
-                        {"weight": (count, channels, 3, 3), "bias": vector}),
-                       (functools.partial(BatchNorm2d, count),
-                        {"weight": vector, "bias": vector, "running_mean": vector, "running_var": vector,
-                         "num_batches_tracked": ()}),
-                       act, (functools.partial(MaxPool2d, 2), {})]
-            channels, side = count, side // 2
-        in_features = channels * side * side
-    layers.append((Flatten, {}))
-    width = in_features
-    for size in hidden:
-        layers += [(functools.partial(Linear, width, size, init=init), {"weight": (size, width), "bias": (size,)}), act]
-        if dropout:
-            layers.append((functools.partial(Dropout, dropout), {}))
-        width = size
-    layers.append((functools.partial(Linear, width, classes, init=init), {"weight": (classes, width),
-                                                                          "bias": (classes,)}))
-    return layers
-
-
-def build_mlp(in_features: int, hidden: Sequence[int], classes: int, activation: str = "relu",
-              init: str = "default", dropout: float = 0.0, conv: Sequence[int] = (), side: int = 28) -> Sequential:
-    """The model ``gdnet train`` describes, for (N, side, side) images.
-
-    With ``conv`` channel counts, first one block per count: 3x3 Conv2d (padding 1), BatchNorm2d,
-    the activation and a 2x2 max-pool. Then Flatten, Linear + activation (+ Dropout when
-    ``dropout``) per hidden size, and a Linear to ``classes`` scores.
-    """
-    layers = _layers(in_features, hidden, classes, activation, init, dropout, conv, side)
-    return Sequential(*(build() for build, _ in layers))
-
 
 
 def model_spec(args: argparse.Namespace) -> dict[str, Any]:
     """What a checkpoint needs to rebuild the model of a ``gdnet train`` run."""
     return dict(dataset=args.dataset, hidden=list(args.hidden), activation=args.activation, init=args.init,
                 dropout=args.dropout, conv=list(args.conv))
-
-
-def _spec_layers(spec: dict[str, Any]) -> list[tuple[Callable[[], Any], dict]]:
-    return _layers(IMAGE_SIDE * IMAGE_SIDE, spec["hidden"], CLASSES, spec["activation"], spec["init"],
-                   spec.get("dropout", 0.0), spec.get("conv", ()), IMAGE_SIDE)
-
-
-def build_from_spec(spec: dict[str, Any]) -> Sequential:
-    return Sequential(*(build() for build, _ in _spec_layers(spec)))
-
-
-def spec_shapes(spec: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """The parameter and buffer shapes, by PyTorch name, of the model ``build_from_spec(spec)``
-    builds, computed without building it."""
-    return {f"{index}.{name}": shape for index, (_, tensors) in enumerate(_spec_layers(spec))
-            for name, shape in tensors.items()}
-
-
-def describe_network(spec: dict[str, Any]) -> str:
-    """"MLP 784-100-10", or for a CNN "conv32-conv64-MLP 3136-128-10"."""
-    conv = list(spec.get("conv", ()))
-    side = IMAGE_SIDE
-    for _ in conv:
-        side //= 2
-    in_features = conv[-1] * side * side if conv else IMAGE_SIDE * IMAGE_SIDE
-    convs = "".join(f"conv{count}-" for count in conv)
-    return f"{convs}MLP {'-'.join(str(n) for n in (in_features, *spec['hidden'], CLASSES))}"
 
 
 def _is_count(value: Any) -> bool:

@@ -12,7 +12,7 @@ import pytest
 from conftest import peak_memory
 
 import gdnet as gd
-from gdnet import cli
+from gdnet import cli, models
 from gdnet.train import CheckpointError
 from gdnet.train.checkpoint import architecture
 
@@ -121,20 +121,20 @@ SPECS = [
 
 @pytest.mark.parametrize("spec", SPECS, ids=["mlp", "deep-dropout", "cnn", "no-hidden"])
 def test_spec_shapes_are_the_shapes_of_the_model_built(spec):
-    model = cli.build_from_spec(spec)
-    assert cli.spec_shapes(spec) == {name: shape for name, shape, _ in architecture(model)}
+    model = models.build_from_spec(spec)
+    assert models.spec_shapes(spec) == {name: shape for name, shape, _ in architecture(model)}
 
 
 def test_the_network_is_named_with_its_input_size():
-    assert cli.describe_network(SPECS[0]) == "MLP 784-100-10"
-    assert cli.describe_network(SPECS[2]) == "conv4-conv6-MLP 294-16-10"
+    assert models.describe_network(SPECS[0]) == "MLP 784-100-10"
+    assert models.describe_network(SPECS[2]) == "conv4-conv6-MLP 294-16-10"
 
 
 def _checkpoint_describing(tmp_path, network) -> Path:
     """A checkpoint of the 784-100-10 MLP whose metadata describes ``network``."""
     path = tmp_path / "model.safetensors"
     gd.manual_seed(0)
-    gd.train.save(path, cli.build_from_spec(SPECS[0]), network=network)
+    gd.train.save(path, models.build_from_spec(SPECS[0]), network=network)
     return path
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import gdnet as gd
-from gdnet import cli
+from gdnet import cli, models
 
 
 def _fashion_mnist_or_skip():
@@ -199,7 +199,7 @@ def test_command_trains_a_cnn_with_dropout_and_penalties_and_evaluates_its_check
     evaluated = _gdnet("eval", str(folder / "last.safetensors"), "--backend", "numpy")
     assert evaluated.returncode == 0, evaluated.stderr
     assert f"test accuracy {final}" in evaluated.stdout
-    model = cli.build_from_spec(dict(hidden=[16], activation="relu", init="he", dropout=0.2, conv=[4]))
+    model = models.build_from_spec(dict(hidden=[16], activation="relu", init="he", dropout=0.2, conv=[4]))
     kinds = [type(layer).__name__ for layer in model]
     assert kinds == ["Unflatten", "Conv2d", "BatchNorm2d", "ReLU", "MaxPool2d", "Flatten", "Linear", "ReLU",
                      "Dropout", "Linear"]
