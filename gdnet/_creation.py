@@ -8,7 +8,7 @@ from typing import Any, Sequence
 from . import backends
 from ._backend import default_float, device_rng, get_backend
 from .autograd import Tensor, check_grad_dtype, namespace_of, resolve_dtype
-from .backends import host
+from .backends import Backend, host
 
 
 def _shape(name: str, shape: Any) -> tuple[int, ...]:
@@ -21,6 +21,26 @@ def _shape(name: str, shape: Any) -> tuple[int, ...]:
     if any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 0 for d in dims):
         raise ValueError(f"{name}: shape must be non-negative integers; got {dims}")
     return tuple(int(d) for d in dims)
+
+
+def _active(dtype: Any) -> tuple[Backend, Any]:
+    """The active backend, and ``dtype`` (an xp dtype, its name, or None for float32) as its dtype."""
+    backend = get_backend()
+    return backend, resolve_dtype(backend.xp, dtype) or default_float(backend)
+
+
+def filled(shape: tuple[int, ...], value: float, dtype: Any = None) -> Any:
+    """An array of ``shape`` holding ``value`` on the active backend's device, in ``dtype`` (an
+    xp dtype or its name; default float32): how core code makes a new array from nothing
+    (parameters before their initialisation, buffers, zeros for an empty sum)."""
+    backend, dtype = _active(dtype)
+    xp, device = backend.xp, backend.device
+    # zeros and ones take every dtype (a Python float fill does not suit an integer or bool one)
+    if value == 0:
+        return xp.zeros(shape, dtype=dtype, device=device)
+    if value == 1:
+        return xp.ones(shape, dtype=dtype, device=device)
+    return xp.full(shape, value, dtype=dtype, device=device)
 
 
 def _made(name: str, array: Any, requires_grad: bool) -> Tensor:
@@ -85,31 +105,23 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
 
 def zeros(shape: Sequence[int], dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Zeros of ``shape`` on the active backend (float32 unless ``dtype``)."""
-    backend = get_backend()
-    dtype = resolve_dtype(backend.xp, dtype) or default_float(backend)
-    return _made("gd.zeros", backend.xp.zeros(_shape("gd.zeros", shape), dtype=dtype, device=backend.device),
-                 requires_grad)
+    return _made("gd.zeros", filled(_shape("gd.zeros", shape), 0, dtype), requires_grad)
 
 
 def ones(shape: Sequence[int], dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Ones of ``shape`` on the active backend (float32 unless ``dtype``)."""
-    backend = get_backend()
-    dtype = resolve_dtype(backend.xp, dtype) or default_float(backend)
-    return _made("gd.ones", backend.xp.ones(_shape("gd.ones", shape), dtype=dtype, device=backend.device),
-                 requires_grad)
+    return _made("gd.ones", filled(_shape("gd.ones", shape), 1, dtype), requires_grad)
 
 
 def randn(*shape: int, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Standard-normal draws of ``shape`` from the seeded generator, on the active backend."""
-    backend = get_backend()
-    dtype = resolve_dtype(backend.xp, dtype) or default_float(backend)
+    backend, dtype = _active(dtype)
     shape = _shape("gd.randn", shape[0] if len(shape) == 1 else shape)
     return _made("gd.randn", device_rng(backend).normal(shape, dtype), requires_grad)
 
 
 def rand(*shape: int, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """Uniform [0, 1) draws of ``shape`` from the seeded generator, on the active backend."""
-    backend = get_backend()
-    dtype = resolve_dtype(backend.xp, dtype) or default_float(backend)
+    backend, dtype = _active(dtype)
     shape = _shape("gd.rand", shape[0] if len(shape) == 1 else shape)
     return _made("gd.rand", device_rng(backend).uniform(shape, dtype), requires_grad)

@@ -22,8 +22,7 @@ from typing import Any, Callable, Sequence
 from .. import ops
 from ..autograd import Array, Function, Tensor, as_tensor, check_dtype_matches
 from .init import initialise
-from .layers import _empty_parameter
-from .module import Module, check_sizes
+from .module import Module, check_sizes, new_parameter
 
 IntPair = int | Sequence[int]
 
@@ -438,8 +437,8 @@ class _ConvNd(Module):
         self.stride = tuples(stride, "stride", 1)
         self.dilation = tuples(dilation, "dilation", 1)
         self.padding = padding if isinstance(padding, str) else tuples(padding, "padding", 0)
-        self.weight = _empty_parameter((out_channels, in_channels) + self.kernel_size)
-        self.bias = _empty_parameter((out_channels,)) if bias else None
+        self.weight = new_parameter((out_channels, in_channels) + self.kernel_size)
+        self.bias = new_parameter((out_channels,)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

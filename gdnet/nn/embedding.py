@@ -8,8 +8,7 @@ from .._creation import as_array_like
 from ..autograd import Tensor
 from . import functional as F
 from . import init
-from .layers import _empty_parameter
-from .module import Module, check_sizes
+from .module import Module, check_sizes, new_parameter
 
 
 class Embedding(Module):
@@ -39,7 +38,7 @@ class Embedding(Module):
         check_sizes("Embedding", num_embeddings=num_embeddings, embedding_dim=embedding_dim)
         padding_idx = F.padding_row("Embedding", padding_idx, num_embeddings)
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
-        self.weight = _empty_parameter((num_embeddings, embedding_dim))
+        self.weight = new_parameter((num_embeddings, embedding_dim))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -12,6 +12,11 @@ from .. import backends, ops
 from ..autograd import Tensor, as_tensor, check_same_device, dtype_is, dtype_name, spelling
 from ..ops import linear, relu, sigmoid, tanh  # noqa: F401  (re-exported spellings)
 
+# spellings defined beside their fused primitives and layers
+from .conv import adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d, max_pool2d  # noqa: F401
+from .dropout import dropout  # noqa: F401
+from .normalization import batch_norm, layer_norm  # noqa: F401
+
 _SQRT_HALF = math.sqrt(0.5)
 _SQRT_TWO_OVER_PI = math.sqrt(2.0 / math.pi)
 
@@ -550,8 +555,3 @@ def accuracy(scores: Tensor, labels: Any) -> Tensor:
     hits = xp.astype(xp.argmax(scores.data, axis=1) == labels, scores.dtype)
     return Tensor(xp.mean(hits))
 
-
-# spellings defined beside their layers
-from .conv import adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d, max_pool2d  # noqa: E402,F401
-from .dropout import dropout  # noqa: E402,F401
-from .normalization import batch_norm, layer_norm  # noqa: E402,F401

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
-from .._backend import default_float, get_backend
 from ..autograd import Tensor, as_tensor, spelling
 from . import functional as F
 from .init import initialise
-from .module import Module, Parameter, check_sizes
-
-
-def _empty_parameter(shape: tuple[int, ...]) -> Parameter:
-    backend = get_backend()
-    return Parameter(backend.xp.zeros(shape, dtype=default_float(backend), device=backend.device))
+from .module import Module, check_sizes, new_parameter
 
 
 class Linear(Module):
@@ -40,8 +34,8 @@ class Linear(Module):
         super().__init__()
         check_sizes("Linear", in_features=in_features, out_features=out_features)
         self.in_features, self.out_features, self.init = in_features, out_features, init
-        self.weight = _empty_parameter((out_features, in_features))
-        self.bias = _empty_parameter((out_features,)) if bias else None
+        self.weight = new_parameter((out_features, in_features))
+        self.bias = new_parameter((out_features,)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -6,7 +6,7 @@ import warnings
 from collections import OrderedDict
 from typing import Any, Iterator, NamedTuple
 
-from .._creation import as_array_like
+from .._creation import as_array_like, filled
 from ..autograd import Tensor, as_tensor, increment_version, resolve_dtype
 
 
@@ -20,6 +20,18 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return f"Parameter(shape={self.shape}, dtype={self.dtype}, device={self.device})"
+
+
+def new_parameter(shape: tuple[int, ...], fill: float = 0.0) -> Parameter:
+    """A float32 Parameter of ``shape`` on the active backend holding ``fill``: how a layer makes
+    its weights before ``reset_parameters`` draws their values."""
+    return Parameter(filled(shape, fill))
+
+
+def new_buffer(shape: tuple[int, ...], fill: float, dtype: Any = None) -> Tensor:
+    """A Tensor of ``shape`` on the active backend holding ``fill``, in ``dtype`` (default
+    float32), for ``register_buffer``."""
+    return Tensor(filled(shape, fill, dtype))
 
 
 def check_sizes(name: str, **sizes: Any) -> None:

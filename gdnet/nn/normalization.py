@@ -15,11 +15,10 @@ import math
 from typing import Any, Sequence
 
 from .. import distributed
-from .._backend import default_float, get_backend
 from .._checks import checked_number
 from ..autograd import Array, Function, Tensor, as_tensor, check_dtype_matches, no_grad
 from ..ops import sum_to
-from .module import Module, Parameter, check_sizes
+from .module import Module, check_sizes, new_buffer, new_parameter
 
 
 def _dot_over(xp: Any, a: Array, b: Array, axes: tuple[int, ...]) -> Array:
@@ -236,12 +235,6 @@ def layer_norm(
     return _normalize(x, axes, (1,) * (x.ndim - k) + shape, eps, weight, bias)[0]
 
 
-def _filled(shape: tuple[int, ...], value: float, dtype=None) -> Tensor:
-    backend = get_backend()
-    dtype = default_float(backend) if dtype is None else dtype
-    return Tensor(backend.xp.full(shape, value, dtype=dtype, device=backend.device))
-
-
 class _BatchNorm(Module):
     """What BatchNorm1d and BatchNorm2d share; subclasses say which input ranks they take."""
 
@@ -263,12 +256,12 @@ class _BatchNorm(Module):
         checked_number(eps, "eps")  # a negative eps gives the square root of a negative variance
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
-        self.weight = Parameter(_filled((num_features,), 1.0)) if affine else None
-        self.bias = Parameter(_filled((num_features,), 0.0)) if affine else None
+        self.weight = new_parameter((num_features,), 1.0) if affine else None
+        self.bias = new_parameter((num_features,), 0.0) if affine else None
         if track_running_stats:
-            self.register_buffer("running_mean", _filled((num_features,), 0.0))
-            self.register_buffer("running_var", _filled((num_features,), 1.0))
-            self.register_buffer("num_batches_tracked", _filled((), 0, get_backend().xp.int64))
+            self.register_buffer("running_mean", new_buffer((num_features,), 0.0))
+            self.register_buffer("running_var", new_buffer((num_features,), 1.0))
+            self.register_buffer("num_batches_tracked", new_buffer((), 0, "int64"))
         else:
             for name in ("running_mean", "running_var", "num_batches_tracked"):
                 self.register_buffer(name, None)
@@ -470,8 +463,8 @@ class LayerNorm(Module):
         check_sizes("LayerNorm", **{f"normalized_shape[{i}]": n for i, n in enumerate(shape)})
         checked_number(eps, "eps")
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
-        self.weight = Parameter(_filled(shape, 1.0)) if elementwise_affine else None
-        self.bias = Parameter(_filled(shape, 0.0)) if elementwise_affine and bias else None
+        self.weight = new_parameter(shape, 1.0) if elementwise_affine else None
+        self.bias = new_parameter(shape, 0.0) if elementwise_affine and bias else None
 
     def reset_parameters(self) -> None:
         if self.weight is not None:

@@ -17,8 +17,7 @@ from .. import ops
 from ..autograd import Tensor, as_tensor, check_dtype_matches, dtype_is, dtype_name
 from . import init
 from .dropout import dropout
-from .layers import _empty_parameter
-from .module import Module, check_sizes
+from .module import Module, check_sizes, new_parameter
 
 State = Any  # a Tensor h, or a pair (h, c) for LSTM
 
@@ -136,11 +135,11 @@ class _Recurrent(Module):
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else hidden_size * directions
             for suffix in self._suffixes(layer):
-                setattr(self, f"weight_ih{suffix}", _empty_parameter((rows, layer_input)))
-                setattr(self, f"weight_hh{suffix}", _empty_parameter((rows, hidden_size)))
+                setattr(self, f"weight_ih{suffix}", new_parameter((rows, layer_input)))
+                setattr(self, f"weight_hh{suffix}", new_parameter((rows, hidden_size)))
                 if bias:
-                    setattr(self, f"bias_ih{suffix}", _empty_parameter((rows,)))
-                    setattr(self, f"bias_hh{suffix}", _empty_parameter((rows,)))
+                    setattr(self, f"bias_ih{suffix}", new_parameter((rows,)))
+                    setattr(self, f"bias_hh{suffix}", new_parameter((rows,)))
         self.reset_parameters()
 
     @property
@@ -338,10 +337,10 @@ class _Cell(Module):
         self.mode, self.kind = mode, _KINDS[mode]
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         rows = self.kind.gates * hidden_size
-        self.weight_ih = _empty_parameter((rows, input_size))
-        self.weight_hh = _empty_parameter((rows, hidden_size))
-        self.bias_ih = _empty_parameter((rows,)) if bias else None
-        self.bias_hh = _empty_parameter((rows,)) if bias else None
+        self.weight_ih = new_parameter((rows, input_size))
+        self.weight_hh = new_parameter((rows, hidden_size))
+        self.bias_ih = new_parameter((rows,)) if bias else None
+        self.bias_hh = new_parameter((rows,)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from .. import ops
-from .._backend import default_float, get_backend
+from .._creation import filled
 from ..autograd import Tensor
 from .conv import _ConvNd
 from .layers import Linear
@@ -38,8 +38,7 @@ def _total(model: Module, per_weight) -> Tensor:
         term = ops.sum(per_weight(weight))
         total = term if total is None else total + term
     if total is None:  # a model without such layers: a zero on the active backend
-        backend = get_backend()
-        return Tensor(backend.xp.zeros((), dtype=default_float(backend), device=backend.device))
+        return Tensor(filled((), 0))
     return total
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .._backend import default_float, get_backend
+from .._creation import filled
 from ..autograd import Tensor, check_same_device, namespace_of
 from .transform import checked_number
 
@@ -50,8 +50,7 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
         raise ValueError("Invalid norm_type: 0.0 (expected p > 0, or math.inf)")
     params = _gradients(parameters)
     if not params:
-        backend = get_backend()
-        return Tensor(backend.xp.zeros((), dtype=default_float(backend), device=backend.device))
+        return Tensor(filled((), 0))
     grads = [p.grad.data for p in params]
     check_same_device(grads)
     xp = namespace_of(grads[0])
