@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 from heapq import heappop, heappush
-from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from . import backends as _backends
 
@@ -287,6 +287,10 @@ class Function:
 class Tensor:
     """An array of the active backend, with an optional gradient and the op that made it.
 
+    Its arithmetic operators and the methods that are ops (``x + y``, ``x @ w``, ``x.sum()``,
+    ``x.exp()``, ``x.reshape(...)``, ``x.mT``) are attached by gdnet.ops, beside each op's
+    function (``ops.TENSOR_METHODS`` lists them); importing gdnet imports it.
+
     Attributes:
         data: the raw array (numpy, cupy, torch or array_api_strict).
         grad: a Tensor of ``data``'s shape after ``backward()`` (leaves only), else None.
@@ -461,49 +465,7 @@ class Tensor:
         hooks[key] = hook
         return RemovableHandle(self, key)
 
-    # -- operators ---------------------------------------------------------------------------
-    def __add__(self, other):
-        return _ops.add(self, other)
-
-    def __radd__(self, other):
-        return _ops.add(other, self)
-
-    def __sub__(self, other):
-        return _ops.sub(self, other)
-
-    def __rsub__(self, other):
-        return _ops.sub(other, self)
-
-    def __mul__(self, other):
-        return _ops.mul(self, other)
-
-    def __rmul__(self, other):
-        return _ops.mul(other, self)
-
-    def __truediv__(self, other):
-        return _ops.div(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops.div(other, self)
-
-    def __matmul__(self, other):
-        return _ops.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _ops.matmul(other, self)
-
-    def __pow__(self, other):
-        return _ops.pow(self, other)
-
-    def __rpow__(self, other):
-        return _ops.pow(other, self)
-
-    def __neg__(self):
-        return _ops.neg(self)
-
-    def __getitem__(self, key):
-        return _ops.getitem(self, key)
-
+    # -- operators and methods: those of ops are attached by gdnet.ops (its TENSOR_METHODS) ----
     # comparisons give boolean tensors outside the graph
     def _compare(self, other, name):
         other = other.data if isinstance(other, Tensor) else other
@@ -534,63 +496,6 @@ class Tensor:
 
     def __float__(self) -> float:
         return float(self.item())
-
-    # -- methods in PyTorch's spelling -------------------------------------------------------
-    # axis or dim, keepdims or keepdim: the array API's spelling or PyTorch's, not both
-    def sum(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
-        return _ops.sum(self, axis, keepdims, dim=dim, keepdim=keepdim)
-
-    def mean(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
-        return _ops.mean(self, axis, keepdims, dim=dim, keepdim=keepdim)
-
-    def max(self, axis=None, keepdims=None, *, dim=None, keepdim=None):
-        """The largest values over ``axis``, as the array API's max and torch.amax (ties share
-        the gradient). With ``dim``, PyTorch's spelling, PyTorch's answer: the pair
-        ``(values, indices)`` along that one axis, so ``values, indices = x.max(dim=1)`` works."""
-        values = _ops.max(self, axis, keepdims, dim=dim, keepdim=keepdim)
-        if dim is None:
-            return values
-        keep = bool(spelling("max", keepdims, keepdim, False, ("keepdims", "keepdim")))
-        return MaxResult(values, Tensor(self.xp.argmax(self.data, axis=dim, keepdims=keep)))
-
-    def reshape(self, *shape):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return _ops.reshape(self, shape)
-
-    def permute(self, *axes):
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        return _ops.permute_dims(self, axes)
-
-    @property
-    def mT(self):
-        axes = tuple(range(self.ndim - 2)) + (self.ndim - 1, self.ndim - 2)
-        return _ops.permute_dims(self, axes)
-
-    @property
-    def T(self):
-        if self.ndim != 2:
-            raise ValueError(f".T is for 2-D tensors; got {self.ndim}-D (use .mT or permute)")
-        return self.mT
-
-    def exp(self):
-        return _ops.exp(self)
-
-    def log(self):
-        return _ops.log(self)
-
-    def sqrt(self):
-        return _ops.sqrt(self)
-
-    def tanh(self):
-        return _ops.tanh(self)
-
-    def sigmoid(self):
-        return _ops.sigmoid(self)
-
-    def relu(self):
-        return _ops.relu(self)
 
     def argmax(self, axis=None, *, dim=None):
         """Indices of the largest values along ``axis`` (or ``dim``; default the last)."""
@@ -627,13 +532,6 @@ def queue_callback(callback: Callable[[], None]) -> None:
     if _final_callbacks is None:
         raise RuntimeError("queue_callback() can only be called during a backward pass (from a hook)")
     _final_callbacks.append(callback)
-
-
-class MaxResult(NamedTuple):
-    """``Tensor.max(dim=...)``: the largest values and their indices (torch.return_types.max)."""
-
-    values: Tensor
-    indices: Tensor
 
 
 def resolve_dtype(xp: Any, dtype: Any):
@@ -769,6 +667,3 @@ def _walk(root: Function, seed: Array, counts: dict[Tensor, int] | None) -> None
                 pending[creator] = arg_grad
                 heappush(queue, (-creator.sequence, creator))
         fn.release()
-
-
-from . import ops as _ops  # noqa: E402  (ops needs Tensor and Function defined above)

@@ -1,14 +1,18 @@
-"""The primitives: each forward works on raw arrays with ``xp``; its VJP sits right below it.
+"""The primitives: each class's forward works on raw arrays with ``xp`` and its VJP sits right
+below it; its functional spelling follows the class, and ``@tensor_method`` on that function
+makes it a Tensor operator or method too (DeZero's layout: one op, one place).
 
 Everything else in gdnet (softmax, mse, layers) is a composition of these. Broadcasting in
 binary ops is undone by one helper, ``sum_to``. Inputs that are not Tensors are constants.
+``TENSOR_METHODS`` lists every operator and method Tensor gets here (autograd.py's Tensor knows
+no op: importing gdnet imports this module, which attaches them).
 """
 
 from __future__ import annotations
 
 import builtins
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 from .autograd import (
     Array,
@@ -26,6 +30,31 @@ from .autograd import (
 from .fast_paths import lookup
 
 Scalar = (int, float)
+
+# Tensor's operators and methods, name -> the function (or property) it is; ``tensor_method``
+# fills it and attaches each to Tensor
+TENSOR_METHODS: dict[str, Any] = {}
+
+
+def tensor_method(*names: str, reflected: str | None = None, as_property: bool = False) -> Callable:
+    """Decorator: the function below is also Tensor's method (or operator) under each of
+    ``names``; ``reflected`` names the swapped operator too (``x.__radd__(y)`` is ``add(y, x)``);
+    ``as_property`` makes it a property (``x.mT``)."""
+
+    def attach(fn: Callable) -> Callable:
+        entries = {name: property(fn) if as_property else fn for name in names}
+        if reflected is not None:
+            def swapped(self, other):
+                return fn(other, self)
+
+            swapped.__name__ = swapped.__qualname__ = reflected
+            entries[reflected] = swapped
+        for name, entry in entries.items():
+            TENSOR_METHODS[name] = entry
+            setattr(Tensor, name, entry)
+        return fn
+
+    return attach
 
 
 def _shape(x: Any) -> tuple[int, ...]:
@@ -60,6 +89,16 @@ def _keepdims_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int,
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
+def _operand(x: Any) -> Any:
+    """Python numbers stay constants; raw arrays become constant Tensors (device-checked);
+    anything else (a Python list) is refused by ``as_tensor``."""
+    if isinstance(x, (Tensor, bool, int)):
+        return x
+    if isinstance(x, float):
+        return float(x)  # a NumPy float64 is a float too, but would promote float32 arrays
+    return as_tensor(x, "operand")
+
+
 # -- elementwise arithmetic ------------------------------------------------------------------
 class Add(Function):
     def forward(self, xp, a, b):
@@ -68,6 +107,11 @@ class Add(Function):
 
     def backward(self, g):
         return tuple(sum_to(self.xp, g, s) if need else None for s, need in zip(self.shapes, self.needs_grad))
+
+
+@tensor_method("__add__", reflected="__radd__")
+def add(a, b) -> Tensor:
+    return Add()(_operand(a), _operand(b))
 
 
 class Sub(Function):
@@ -81,6 +125,11 @@ class Sub(Function):
             sum_to(self.xp, g, sa) if self.needs_grad[0] else None,
             sum_to(self.xp, -g, sb) if self.needs_grad[1] else None,
         )
+
+
+@tensor_method("__sub__", reflected="__rsub__")
+def sub(a, b) -> Tensor:
+    return Sub()(_operand(a), _operand(b))
 
 
 class Mul(Function):
@@ -101,6 +150,11 @@ class Mul(Function):
         )
 
 
+@tensor_method("__mul__", reflected="__rmul__")
+def mul(a, b) -> Tensor:
+    return Mul()(_operand(a), _operand(b))
+
+
 class Div(Function):
     saves = (1,)
 
@@ -117,12 +171,22 @@ class Div(Function):
         )
 
 
+@tensor_method("__truediv__", reflected="__rtruediv__")
+def div(a, b) -> Tensor:
+    return Div()(_operand(a), _operand(b))
+
+
 class Neg(Function):
     def forward(self, xp, a):
         return -a
 
     def backward(self, g):
         return (-g,)
+
+
+@tensor_method("__neg__")
+def neg(a: Tensor) -> Tensor:
+    return Neg()(as_tensor(a))
 
 
 class Pow(Function):
@@ -160,6 +224,11 @@ class Pow(Function):
         return grad_a, grad_b
 
 
+@tensor_method("__pow__", reflected="__rpow__")
+def pow(a, b) -> Tensor:  # noqa: A001  (mirrors the operator's name)
+    return Pow()(_operand(a), _operand(b))
+
+
 # -- elementwise functions -------------------------------------------------------------------
 class Exp(Function):
     def forward(self, xp, a):
@@ -168,6 +237,11 @@ class Exp(Function):
 
     def backward(self, g):
         return (g * self.out,)
+
+
+@tensor_method("exp")
+def exp(a: Tensor) -> Tensor:
+    return Exp()(as_tensor(a))
 
 
 class Log(Function):
@@ -181,6 +255,11 @@ class Log(Function):
         return (g / self.a,)
 
 
+@tensor_method("log")
+def log(a: Tensor) -> Tensor:
+    return Log()(as_tensor(a))
+
+
 class Sqrt(Function):
     def forward(self, xp, a):
         self.out = xp.sqrt(a)
@@ -188,6 +267,11 @@ class Sqrt(Function):
 
     def backward(self, g):
         return (g / (2.0 * self.out),)
+
+
+@tensor_method("sqrt")
+def sqrt(a: Tensor) -> Tensor:
+    return Sqrt()(as_tensor(a))
 
 
 class Tanh(Function):
@@ -203,6 +287,14 @@ class Tanh(Function):
         if self.fused is not None:
             return (self.fused(g, self.out),)
         return (g * (1.0 - self.out * self.out),)
+
+
+@tensor_method("tanh")
+def tanh(a: Tensor) -> Tensor:
+    a = as_tensor(a)
+    fn = Tanh()
+    fn.fused = lookup("tanh_backward", a.data)  # the arrays' backend's fast path, or None
+    return fn(a)
 
 
 def _sigmoid(xp: Any, a: Array) -> Array:
@@ -227,6 +319,14 @@ class Sigmoid(Function):
         return (g * self.out * (1.0 - self.out),)
 
 
+@tensor_method("sigmoid")
+def sigmoid(a: Tensor) -> Tensor:
+    a = as_tensor(a)
+    fn = Sigmoid()
+    fn.fused = lookup("sigmoid", a.data)
+    return fn(a)
+
+
 class Softplus(Function):
     """log(1 + exp(a)), as max(a, 0) + log1p(exp(-|a|)): no overflow, no loss of tiny values."""
 
@@ -238,6 +338,11 @@ class Softplus(Function):
 
     def backward(self, g):
         return (g * _sigmoid(self.xp, self.a),)
+
+
+def softplus(a: Tensor) -> Tensor:
+    """log(1 + exp(a)), computed stably (see ``nn.functional.softplus`` for beta and threshold)."""
+    return Softplus()(as_tensor(a))
 
 
 # erf(x) = x * P1(y) for |x| <= 1.5, with y = 2 x^2 / 1.5^2 - 1 in [-1, 1];
@@ -291,6 +396,11 @@ class Erf(Function):
         return (g * (2.0 / math.sqrt(math.pi)) * self.xp.exp(-self.a * self.a),)
 
 
+def erf(a: Tensor) -> Tensor:
+    """The error function, 2 / sqrt(pi) * integral of exp(-t^2) from 0 to a, elementwise."""
+    return Erf()(as_tensor(a))
+
+
 class Relu(Function):
     """max(a, 0); ``fused``, set by ``relu``, is the arrays' backend's ``relu_backward`` fast path."""
 
@@ -306,6 +416,14 @@ class Relu(Function):
         # the derivative at 0 is taken as 0, as PyTorch does; a 0/1 mask multiplies
         # several times faster than where() on NumPy
         return (g * self.xp.astype(self.out > 0, g.dtype),)
+
+
+@tensor_method("relu")
+def relu(a: Tensor) -> Tensor:
+    a = as_tensor(a)
+    fn = Relu()
+    fn.fused = lookup("relu_backward", a.data)
+    return fn(a)
 
 
 class Maximum(Function):
@@ -328,6 +446,10 @@ class Maximum(Function):
         )
 
 
+def maximum(a, b) -> Tensor:
+    return Maximum()(_operand(a), _operand(b))
+
+
 class Where(Function):
     """where(condition, a, b); the condition is a constant boolean array."""
 
@@ -346,6 +468,12 @@ class Where(Function):
             sum_to(xp, xp.where(cond, g, 0.0), sa) if self.needs_grad[1] else None,
             sum_to(xp, xp.where(cond, 0.0, g), sb) if self.needs_grad[2] else None,
         )
+
+
+def where(condition, a, b) -> Tensor:
+    """Elementwise ``a`` where ``condition`` holds, else ``b`` (condition is not differentiated)."""
+    cond = as_tensor(condition, "condition")  # a Tensor, so its device is checked
+    return Where()(cond, _operand(a), _operand(b))
 
 
 # -- linear algebra --------------------------------------------------------------------------
@@ -372,6 +500,19 @@ class Matmul(Function):
         if self.needs_grad[1]:
             grad_b = xp.reshape(sum_to(xp, xp.matmul(xp.matrix_transpose(a2), g2), b2.shape), b.shape)
         return grad_a, grad_b
+
+
+@tensor_method("__matmul__", reflected="__rmatmul__")
+def matmul(a, b) -> Tensor:
+    """a @ b; both operands of one dtype, as in PyTorch (float32 @ float64 is refused, not promoted)."""
+    a, b = as_tensor(a, "matmul operand"), as_tensor(b, "matmul operand")
+    check_same_device([a.data, b.data])  # dtypes of two libraries do not compare
+    if a.data.dtype != b.data.dtype:
+        raise TypeError(
+            f"matmul: operands have dtypes {dtype_name(a.data.dtype)} and {dtype_name(b.data.dtype)}; expected one "
+            "dtype (convert one with .astype(...))"
+        )
+    return Matmul()(a, b)
 
 
 class Linear(Function):
@@ -410,7 +551,41 @@ class Linear(Function):
         return grad_x, grad_w, grad_b
 
 
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight.mT + bias, fused: x (..., in), weight (out, in), bias (out,) -> (..., out).
+
+    Raises:
+        ValueError: x is 0-d or its last axis is not ``in``.
+        TypeError: x is not a Tensor or array, or its dtype is not the weight's.
+    """
+    x = as_tensor(x)
+    if x.data.ndim == 0:
+        raise ValueError(
+            f"linear: input is 0-d (a single number); expected at least 1-D (..., {weight.shape[-1]}), e.g. "
+            f"x.reshape(1, {weight.shape[-1]}) for one sample"
+        )
+    if x.data.dtype is not weight.data.dtype:
+        check_dtype_matches("linear", x, weight)
+    if x.data.shape[-1] != weight.data.shape[-1]:
+        raise ValueError(
+            f"linear: input has {x.shape[-1]} features (shape {x.shape}); expected "
+            f"{weight.shape[-1]} (weight shape {weight.shape})"
+        )
+    fn = Linear()
+    if bias is None:
+        return fn(x, weight)
+    fn.fused = lookup("linear", x.data)
+    return fn(x, weight, bias)
+
+
 # -- reductions ------------------------------------------------------------------------------
+# reductions take the array API's axis/keepdims or PyTorch's dim/keepdim (one of each pair)
+def _reduction(kind: type, name: str, a: Any, axis, keepdims, dim, keepdim) -> Tensor:
+    axis = spelling(name, axis, dim)
+    keepdims = spelling(name, keepdims, keepdim, False, ("keepdims", "keepdim"))
+    return kind(axis, keepdims)(as_tensor(a))
+
+
 class Sum(Function):
     def __init__(self, axis=None, keepdims=False):
         self.axis, self.keepdims = axis, keepdims
@@ -426,6 +601,12 @@ class Sum(Function):
         return (xp.broadcast_to(g, self.shape),)
 
 
+@tensor_method("sum")
+def sum(a: Tensor, axis=None, keepdims: bool | None = None, *, dim=None, keepdim: bool | None = None) -> Tensor:  # noqa: A001
+    """The sum over ``axis`` (or ``dim``; default all), keeping the reduced axes with ``keepdims`` (or ``keepdim``)."""
+    return _reduction(Sum, "sum", a, axis, keepdims, dim, keepdim)
+
+
 class Mean(Sum):
     def forward(self, xp, a):
         out = super().forward(xp, a)
@@ -434,6 +615,12 @@ class Mean(Sum):
 
     def backward(self, g):
         return super().backward(g / float(self.count))
+
+
+@tensor_method("mean")
+def mean(a: Tensor, axis=None, keepdims: bool | None = None, *, dim=None, keepdim: bool | None = None) -> Tensor:
+    """The mean over ``axis`` (or ``dim``; default all), keeping the reduced axes with ``keepdims`` (or ``keepdim``)."""
+    return _reduction(Mean, "mean", a, axis, keepdims, dim, keepdim)
 
 
 class Max(Function):
@@ -462,6 +649,37 @@ class Max(Function):
         return (is_max * (xp.reshape(g, tuple(kept.shape)) / count),)
 
 
+def max(a: Tensor, axis=None, keepdims: bool | None = None, *, dim=None, keepdim: bool | None = None) -> Tensor:  # noqa: A001
+    """The maximum of ``a`` over ``axis`` (or ``dim``: an int, a tuple, or None for all axes),
+    keeping the reduced axes with ``keepdims`` (or ``keepdim``); values only, as torch.amax.
+
+    Gradient as torch.max: tied maxima share it equally (torch.max over a dim would pick one);
+    where the values hold a NaN, the maximum is NaN and the gradient goes to the NaN positions
+    only (torch.amax, sharing among the positions equal to the maximum, finds none and gives NaN
+    everywhere in that slice).
+    """
+    return _reduction(Max, "max", a, axis, keepdims, dim, keepdim)
+
+
+class MaxResult(NamedTuple):
+    """``Tensor.max(dim=...)``: the largest values and their indices (torch.return_types.max)."""
+
+    values: Tensor
+    indices: Tensor
+
+
+@tensor_method("max")
+def _max_method(self: Tensor, axis=None, keepdims=None, *, dim=None, keepdim=None):
+    """The largest values over ``axis``, as the array API's max and torch.amax (ties share
+    the gradient). With ``dim``, PyTorch's spelling, PyTorch's answer: the pair
+    ``(values, indices)`` along that one axis, so ``values, indices = x.max(dim=1)`` works."""
+    values = max(self, axis, keepdims, dim=dim, keepdim=keepdim)
+    if dim is None:
+        return values
+    keep = bool(spelling("max", keepdims, keepdim, False, ("keepdims", "keepdim")))
+    return MaxResult(values, Tensor(self.xp.argmax(self.data, axis=dim, keepdims=keep)))
+
+
 # -- shapes and indexing ---------------------------------------------------------------------
 class Reshape(Function):
     view = True
@@ -475,6 +693,22 @@ class Reshape(Function):
 
     def backward(self, g):
         return (self.xp.reshape(g, self.in_shape),)
+
+
+def reshape(a: Tensor, shape: Sequence[int]) -> Tensor:
+    a = as_tensor(a)
+    if not (a.requires_grad and is_grad_enabled()):
+        # nothing to record (a batch of data on its way into the first layer): skip the op
+        return Tensor(a.xp.reshape(a.data, tuple(shape)))
+    return Reshape(shape)(a)
+
+
+@tensor_method("reshape")
+def _reshape_method(self: Tensor, *shape) -> Tensor:
+    """``x.reshape(2, 3)`` or ``x.reshape((2, 3))``."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return reshape(self, shape)
 
 
 class PermuteDims(Function):
@@ -495,6 +729,33 @@ class PermuteDims(Function):
         return (self.xp.permute_dims(g, tuple(inverse)),)
 
 
+def permute_dims(a: Tensor, axes: Sequence[int]) -> Tensor:
+    return PermuteDims(axes)(as_tensor(a))
+
+
+@tensor_method("permute")
+def _permute_method(self: Tensor, *axes) -> Tensor:
+    """``x.permute(2, 0, 1)`` or ``x.permute((2, 0, 1))``."""
+    if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        axes = tuple(axes[0])
+    return permute_dims(self, axes)
+
+
+@tensor_method("mT", as_property=True)
+def matrix_transpose(a: Tensor) -> Tensor:
+    """The last two axes swapped (the array API's matrix_transpose; PyTorch's ``x.mT``)."""
+    a = as_tensor(a)
+    return permute_dims(a, tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2))
+
+
+@tensor_method("T", as_property=True)
+def _transpose(self: Tensor) -> Tensor:
+    """``x.T`` of a 2-D tensor (PyTorch deprecates .T on other ranks; .mT is the general one)."""
+    if self.ndim != 2:
+        raise ValueError(f".T is for 2-D tensors; got {self.ndim}-D (use .mT or permute)")
+    return matrix_transpose(self)
+
+
 class BroadcastTo(Function):
     view = True
 
@@ -507,6 +768,10 @@ class BroadcastTo(Function):
 
     def backward(self, g):
         return (sum_to(self.xp, g, self.in_shape),)
+
+
+def broadcast_to(a: Tensor, shape: Sequence[int]) -> Tensor:
+    return BroadcastTo(shape)(as_tensor(a))
 
 
 class GetItem(Function):
@@ -530,6 +795,24 @@ class GetItem(Function):
             g = self.xp.reshape(g, tuple(grad[key].shape))
         grad[key] = g
         return (grad,)
+
+
+@tensor_method("__getitem__")
+def getitem(a: Tensor, key) -> Tensor:
+    """``a[key]``: basic indexing is a primitive; a 1-D integer array key means take(axis=0)."""
+    if isinstance(key, list):  # x[[0, 0, 1]]: a setitem backward would drop repeated rows
+        key = a.xp.asarray(key, device=a.device)
+    if isinstance(key, tuple) and any(isinstance(k, list) or len(getattr(k, "shape", ())) for k in key):
+        raise TypeError(
+            "indexing with arrays inside a tuple is not differentiable here; use gd.take(x, indices, axis)"
+        )
+    if isinstance(key, Tensor) or hasattr(key, "dtype"):
+        idx = key.data if isinstance(key, Tensor) else key
+        check_same_device([a.data, idx])  # before reading its dtype, which may be foreign
+        if a.xp.isdtype(idx.dtype, "bool"):
+            raise TypeError("boolean-mask indexing is not differentiable here; use gd.where(mask, x, 0)")
+        return take(a, idx, axis=0)
+    return GetItem(key)(a)
 
 
 class Concat(Function):
@@ -556,6 +839,33 @@ class Concat(Function):
                 starts.append(starts[-1] + size)
             keys = [lead + (slice(start, stop), Ellipsis) for start, stop in zip(starts, starts[1:])]
         return tuple(g[key] if need else None for key, need in zip(keys, self.needs_grad))
+
+
+def _joinable(name: str, tensors: Sequence[Any], axis: int, new_axis: bool) -> list:
+    tensors = [_operand(t) for t in tensors]
+    if not tensors:
+        raise ValueError(f"{name} needs at least one tensor; got none")
+    shapes = [_shape(t) for t in tensors]
+    ndim = len(shapes[0])
+    if not -(ndim + new_axis) <= axis < ndim + new_axis:
+        raise ValueError(f"{name}: axis {axis} is out of range for {ndim}-D tensors")
+    kept = [s if new_axis else s[: axis % ndim] + s[axis % ndim + 1 :] for s in shapes]
+    if any(len(s) != ndim for s in shapes) or any(k != kept[0] for k in kept):
+        what = "the same shape" if new_axis else f"the same shape except along axis {axis}"
+        raise ValueError(f"{name}: tensors must have {what}; got shapes {shapes}")
+    return tensors
+
+
+def concat(tensors: Sequence[Tensor], axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """Tensors joined along an existing ``axis`` (or ``dim``; default 0), as torch.cat."""
+    axis = spelling("concat", axis, dim, 0)
+    return Concat(axis)(*_joinable("concat", tensors, axis, False))
+
+
+def stack(tensors: Sequence[Tensor], axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """Tensors of one shape joined along a new ``axis`` (or ``dim``; default 0)."""
+    axis = spelling("stack", axis, dim, 0)
+    return Concat(axis, new_axis=True)(*_joinable("stack", tensors, axis, True))
 
 
 class Split(Function):
@@ -601,6 +911,35 @@ class Piece(Function):
         return (source.token,)
 
 
+def _split(a: Tensor, axis: int, keys: list) -> list[Tensor]:
+    split = Split()
+    token = split(a)
+    lead = (slice(None),) * (axis % a.ndim)
+    return [split.piece(token, lead + (key, Ellipsis)) for key in keys]
+
+
+def unbind(a: Tensor, axis: int | None = None, *, dim: int | None = None) -> list[Tensor]:
+    """The slices of ``a`` along ``axis`` (or ``dim``; default 0), that axis removed: a list of
+    a.shape[axis] tensors."""
+    a, axis = as_tensor(a), spelling("unbind", axis, dim, 0)
+    if not -a.ndim <= axis < a.ndim:
+        raise ValueError(f"unbind: axis {axis} is out of range for a {a.ndim}-D tensor")
+    return _split(a, axis, list(range(a.shape[axis])))
+
+
+def chunk(a: Tensor, chunks: int, axis: int | None = None, *, dim: int | None = None) -> list[Tensor]:
+    """``a`` cut into ``chunks`` equal parts along ``axis`` (or ``dim``; default 0), whose length
+    they must divide."""
+    a, axis = as_tensor(a), spelling("chunk", axis, dim, 0)
+    if not -a.ndim <= axis < a.ndim:
+        raise ValueError(f"chunk: axis {axis} is out of range for a {a.ndim}-D tensor")
+    length = a.shape[axis]
+    if chunks <= 0 or length % chunks:
+        raise ValueError(f"chunk: axis {axis} of length {length} does not split into {chunks} equal parts")
+    size = length // chunks
+    return _split(a, axis, [slice(i * size, (i + 1) * size) for i in range(chunks)])
+
+
 class Take(Function):
     """take(a, indices, axis) with 1-D integer indices; negative ones count from the end.
 
@@ -628,6 +967,24 @@ class Take(Function):
         one_hot = xp.astype(self.indices[:, None] == positions[None, :], g.dtype)  # (k, n)
         moved = xp.moveaxis(g, self.axis, -1)  # (..., k)
         return (xp.moveaxis(xp.matmul(moved, one_hot), -1, self.axis), None)
+
+
+def take(a: Tensor, indices, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+    """Entries of ``a`` at integer ``indices`` along ``axis`` (or ``dim``; default 0; negative
+    ones count from the end).
+
+    As numpy.take, the indices' shape replaces that axis: a of shape (3, 2) and indices of
+    shape (2, 2) along axis 0 give (2, 2, 2).
+    """
+    a, axis = as_tensor(a), spelling("take", axis, dim, 0)
+    idx = indices.data if isinstance(indices, Tensor) else indices
+    if not hasattr(idx, "shape"):
+        idx = a.xp.asarray(idx, device=a.device)
+    if idx.ndim == 1:
+        return Take(axis)(a, Tensor(idx))  # a Tensor, so its device is checked against a's
+    axis = _axes(axis, a.ndim)[0]
+    flat = Take(axis)(a, Tensor(a.xp.reshape(idx, (-1,))))
+    return reshape(flat, a.shape[:axis] + tuple(idx.shape) + a.shape[axis + 1 :])
 
 
 # -- fused loss ------------------------------------------------------------------------------
@@ -695,269 +1052,6 @@ class FusedSoftmaxCrossEntropy(Function):
 
     def backward(self, g):
         return (self.fused.backward(self.saved, self.labels, g, self.reduction), None)
-
-
-# -- functional spellings (what Tensor's operators and gdnet.nn.functional call) -------------
-def _operand(x: Any) -> Any:
-    """Python numbers stay constants; raw arrays become constant Tensors (device-checked);
-    anything else (a Python list) is refused by ``as_tensor``."""
-    if isinstance(x, (Tensor, bool, int)):
-        return x
-    if isinstance(x, float):
-        return float(x)  # a NumPy float64 is a float too, but would promote float32 arrays
-    return as_tensor(x, "operand")
-
-
-def add(a, b) -> Tensor:
-    return Add()(_operand(a), _operand(b))
-
-
-def sub(a, b) -> Tensor:
-    return Sub()(_operand(a), _operand(b))
-
-
-def mul(a, b) -> Tensor:
-    return Mul()(_operand(a), _operand(b))
-
-
-def div(a, b) -> Tensor:
-    return Div()(_operand(a), _operand(b))
-
-
-def pow(a, b) -> Tensor:  # noqa: A001  (mirrors the operator's name)
-    return Pow()(_operand(a), _operand(b))
-
-
-def neg(a: Tensor) -> Tensor:
-    return Neg()(as_tensor(a))
-
-
-def exp(a: Tensor) -> Tensor:
-    return Exp()(as_tensor(a))
-
-
-def log(a: Tensor) -> Tensor:
-    return Log()(as_tensor(a))
-
-
-def sqrt(a: Tensor) -> Tensor:
-    return Sqrt()(as_tensor(a))
-
-
-def tanh(a: Tensor) -> Tensor:
-    a = as_tensor(a)
-    fn = Tanh()
-    fn.fused = lookup("tanh_backward", a.data)  # the arrays' backend's fast path, or None
-    return fn(a)
-
-
-def sigmoid(a: Tensor) -> Tensor:
-    a = as_tensor(a)
-    fn = Sigmoid()
-    fn.fused = lookup("sigmoid", a.data)
-    return fn(a)
-
-
-def relu(a: Tensor) -> Tensor:
-    a = as_tensor(a)
-    fn = Relu()
-    fn.fused = lookup("relu_backward", a.data)
-    return fn(a)
-
-
-def softplus(a: Tensor) -> Tensor:
-    """log(1 + exp(a)), computed stably (see ``nn.functional.softplus`` for beta and threshold)."""
-    return Softplus()(as_tensor(a))
-
-
-def erf(a: Tensor) -> Tensor:
-    """The error function, 2 / sqrt(pi) * integral of exp(-t^2) from 0 to a, elementwise."""
-    return Erf()(as_tensor(a))
-
-
-def maximum(a, b) -> Tensor:
-    return Maximum()(_operand(a), _operand(b))
-
-
-def where(condition, a, b) -> Tensor:
-    """Elementwise ``a`` where ``condition`` holds, else ``b`` (condition is not differentiated)."""
-    cond = as_tensor(condition, "condition")  # a Tensor, so its device is checked
-    return Where()(cond, _operand(a), _operand(b))
-
-
-def matmul(a, b) -> Tensor:
-    """a @ b; both operands of one dtype, as in PyTorch (float32 @ float64 is refused, not promoted)."""
-    a, b = as_tensor(a, "matmul operand"), as_tensor(b, "matmul operand")
-    check_same_device([a.data, b.data])  # dtypes of two libraries do not compare
-    if a.data.dtype != b.data.dtype:
-        raise TypeError(
-            f"matmul: operands have dtypes {dtype_name(a.data.dtype)} and {dtype_name(b.data.dtype)}; expected one "
-            "dtype (convert one with .astype(...))"
-        )
-    return Matmul()(a, b)
-
-
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """x @ weight.mT + bias, fused: x (..., in), weight (out, in), bias (out,) -> (..., out).
-
-    Raises:
-        ValueError: x is 0-d or its last axis is not ``in``.
-        TypeError: x is not a Tensor or array, or its dtype is not the weight's.
-    """
-    x = as_tensor(x)
-    if x.data.ndim == 0:
-        raise ValueError(
-            f"linear: input is 0-d (a single number); expected at least 1-D (..., {weight.shape[-1]}), e.g. "
-            f"x.reshape(1, {weight.shape[-1]}) for one sample"
-        )
-    if x.data.dtype is not weight.data.dtype:
-        check_dtype_matches("linear", x, weight)
-    if x.data.shape[-1] != weight.data.shape[-1]:
-        raise ValueError(
-            f"linear: input has {x.shape[-1]} features (shape {x.shape}); expected "
-            f"{weight.shape[-1]} (weight shape {weight.shape})"
-        )
-    fn = Linear()
-    if bias is None:
-        return fn(x, weight)
-    fn.fused = lookup("linear", x.data)
-    return fn(x, weight, bias)
-
-
-# reductions take the array API's axis/keepdims or PyTorch's dim/keepdim (one of each pair)
-def _reduction(kind: type, name: str, a: Any, axis, keepdims, dim, keepdim) -> Tensor:
-    axis = spelling(name, axis, dim)
-    keepdims = spelling(name, keepdims, keepdim, False, ("keepdims", "keepdim"))
-    return kind(axis, keepdims)(as_tensor(a))
-
-
-def sum(a: Tensor, axis=None, keepdims: bool | None = None, *, dim=None, keepdim: bool | None = None) -> Tensor:  # noqa: A001
-    """The sum over ``axis`` (or ``dim``; default all), keeping the reduced axes with ``keepdims`` (or ``keepdim``)."""
-    return _reduction(Sum, "sum", a, axis, keepdims, dim, keepdim)
-
-
-def mean(a: Tensor, axis=None, keepdims: bool | None = None, *, dim=None, keepdim: bool | None = None) -> Tensor:
-    """The mean over ``axis`` (or ``dim``; default all), keeping the reduced axes with ``keepdims`` (or ``keepdim``)."""
-    return _reduction(Mean, "mean", a, axis, keepdims, dim, keepdim)
-
-
-def max(a: Tensor, axis=None, keepdims: bool | None = None, *, dim=None, keepdim: bool | None = None) -> Tensor:  # noqa: A001
-    """The maximum of ``a`` over ``axis`` (or ``dim``: an int, a tuple, or None for all axes),
-    keeping the reduced axes with ``keepdims`` (or ``keepdim``); values only, as torch.amax.
-
-    Gradient as torch.max: tied maxima share it equally (torch.max over a dim would pick one);
-    where the values hold a NaN, the maximum is NaN and the gradient goes to the NaN positions
-    only (torch.amax, sharing among the positions equal to the maximum, finds none and gives NaN
-    everywhere in that slice).
-    """
-    return _reduction(Max, "max", a, axis, keepdims, dim, keepdim)
-
-
-def reshape(a: Tensor, shape: Sequence[int]) -> Tensor:
-    a = as_tensor(a)
-    if not (a.requires_grad and is_grad_enabled()):
-        # nothing to record (a batch of data on its way into the first layer): skip the op
-        return Tensor(a.xp.reshape(a.data, tuple(shape)))
-    return Reshape(shape)(a)
-
-
-def permute_dims(a: Tensor, axes: Sequence[int]) -> Tensor:
-    return PermuteDims(axes)(as_tensor(a))
-
-
-def broadcast_to(a: Tensor, shape: Sequence[int]) -> Tensor:
-    return BroadcastTo(shape)(as_tensor(a))
-
-
-def _joinable(name: str, tensors: Sequence[Any], axis: int, new_axis: bool) -> list:
-    tensors = [_operand(t) for t in tensors]
-    if not tensors:
-        raise ValueError(f"{name} needs at least one tensor; got none")
-    shapes = [_shape(t) for t in tensors]
-    ndim = len(shapes[0])
-    if not -(ndim + new_axis) <= axis < ndim + new_axis:
-        raise ValueError(f"{name}: axis {axis} is out of range for {ndim}-D tensors")
-    kept = [s if new_axis else s[: axis % ndim] + s[axis % ndim + 1 :] for s in shapes]
-    if any(len(s) != ndim for s in shapes) or any(k != kept[0] for k in kept):
-        what = "the same shape" if new_axis else f"the same shape except along axis {axis}"
-        raise ValueError(f"{name}: tensors must have {what}; got shapes {shapes}")
-    return tensors
-
-
-def concat(tensors: Sequence[Tensor], axis: int | None = None, *, dim: int | None = None) -> Tensor:
-    """Tensors joined along an existing ``axis`` (or ``dim``; default 0), as torch.cat."""
-    axis = spelling("concat", axis, dim, 0)
-    return Concat(axis)(*_joinable("concat", tensors, axis, False))
-
-
-def stack(tensors: Sequence[Tensor], axis: int | None = None, *, dim: int | None = None) -> Tensor:
-    """Tensors of one shape joined along a new ``axis`` (or ``dim``; default 0)."""
-    axis = spelling("stack", axis, dim, 0)
-    return Concat(axis, new_axis=True)(*_joinable("stack", tensors, axis, True))
-
-
-def _split(a: Tensor, axis: int, keys: list) -> list[Tensor]:
-    split = Split()
-    token = split(a)
-    lead = (slice(None),) * (axis % a.ndim)
-    return [split.piece(token, lead + (key, Ellipsis)) for key in keys]
-
-
-def unbind(a: Tensor, axis: int | None = None, *, dim: int | None = None) -> list[Tensor]:
-    """The slices of ``a`` along ``axis`` (or ``dim``; default 0), that axis removed: a list of
-    a.shape[axis] tensors."""
-    a, axis = as_tensor(a), spelling("unbind", axis, dim, 0)
-    if not -a.ndim <= axis < a.ndim:
-        raise ValueError(f"unbind: axis {axis} is out of range for a {a.ndim}-D tensor")
-    return _split(a, axis, list(range(a.shape[axis])))
-
-
-def chunk(a: Tensor, chunks: int, axis: int | None = None, *, dim: int | None = None) -> list[Tensor]:
-    """``a`` cut into ``chunks`` equal parts along ``axis`` (or ``dim``; default 0), whose length
-    they must divide."""
-    a, axis = as_tensor(a), spelling("chunk", axis, dim, 0)
-    if not -a.ndim <= axis < a.ndim:
-        raise ValueError(f"chunk: axis {axis} is out of range for a {a.ndim}-D tensor")
-    length = a.shape[axis]
-    if chunks <= 0 or length % chunks:
-        raise ValueError(f"chunk: axis {axis} of length {length} does not split into {chunks} equal parts")
-    size = length // chunks
-    return _split(a, axis, [slice(i * size, (i + 1) * size) for i in range(chunks)])
-
-
-def take(a: Tensor, indices, axis: int | None = None, *, dim: int | None = None) -> Tensor:
-    """Entries of ``a`` at integer ``indices`` along ``axis`` (or ``dim``; default 0; negative
-    ones count from the end).
-
-    As numpy.take, the indices' shape replaces that axis: a of shape (3, 2) and indices of
-    shape (2, 2) along axis 0 give (2, 2, 2).
-    """
-    a, axis = as_tensor(a), spelling("take", axis, dim, 0)
-    idx = indices.data if isinstance(indices, Tensor) else indices
-    if not hasattr(idx, "shape"):
-        idx = a.xp.asarray(idx, device=a.device)
-    if idx.ndim == 1:
-        return Take(axis)(a, Tensor(idx))  # a Tensor, so its device is checked against a's
-    axis = _axes(axis, a.ndim)[0]
-    flat = Take(axis)(a, Tensor(a.xp.reshape(idx, (-1,))))
-    return reshape(flat, a.shape[:axis] + tuple(idx.shape) + a.shape[axis + 1 :])
-
-
-def getitem(a: Tensor, key) -> Tensor:
-    """``a[key]``: basic indexing is a primitive; a 1-D integer array key means take(axis=0)."""
-    if isinstance(key, list):  # x[[0, 0, 1]]: a setitem backward would drop repeated rows
-        key = a.xp.asarray(key, device=a.device)
-    if isinstance(key, tuple) and any(isinstance(k, list) or len(getattr(k, "shape", ())) for k in key):
-        raise TypeError(
-            "indexing with arrays inside a tuple is not differentiable here; use gd.take(x, indices, axis)"
-        )
-    if isinstance(key, Tensor) or hasattr(key, "dtype"):
-        idx = key.data if isinstance(key, Tensor) else key
-        check_same_device([a.data, idx])  # before reading its dtype, which may be foreign
-        if a.xp.isdtype(idx.dtype, "bool"):
-            raise TypeError("boolean-mask indexing is not differentiable here; use gd.where(mask, x, 0)")
-        return take(a, idx, axis=0)
-    return GetItem(key)(a)
 
 
 def softmax_cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
