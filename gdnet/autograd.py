@@ -544,9 +544,31 @@ def resolve_dtype(xp: Any, dtype: Any):
         raise ValueError(f"unknown dtype {dtype!r}; expected e.g. 'float32', 'float64', 'int64'") from None
 
 
+def sum_to(xp: Any, grad: Array, shape: Sequence[int]) -> Array:
+    """Sum ``grad`` down to ``shape``: the VJP of broadcasting an array of ``shape`` up to grad's
+    shape. The backward pass calls it wherever a gradient arrives in another shape than its
+    input's, so primitives never undo broadcasting themselves.
+
+    Raises:
+        RuntimeError: ``shape`` does not broadcast to grad's shape (a primitive's backward gave
+            a gradient of the wrong shape).
+    """
+    shape, have = tuple(shape), tuple(grad.shape)
+    if have == shape:
+        return grad
+    lead = len(have) - len(shape)
+    if lead < 0 or any(n != 1 and n != have[lead + i] for i, n in enumerate(shape)):
+        raise RuntimeError(
+            f"a gradient of shape {have} for an input of shape {shape}: a primitive's backward must give each "
+            "input a gradient of its shape or of a shape it broadcasts to"
+        )
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape) if n == 1 and have[lead + i] != 1)
+    if axes:
+        grad = xp.sum(grad, axis=axes)
+    return xp.reshape(grad, shape)
+
+
 def _accumulate_leaf(leaf: Tensor, grad: Array) -> None:
-    if grad.shape != leaf.data.shape:  # a primitive's backward broke its contract
-        raise RuntimeError(f"gradient of shape {tuple(grad.shape)} for a leaf of shape {leaf.shape}")
     if leaf.grad is None:
         leaf.grad = Tensor(grad)
     else:
@@ -651,9 +673,11 @@ def _walk(root: Function, seed: Array, counts: dict[Tensor, int] | None) -> None
         for arg, arg_grad, wanted in zip(inputs, fn.backward(pending.pop(fn)), fn.needs_grad):
             if not wanted or arg_grad is None:
                 continue
+            if arg_grad.shape != arg.data.shape:  # the op broadcast this input: the one place that undoes it
+                arg_grad = sum_to(fn.xp, arg_grad, arg.data.shape)
             creator = arg._creator
             if creator is None:
-                if arg.grad is None and arg_grad.shape == arg.data.shape:
+                if arg.grad is None:
                     arg.grad = Tensor(arg_grad)  # a leaf's first gradient: _accumulate_leaf, inlined
                 else:
                     _accumulate_leaf(arg, arg_grad)

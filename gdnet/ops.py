@@ -2,8 +2,10 @@
 below it; its functional spelling follows the class, and ``@tensor_method`` on that function
 makes it a Tensor operator or method too (DeZero's layout: one op, one place).
 
-Everything else in gdnet (softmax, mse, layers) is a composition of these. Broadcasting in
-binary ops is undone by one helper, ``sum_to``. Inputs that are not Tensors are constants.
+Everything else in gdnet (softmax, mse, layers) is a composition of these. A backward may give
+an input the gradient of the broadcast shape: the backward pass sums it down to the input's
+shape (``autograd.sum_to``), so no op undoes broadcasting itself. Inputs that are not Tensors
+are constants.
 ``TENSOR_METHODS`` lists every operator and method Tensor gets here (autograd.py's Tensor knows
 no op: importing gdnet imports this module, which attaches them).
 """
@@ -61,20 +63,6 @@ def _shape(x: Any) -> tuple[int, ...]:
     return tuple(x.shape) if hasattr(x, "shape") else ()
 
 
-def sum_to(xp: Any, grad: Array, shape: Sequence[int]) -> Array:
-    """Sum ``grad`` down to ``shape``: the VJP of broadcasting ``shape`` up to grad's shape."""
-    shape = tuple(shape)
-    if tuple(grad.shape) == shape:
-        return grad
-    lead = grad.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and grad.shape[lead + i] != 1
-    )
-    if axes:
-        grad = xp.sum(grad, axis=axes)
-    return xp.reshape(grad, shape)
-
-
 def _axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
@@ -102,11 +90,10 @@ def _operand(x: Any) -> Any:
 # -- elementwise arithmetic ------------------------------------------------------------------
 class Add(Function):
     def forward(self, xp, a, b):
-        self.shapes = (_shape(a), _shape(b))
         return a + b
 
     def backward(self, g):
-        return tuple(sum_to(self.xp, g, s) if need else None for s, need in zip(self.shapes, self.needs_grad))
+        return g, g
 
 
 @tensor_method("__add__", reflected="__radd__")
@@ -116,15 +103,10 @@ def add(a, b) -> Tensor:
 
 class Sub(Function):
     def forward(self, xp, a, b):
-        self.shapes = (_shape(a), _shape(b))
         return a - b
 
     def backward(self, g):
-        sa, sb = self.shapes
-        return (
-            sum_to(self.xp, g, sa) if self.needs_grad[0] else None,
-            sum_to(self.xp, -g, sb) if self.needs_grad[1] else None,
-        )
+        return g, -g if self.needs_grad[1] else None
 
 
 @tensor_method("__sub__", reflected="__rsub__")
@@ -143,11 +125,7 @@ class Mul(Function):
         return a * b
 
     def backward(self, g):
-        a, b = self.a, self.b
-        return (
-            sum_to(self.xp, g * b, _shape(a)) if self.needs_grad[0] else None,
-            sum_to(self.xp, g * a, _shape(b)) if self.needs_grad[1] else None,
-        )
+        return (g * self.b if self.needs_grad[0] else None, g * self.a if self.needs_grad[1] else None)
 
 
 @tensor_method("__mul__", reflected="__rmul__")
@@ -164,11 +142,8 @@ class Div(Function):
         return self.out
 
     def backward(self, g):
-        a, b = self.a, self.b
-        return (
-            sum_to(self.xp, g / b, _shape(a)) if self.needs_grad[0] else None,
-            sum_to(self.xp, -g * self.out / b, _shape(b)) if self.needs_grad[1] else None,
-        )
+        b = self.b
+        return (g / b if self.needs_grad[0] else None, -g * self.out / b if self.needs_grad[1] else None)
 
 
 @tensor_method("__truediv__", reflected="__rtruediv__")
@@ -209,9 +184,9 @@ class Pow(Function):
         grad_a = grad_b = None
         if self.needs_grad[0]:
             if isinstance(b, Scalar):
-                grad_a = sum_to(xp, g * b * a ** (b - 1), _shape(a)) if b != 0 else xp.zeros_like(a)
+                grad_a = g * b * a ** (b - 1) if b != 0 else xp.zeros_like(a)
             else:  # a base of 1 where b = 0: b * 1 ** -1 = 0, where 0 ** -1 would give 0 * inf
-                grad_a = sum_to(xp, g * b * xp.where(b == 0, 1.0, a) ** (b - 1), _shape(a))
+                grad_a = g * b * xp.where(b == 0, 1.0, a) ** (b - 1)
         if self.needs_grad[1]:
             if isinstance(a, Scalar) and a > 0:
                 log_a = math.log(a)
@@ -220,7 +195,7 @@ class Pow(Function):
                     a = xp.full(tuple(b.shape), float(a), dtype=b.dtype, device=b.device)
                 # log(1) = 0 stands in for log(0) where 0 ** b is flat in b
                 log_a = xp.log(xp.where((a == 0) & (b >= 0), 1.0, a))
-            grad_b = sum_to(xp, g * self.out * log_a, _shape(b))
+            grad_b = g * self.out * log_a
         return grad_a, grad_b
 
 
@@ -441,8 +416,8 @@ class Maximum(Function):
         xp, a, b = self.xp, self.a, self.b
         half = g * 0.5
         return (
-            sum_to(xp, xp.where(a < b, 0.0, xp.where(a == b, half, g)), _shape(a)) if self.needs_grad[0] else None,
-            sum_to(xp, xp.where(b < a, 0.0, xp.where(a == b, half, g)), _shape(b)) if self.needs_grad[1] else None,
+            xp.where(a < b, 0.0, xp.where(a == b, half, g)) if self.needs_grad[0] else None,
+            xp.where(b < a, 0.0, xp.where(a == b, half, g)) if self.needs_grad[1] else None,
         )
 
 
@@ -457,16 +432,14 @@ class Where(Function):
 
     def forward(self, xp, condition, a, b):
         self.condition = condition
-        self.shapes = (_shape(a), _shape(b))
         return xp.where(condition, a, b)
 
     def backward(self, g):
         xp, cond = self.xp, self.condition
-        sa, sb = self.shapes
         return (
             None,
-            sum_to(xp, xp.where(cond, g, 0.0), sa) if self.needs_grad[1] else None,
-            sum_to(xp, xp.where(cond, 0.0, g), sb) if self.needs_grad[2] else None,
+            xp.where(cond, g, 0.0) if self.needs_grad[1] else None,
+            xp.where(cond, 0.0, g) if self.needs_grad[2] else None,
         )
 
 
@@ -489,16 +462,19 @@ class Matmul(Function):
         xp, a, b = self.xp, self.a, self.b
         if a.ndim == 1 and b.ndim == 1:
             return (g * b if self.needs_grad[0] else None, g * a if self.needs_grad[1] else None)
-        # promote 1-D operands to matrices, as matmul does, then undo it on the way out
+        # promote 1-D operands to matrices, as matmul does, then drop the added axis again (batch
+        # axes that broadcast are summed away by the backward pass)
         a2 = xp.expand_dims(a, axis=0) if a.ndim == 1 else a
         b2 = xp.expand_dims(b, axis=-1) if b.ndim == 1 else b
         g2 = xp.expand_dims(g, axis=-2) if a.ndim == 1 else g
         g2 = xp.expand_dims(g2, axis=-1) if b.ndim == 1 else g2
         grad_a = grad_b = None
         if self.needs_grad[0]:
-            grad_a = xp.reshape(sum_to(xp, xp.matmul(g2, xp.matrix_transpose(b2)), a2.shape), a.shape)
+            grad_a = xp.matmul(g2, xp.matrix_transpose(b2))
+            grad_a = grad_a[..., 0, :] if a.ndim == 1 else grad_a
         if self.needs_grad[1]:
-            grad_b = xp.reshape(sum_to(xp, xp.matmul(xp.matrix_transpose(a2), g2), b2.shape), b.shape)
+            grad_b = xp.matmul(xp.matrix_transpose(a2), g2)
+            grad_b = grad_b[..., 0] if b.ndim == 1 else grad_b
         return grad_a, grad_b
 
 
@@ -763,11 +739,10 @@ class BroadcastTo(Function):
         self.shape = tuple(shape)
 
     def forward(self, xp, a):
-        self.in_shape = tuple(a.shape)
         return xp.broadcast_to(a, self.shape)
 
     def backward(self, g):
-        return (sum_to(self.xp, g, self.in_shape),)
+        return (g,)  # summed back to the input's shape by the backward pass
 
 
 def broadcast_to(a: Tensor, shape: Sequence[int]) -> Tensor:

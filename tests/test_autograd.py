@@ -275,6 +275,43 @@ def test_a_custom_function_plugs_into_the_graph(backend, float_dtype):
     assert gd.gradcheck(lambda t: Cube()(t), x)
 
 
+class _BroadcastAdd(Function):
+    """a + b whose backward hands both inputs the gradient of the broadcast shape."""
+
+    def forward(self, xp, a, b):
+        return a + b
+
+    def backward(self, g):
+        return g, g
+
+
+class _Transposed(Function):
+    """A backward that breaks the contract: the gradient of a (2, 3) input comes back (3, 2)."""
+
+    def forward(self, xp, a):
+        return a * 1.0
+
+    def backward(self, g):
+        return (self.xp.matrix_transpose(g),)
+
+
+def test_the_backward_pass_sums_a_broadcast_gradient_down_to_each_input(backend, float_dtype):
+    a = make(np.ones((3, 1)), float_dtype, requires_grad=True)
+    b = make(np.arange(4.0), float_dtype, requires_grad=True)
+    hidden = make(np.ones((1, 4)), float_dtype, requires_grad=True) * 2.0  # a non-leaf input too
+    _BroadcastAdd()(_BroadcastAdd()(a, b), hidden).sum().backward()
+    assert a.grad.shape == (3, 1) and b.grad.shape == (4,)
+    np.testing.assert_allclose(a.grad.numpy(), np.full((3, 1), 4.0))
+    np.testing.assert_allclose(b.grad.numpy(), np.full((4,), 3.0))
+    assert gd.gradcheck(lambda x, y: _BroadcastAdd()(x, y), a, b)
+
+
+def test_a_gradient_that_does_not_broadcast_to_its_input_is_an_error(backend, float_dtype):
+    x = make(np.ones((2, 3)), float_dtype, requires_grad=True)  # the same size, another shape
+    with pytest.raises(RuntimeError, match=r"a gradient of shape \(3, 2\) for an input of shape \(2, 3\)"):
+        _Transposed()(x).sum().backward()
+
+
 def test_gradcheck_catches_a_wrong_backward(backend, float_dtype):
     class WrongSquare(Function):
         def forward(self, xp, a):

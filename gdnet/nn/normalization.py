@@ -16,8 +16,7 @@ from typing import Any, Sequence
 
 from .. import distributed
 from .._checks import checked_number
-from ..autograd import Array, Function, Tensor, as_tensor, check_dtype_matches, no_grad
-from ..ops import sum_to
+from ..autograd import Array, Function, Tensor, as_tensor, check_dtype_matches, no_grad, sum_to
 from .module import Module, check_sizes, new_buffer, new_parameter
 
 
