@@ -12,7 +12,6 @@ no op: importing gdnet imports this module, which attaches them).
 
 from __future__ import annotations
 
-import builtins
 import math
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -68,7 +67,7 @@ def _axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     for a in axes:
-        if not -ndim <= a < builtins.max(ndim, 1):  # max() below is the primitive
+        if not -ndim <= a < max(ndim, 1):
             raise ValueError(f"axis {a} is out of range for a {ndim}-D tensor")
     return tuple(sorted(a % ndim for a in axes)) if ndim else ()
 
@@ -200,7 +199,7 @@ class Pow(Function):
 
 
 @tensor_method("__pow__", reflected="__rpow__")
-def pow(a, b) -> Tensor:  # noqa: A001  (mirrors the operator's name)
+def power(a, b) -> Tensor:
     return Pow()(_operand(a), _operand(b))
 
 
@@ -578,7 +577,8 @@ class Sum(Function):
 
 
 @tensor_method("sum")
-def sum(a: Tensor, axis=None, keepdims: bool | None = None, *, dim=None, keepdim: bool | None = None) -> Tensor:  # noqa: A001
+def reduce_sum(a: Tensor, axis=None, keepdims: bool | None = None, *, dim=None, keepdim: bool | None = None
+               ) -> Tensor:
     """The sum over ``axis`` (or ``dim``; default all), keeping the reduced axes with ``keepdims`` (or ``keepdim``)."""
     return _reduction(Sum, "sum", a, axis, keepdims, dim, keepdim)
 
@@ -625,7 +625,8 @@ class Max(Function):
         return (is_max * (xp.reshape(g, tuple(kept.shape)) / count),)
 
 
-def max(a: Tensor, axis=None, keepdims: bool | None = None, *, dim=None, keepdim: bool | None = None) -> Tensor:  # noqa: A001
+def reduce_max(a: Tensor, axis=None, keepdims: bool | None = None, *, dim=None, keepdim: bool | None = None
+               ) -> Tensor:
     """The maximum of ``a`` over ``axis`` (or ``dim``: an int, a tuple, or None for all axes),
     keeping the reduced axes with ``keepdims`` (or ``keepdim``); values only, as torch.amax.
 
@@ -649,7 +650,7 @@ def _max_method(self: Tensor, axis=None, keepdims=None, *, dim=None, keepdim=Non
     """The largest values over ``axis``, as the array API's max and torch.amax (ties share
     the gradient). With ``dim``, PyTorch's spelling, PyTorch's answer: the pair
     ``(values, indices)`` along that one axis, so ``values, indices = x.max(dim=1)`` works."""
-    values = max(self, axis, keepdims, dim=dim, keepdim=keepdim)
+    values = reduce_max(self, axis, keepdims, dim=dim, keepdim=keepdim)
     if dim is None:
         return values
     keep = bool(spelling("max", keepdims, keepdim, False, ("keepdims", "keepdim")))
@@ -1036,3 +1037,20 @@ def softmax_cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Te
         if dtype_is(namespace_of(logits.data), labels.dtype, "integral"):
             return FusedSoftmaxCrossEntropy(fused, reduction)(logits, target)
     return SoftmaxCrossEntropy(reduction)(logits, target)
+
+
+# The public names gd.ops.sum, gd.ops.max and gd.ops.pow (the array API's and PyTorch's) would
+# shadow Python's builtins in this module; the module answers them here instead, so its own code
+# reads sum(), max() and pow() as Python means them.
+_BUILTIN_NAMES = {"sum": reduce_sum, "max": reduce_max, "pow": power}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        return _BUILTIN_NAMES[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_BUILTIN_NAMES])

@@ -27,7 +27,7 @@ class ELU(Module):
 
     def __init__(self, alpha: float = 1.0):
         super().__init__()
-        F.check_activation("ELU", alpha=alpha)
+        F.check_finite("ELU", "alpha", alpha)
         self.alpha = alpha
 
     def forward(self, x: Tensor) -> Tensor:
@@ -53,7 +53,7 @@ class GELU(Module):
 
     def __init__(self, approximate: str = "none"):
         super().__init__()
-        F.check_activation("GELU", approximate=approximate)
+        F.check_approximate("GELU", approximate)
         self.approximate = approximate
 
     def forward(self, x: Tensor) -> Tensor:
@@ -95,7 +95,7 @@ class Softplus(Module):
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0):
         super().__init__()
-        F.check_activation("Softplus", beta=beta)
+        F.check_beta("Softplus", beta)
         self.beta, self.threshold = beta, threshold
 
     def forward(self, x: Tensor) -> Tensor:
@@ -122,7 +122,7 @@ class Hardtanh(Module):
 
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0):
         super().__init__()
-        F.check_activation("Hardtanh", min_val=min_val, max_val=max_val)
+        F.check_bounds("Hardtanh", min_val, max_val)
         self.min_val, self.max_val = min_val, max_val
 
     def forward(self, x: Tensor) -> Tensor:

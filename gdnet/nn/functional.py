@@ -38,31 +38,42 @@ def _reduce(per_element: Tensor, reduction: str) -> Tensor:
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     """x where x > 0, else negative_slope * x."""
-    check_activation("leaky_relu", negative_slope=negative_slope)
+    check_finite("leaky_relu", "negative_slope", negative_slope)
     x = as_tensor(x)
     return ops.where(x.data > 0, x, x * negative_slope)
 
 
-def check_activation(name: str, **settings: Any) -> None:
-    """Raise ValueError for settings an activation cannot take (its layer checks them when built)."""
-    for key in ("beta", "min_val", "max_val", "negative_slope", "alpha"):
-        value = settings.get(key, 0.0)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{name}: {key} must be a finite number; got {value!r}")
-    approximate = settings.get("approximate", "none")
+# the checks of activation settings, shared by each function and its layer (which checks when built)
+def check_finite(name: str, key: str, value: Any) -> None:
+    """ValueError unless ``value``, the setting ``key`` of ``name``, is a finite real number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}: {key} must be a finite number; got {value!r}")
+
+
+def check_approximate(name: str, approximate: Any) -> None:
+    """ValueError unless GELU's ``approximate`` is "none" or "tanh"."""
     if approximate not in ("none", "tanh"):
         raise ValueError(f"{name}: unknown approximate {approximate!r}; expected 'none' or 'tanh'")
-    if settings.get("beta") == 0:
+
+
+def check_beta(name: str, beta: Any) -> None:
+    """ValueError unless softplus's ``beta`` is finite and not 0 (it divides)."""
+    check_finite(name, "beta", beta)
+    if beta == 0:
         raise ValueError(f"{name}: beta must not be 0")
-    if settings.get("min_val", 0.0) > settings.get("max_val", 0.0):
-        raise ValueError(
-            f"{name}: min_val ({settings['min_val']}) must not be greater than max_val ({settings['max_val']})"
-        )
+
+
+def check_bounds(name: str, min_val: Any, max_val: Any) -> None:
+    """ValueError unless hardtanh's ``min_val`` and ``max_val`` are finite with min_val <= max_val."""
+    check_finite(name, "min_val", min_val)
+    check_finite(name, "max_val", max_val)
+    if min_val > max_val:
+        raise ValueError(f"{name}: min_val ({min_val}) must not be greater than max_val ({max_val})")
 
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
     """x where x > 0, else alpha * (exp(x) - 1)."""
-    check_activation("elu", alpha=alpha)
+    check_finite("elu", "alpha", alpha)
     x = as_tensor(x)
     positive = x.data > 0
     # exp sees only the non-positive side, so large x never overflows into a NaN gradient
@@ -77,7 +88,7 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
         approximate: "none" (exact, through erf) or "tanh"
             (0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))), as PyTorch.
     """
-    check_activation("gelu", approximate=approximate)
+    check_approximate("gelu", approximate)
     x = as_tensor(x)
     if approximate == "none":
         return x * (ops.erf(x * _SQRT_HALF) + 1.0) * 0.5
@@ -92,7 +103,7 @@ def silu(x: Tensor) -> Tensor:
 
 def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold (as PyTorch)."""
-    check_activation("softplus", beta=beta)
+    check_beta("softplus", beta)
     x = as_tensor(x)
     scaled = x * beta if beta != 1.0 else x
     smooth = ops.softplus(scaled) / beta if beta != 1.0 else ops.softplus(scaled)
@@ -101,7 +112,7 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
 
 def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
     """x clipped to [min_val, max_val]; the gradient is 1 strictly inside, else 0 (as PyTorch)."""
-    check_activation("hardtanh", min_val=min_val, max_val=max_val)
+    check_bounds("hardtanh", min_val, max_val)
     x = as_tensor(x)
     inside = (x.data > min_val) & (x.data < max_val)
     return ops.where(inside, x, Tensor(x.xp.clip(x.data, float(min_val), float(max_val))))
@@ -116,17 +127,17 @@ def softmax(x: Tensor, axis: int | None = None, *, dim: int | None = None) -> Te
     """exp(x) / sum(exp(x)) along ``axis`` (or ``dim``; default the last), shifted by the
     (constant) max for stability."""
     x, axis = as_tensor(x), spelling("softmax", axis, dim, -1)
-    shifted = x - ops.max(x, axis=axis, keepdims=True).detach()
+    shifted = x - ops.reduce_max(x, axis=axis, keepdims=True).detach()
     e = ops.exp(shifted)
-    return e / ops.sum(e, axis=axis, keepdims=True)
+    return e / ops.reduce_sum(e, axis=axis, keepdims=True)
 
 
 def log_softmax(x: Tensor, axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """x - log(sum(exp(x))) along ``axis`` (or ``dim``; default the last), shifted by the
     (constant) max for stability."""
     x, axis = as_tensor(x), spelling("log_softmax", axis, dim, -1)
-    shifted = x - ops.max(x, axis=axis, keepdims=True).detach()
-    return shifted - ops.log(ops.sum(ops.exp(shifted), axis=axis, keepdims=True))
+    shifted = x - ops.reduce_max(x, axis=axis, keepdims=True).detach()
+    return shifted - ops.log(ops.reduce_sum(ops.exp(shifted), axis=axis, keepdims=True))
 
 
 def _scores(name: str, input: Any, target: Any) -> Tensor:
@@ -260,7 +271,7 @@ def nll_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     xp = input.xp
     is_target = labels[:, None] == xp.arange(input.shape[1], device=input.device)[None, :]
     # picked by where, not a one-hot product: a -inf of another class times 0 would be NaN
-    return _reduce(-ops.sum(ops.where(is_target, input, 0.0), axis=1), reduction)
+    return _reduce(-ops.reduce_sum(ops.where(is_target, input, 0.0), axis=1), reduction)
 
 
 def _same_shape(name: str, input: Any, target: Any, what: str = "target") -> tuple[Tensor, Tensor]:
@@ -409,10 +420,10 @@ def kl_div(input: Tensor, target: Any, reduction: str = "mean", log_target: bool
     return _reduce(loss, reduction)
 
 
-def _vector_norm(x: Tensor, p: float, dim: int) -> Tensor:
-    """||x||_p along ``dim`` (kept), with gradient 0 where the norm is 0, as torch's vector_norm:
+def _vector_norm(x: Tensor, p: float, axis: int) -> Tensor:
+    """||x||_p along ``axis`` (kept), with gradient 0 where the norm is 0, as torch's vector_norm:
     there the root's derivative is inf and |x|'s is 0, and their product would be NaN."""
-    total = ops.sum(x * x if p == 2.0 else _abs(x) ** float(p), axis=dim, keepdims=True)
+    total = ops.reduce_sum(x * x if p == 2.0 else _abs(x) ** float(p), axis=axis, keepdims=True)
     nonzero = total.data > 0
     safe = ops.where(nonzero, total, 1.0)  # the root never sees a 0, so no inf reaches the VJP
     return ops.where(nonzero, ops.sqrt(safe) if p == 2.0 else safe ** (1.0 / p), 0.0)
@@ -425,12 +436,12 @@ def normalize(x: Tensor, p: float = 2.0, dim: int | None = None, eps: float = 1e
 
     An all-zero vector stays zero, with the gradient 1 / eps (PyTorch's), not NaN.
     """
-    x, dim = as_tensor(x), spelling("normalize", dim, axis, 1, ("dim", "axis"))
+    x, axis = as_tensor(x), spelling("normalize", dim, axis, 1, ("dim", "axis"))
     if not p > 0 or not 0 <= eps < math.inf:
         raise ValueError(f"normalize: p must be positive (or math.inf) and eps non-negative and finite; got p={p}, "
                          f"eps={eps}")
     # the largest magnitude for p = inf, as torch's inf-norm
-    norm = ops.max(_abs(x), axis=dim, keepdims=True) if p == math.inf else _vector_norm(x, p, dim)
+    norm = ops.reduce_max(_abs(x), axis=axis, keepdims=True) if p == math.inf else _vector_norm(x, p, axis)
     return x / ops.maximum(norm, float(eps))
 
 
@@ -473,7 +484,7 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5, reduction: str = "
     n, _ = _embeddings("nt_xent", z1=z1, z2=z2)
     if z1.shape != z2.shape:
         raise ValueError(f"nt_xent: z1 and z2 must have one shape (N, D); got {z1.shape} and {z2.shape}")
-    z = normalize(ops.concat([z1, z2]), dim=1)
+    z = normalize(ops.concat([z1, z2]), axis=1)
     scores = _self_masked(ops.matmul(z, z.mT) * (1.0 / temperature))
     xp = z.xp
     first = xp.arange(n, dtype=xp.int64, device=z.device)
@@ -510,13 +521,13 @@ def info_nce(
     if positive_key.shape != query.shape:
         raise ValueError(f"info_nce: positive_key has shape {positive_key.shape}; expected the query's {query.shape}")
     xp = query.xp
-    q, k = normalize(query, dim=1), normalize(positive_key, dim=1)
+    q, k = normalize(query, axis=1), normalize(positive_key, axis=1)
     if negative_keys is None:
         logits = ops.matmul(q, k.mT)
         answers = xp.arange(n, dtype=xp.int64, device=query.device)
     else:
-        positive = ops.sum(q * k, axis=1, keepdims=True)
-        logits = ops.concat([positive, ops.matmul(q, normalize(negative_keys, dim=1).mT)], axis=1)
+        positive = ops.reduce_sum(q * k, axis=1, keepdims=True)
+        logits = ops.concat([positive, ops.matmul(q, normalize(negative_keys, axis=1).mT)], axis=1)
         answers = xp.zeros((n,), dtype=xp.int64, device=query.device)
     return cross_entropy(logits * (1.0 / temperature), answers, reduction)
 

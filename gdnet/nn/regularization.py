@@ -35,7 +35,7 @@ def _total(model: Module, per_weight) -> Tensor:
         raise TypeError(f"weight penalties take a Module (the model); got {type(model).__name__}")
     total = None
     for weight in penalised_weights(model):
-        term = ops.sum(per_weight(weight))
+        term = ops.reduce_sum(per_weight(weight))
         total = term if total is None else total + term
     if total is None:  # a model without such layers: a zero on the active backend
         return Tensor(filled((), 0))

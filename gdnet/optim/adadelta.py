@@ -6,7 +6,15 @@ from typing import Any, Iterable
 
 from ..autograd import namespace_of
 from .optimizer import Optimizer
-from .transform import Transform, add_decayed_weights, chain, check_number, ema_square_, scale_by_learning_rate, zeros
+from .transform import (
+    Transform,
+    add_decayed_weights,
+    chain,
+    check_number,
+    ema_square_,
+    scale_by_learning_rate,
+    zeros_like,
+)
 
 
 def scale_by_adadelta() -> Transform:
@@ -14,7 +22,7 @@ def scale_by_adadelta() -> Transform:
     a <- rho * a + (1 - rho) * (new u)**2 after (``square_avg``, ``acc_delta``)."""
 
     def init(param, group):
-        return {"square_avg": zeros(param), "acc_delta": zeros(param)}
+        return {"square_avg": zeros_like(param), "acc_delta": zeros_like(param)}
 
     def update(u, state, param, group):
         rho, eps = group["rho"], group["eps"]

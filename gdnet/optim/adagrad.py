@@ -6,7 +6,7 @@ from typing import Any, Iterable
 
 from ..autograd import namespace_of
 from .optimizer import Optimizer
-from .transform import Transform, add_decayed_weights, chain, check_number, no_state, zeros
+from .transform import Transform, add_decayed_weights, chain, check_number, full_like, no_state
 
 
 def scale_by_rss() -> Transform:
@@ -14,7 +14,7 @@ def scale_by_rss() -> Transform:
     (``state["sum"]``, starting at ``initial_accumulator_value``)."""
 
     def init(param, group):
-        return {"sum": zeros(param, group["initial_accumulator_value"])}
+        return {"sum": full_like(param, group["initial_accumulator_value"])}
 
     def update(u, state, param, group):
         total = state["sum"]

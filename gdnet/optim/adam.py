@@ -18,13 +18,13 @@ from .transform import (
     ema_,
     ema_square_,
     scale_by_learning_rate,
-    zeros,
+    zeros_like,
 )
 
 
 def init_moments(param: Any, group: dict) -> dict:
     """Zero first and second moment estimates (``exp_avg``, ``exp_avg_sq``)."""
-    return {"exp_avg": zeros(param), "exp_avg_sq": zeros(param)}
+    return {"exp_avg": zeros_like(param), "exp_avg_sq": zeros_like(param)}
 
 
 def update_moments(u: Any, state: dict, beta1: float, beta2: float) -> tuple[Any, Any]:
@@ -48,7 +48,7 @@ def scale_by_adam() -> Transform:
     def init(param, group):
         state = init_moments(param, group)
         if group["amsgrad"]:
-            state["max_exp_avg_sq"] = zeros(param)
+            state["max_exp_avg_sq"] = zeros_like(param)
         return state
 
     def update(u, state, param, group):

@@ -7,7 +7,7 @@ from typing import Any, Iterable
 from ..autograd import namespace_of
 from .adam import check_moments
 from .optimizer import Optimizer
-from .transform import Transform, add_decayed_weights, chain, ema_, scale_by_learning_rate, zeros
+from .transform import Transform, add_decayed_weights, chain, ema_, scale_by_learning_rate, zeros_like
 
 
 def scale_by_adamax() -> Transform:
@@ -15,7 +15,7 @@ def scale_by_adamax() -> Transform:
     n <- max(beta2 * n, |u| + eps) (``exp_avg``, ``exp_inf``)."""
 
     def init(param, group):
-        return {"exp_avg": zeros(param), "exp_inf": zeros(param)}
+        return {"exp_avg": zeros_like(param), "exp_inf": zeros_like(param)}
 
     def update(u, state, param, group):
         beta1, beta2 = group["betas"]

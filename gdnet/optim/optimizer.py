@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterable
 from .._creation import as_array_like
 from ..autograd import _ONE_DEVICE, NO_SCOPE, Tensor, device_scope, enable_grad, increment_version
 from ..fast_paths import lookup
-from .transform import Transform, zeros
+from .transform import Transform, zeros_like
 
 
 class Optimizer:
@@ -93,7 +93,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    p.grad = None if set_to_none else Tensor(zeros(p.grad.data))
+                    p.grad = None if set_to_none else Tensor(zeros_like(p.grad.data))
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient, in place, on its device.

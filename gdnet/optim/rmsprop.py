@@ -17,7 +17,7 @@ from .transform import (
     ema_square_,
     scale_by_learning_rate,
     trace,
-    zeros,
+    zeros_like,
 )
 
 
@@ -26,7 +26,7 @@ def scale_by_rms() -> Transform:
     ``centered`` (c = 1), m <- alpha * m + (1 - alpha) * u (``square_avg``, ``grad_avg``)."""
 
     def init(param, group):
-        return {"square_avg": zeros(param)}
+        return {"square_avg": zeros_like(param)}
 
     def update(u, state, param, group):
         alpha = group["alpha"]

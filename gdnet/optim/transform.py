@@ -80,17 +80,22 @@ def chain(*links: Transform) -> Transform:
 
 
 # -- arrays ----------------------------------------------------------------------------------
-def zeros(like: Array, fill: float = 0.0) -> Array:
+def full_like(like: Array, fill: float) -> Array:
     """A new array of ``like``'s shape, dtype and device, filled with ``fill``."""
     xp = namespace_of(like)
     return xp.full(like.shape, fill, dtype=like.dtype, device=like.device)
+
+
+def zeros_like(like: Array) -> Array:
+    """A new array of zeros of ``like``'s shape, dtype and device (a state's starting value)."""
+    return full_like(like, 0.0)
 
 
 def buffer(state: dict, key: str, like: Array) -> Array:
     """``state[key]``, created as zeros the first time (buffers a group setting switches on)."""
     array = state.get(key)
     if array is None:
-        array = state[key] = zeros(like)
+        array = state[key] = zeros_like(like)
     return array
 
 
