@@ -142,9 +142,10 @@ class Backend:
 
     @classmethod
     def value_range(cls, array: Any) -> tuple[Any, Any] | None:
-        """(min, max) of a non-empty array as Python numbers where reading is free (cheap input
-        checks, such as labels in range, call it every step); None where it would synchronise a
-        device or the array holds no values."""
+        """(min, max) of a non-empty array as Python numbers (ints, exact, for integer dtypes;
+        floats otherwise) where reading is free (cheap input checks, such as labels in range,
+        call it every step); None where it would synchronise a device or the array holds no
+        values. ``host.value_range`` gives the same answer for a host array, always."""
         if not cls.reads_are_free(array):
             return None
         xp = cls.namespace(array)

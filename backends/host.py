@@ -44,8 +44,15 @@ def has_nan(array: np.ndarray) -> bool:
     return array.dtype.kind == "f" and bool(np.isnan(array).any())
 
 
-def value_range(array: np.ndarray) -> tuple[float, float]:
-    return float(array.min()), float(array.max())
+def value_range(array: np.ndarray) -> tuple[int, int] | tuple[float, float]:
+    """(min, max) of a non-empty host array as Python numbers: ints (exact) for integer and bool
+    dtypes, floats otherwise. ``Backend.value_range`` gives the same answer for an array of any
+    backend, or None where reading it is not free."""
+    # the ufuncs' own reductions: the function and method spellings add Python-level wrappers,
+    # which cost more than the work on a batch of labels
+    low, high = np.minimum.reduce(array, axis=None), np.maximum.reduce(array, axis=None)
+    kind = int if array.dtype.kind in "iub" else float
+    return kind(low), kind(high)
 
 
 def nbytes(array: np.ndarray) -> int:
@@ -130,11 +137,6 @@ def to_bytes(array: np.ndarray, dtype: str) -> bytes:
     """The values of ``array`` converted to ``dtype`` (a NumPy string such as '>i4', big-endian
     int32) as bytes in C order."""
     return np.ascontiguousarray(array, dtype=np.dtype(dtype)).tobytes()
-
-
-def integer_range(array: np.ndarray) -> tuple[int, int]:
-    """(min, max) of a non-empty integer array as Python ints (exact, unlike ``value_range``)."""
-    return int(array.min()), int(array.max())
 
 
 def first_nonfinite(array: np.ndarray) -> tuple[tuple[int, ...], float] | None:

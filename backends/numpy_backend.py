@@ -8,6 +8,7 @@ import types
 import array_api_compat.numpy as xp_numpy
 import numpy as np
 
+from . import host
 from ._base import Backend, register_fast_path
 
 FAST_PATHS: dict = {}
@@ -137,11 +138,7 @@ class NumpyBackend(Backend):
 
     @classmethod
     def value_range(cls, array):
-        # the ufuncs' own reductions: the function and method spellings add Python-level
-        # wrappers, which cost more than the work on a batch of labels
-        low, high = np.minimum.reduce(array, axis=None), np.maximum.reduce(array, axis=None)
-        kind = int if array.dtype.kind in "iub" else float
-        return kind(low), kind(high)
+        return host.value_range(array)
 
     def asarray(self, obj, dtype=None):
         return np.asarray(obj, dtype=dtype)

@@ -165,7 +165,7 @@ def _check_targets(targets: Any, num_classes: int | None) -> int | None:
         return None
     if targets.shape[0] == 0:
         return num_classes
-    lowest, highest = host.integer_range(targets)
+    lowest, highest = host.value_range(targets)
     if lowest < 0:
         raise ValueError(
             f"class labels must be non-negative; the smallest label is {lowest}; expected "

@@ -183,7 +183,7 @@ class DataLoader:
         if targets is not None:
             self._target_dtype = "float32" if host.dtype_kind(targets) == "f" else "int64"
             if self._target_dtype == "int64":
-                self.label_range = host.integer_range(targets)
+                self.label_range = host.value_range(targets)
 
         self.resident = self._decide_residency(resident)
         self._uploader = None  # made at the first streamed epoch
