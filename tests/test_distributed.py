@@ -115,13 +115,18 @@ def test_bad_collective_arguments(world):
         dist.all_reduce(np.ones(2))
 
 
-def test_collectives_refuse_tensors_of_another_backend(alone):
+def test_collectives_follow_the_tensors_backend_not_the_active_one(alone):
     with gd.use_backend("numpy"):
-        t = gd.ones((2,))
-    with gd.use_backend("array_api_strict", "device1"):
+        t = gd.tensor([1.0, 2.0])
+    with gd.use_backend("array_api_strict", "device1") as active:
         dist.init_process_group()
-        with pytest.raises(ValueError, match=r"works on tensors of the active backend \(array_api_strict on device1\)"):
-            dist.all_reduce(t)
+        dist.all_reduce(t)
+        assert type(t.data) is np.ndarray and t.tolist() == [1.0, 2.0]
+        u = gd.ones((2,))
+        dist.broadcast(u)
+        assert u.device == active.device and u.tolist() == [1.0, 1.0]
+        with pytest.raises(TypeError, match="builtins.list is not an array of any gdnet backend"):
+            dist.all_reduce(gd.Tensor([1.0, 2.0]))
 
 
 # -- DistributedDataParallel in a world of one -----------------------------------------------

@@ -54,13 +54,10 @@ class _ProcessGroup:
         self._communicators: dict[tuple[str, str], Any] = {}
 
     def communicator(self, array: Any):
-        backend = _backend.get_backend()
-        if namespace_of(array) is not backend.xp or array.device != backend.device:
-            raise ValueError(
-                f"gdnet.distributed works on tensors of the active backend ({backend.describe()}); got an array "
-                f"of {type(array).__module__.split('.')[0]} on {array.device}"
-            )
-        key = (backend.name, str(backend.device))
+        """The communicator of ``array``'s backend (found through the registry) and device,
+        made on first use; a TypeError naming its type for an object of no backend."""
+        backend = _backend.backend_for(array)
+        key = (backend.name, backend.device_label())
         found = self._communicators.get(key)
         if found is None:
             found = self._communicators[key] = backend.communicator(self.world, self.engine)
