@@ -49,20 +49,26 @@ def _made(name: str, array: Any, requires_grad: bool) -> Tensor:
     return Tensor(array, requires_grad)
 
 
+def _source(value: Any, xp: Any, device: Any) -> Any:
+    """What ``xp.asarray(..., device=device)`` is given for ``value``: a Tensor's array, an array
+    of a backend as it is where it lives in ``xp`` on ``device`` (else a host copy of it: the one
+    way between libraries and devices), and Python numbers or sequences as a host array."""
+    if isinstance(value, Tensor):
+        value = value.data
+    if host.is_host_array(value):
+        return value
+    if backends.find(type(value)) is not None:
+        return value if namespace_of(value) is xp and value.device == device else host.to_numpy(value)
+    return host.asarray(value)
+
+
 def as_array_like(value: Any, like: Any, dtype: Any = None) -> Any:
     """``value`` (host array, sequence, Tensor, array of any backend) as an array on ``like``'s
     namespace and device, in ``dtype`` (default: ``like``'s dtype). Always a fresh copy, so
     in-place updates never reach the caller's data."""
-    if isinstance(value, Tensor):
-        value = value.data
     xp = namespace_of(like)
     dtype = like.dtype if dtype is None else dtype
-    if backends.find(type(value)) is not None:
-        if not (namespace_of(value) is xp and value.device == like.device):
-            value = host.to_numpy(value)
-    elif not host.is_host_array(value):
-        value = host.asarray(value)
-    return xp.asarray(value, dtype=dtype, device=like.device, copy=True)
+    return xp.asarray(_source(value, xp, like.device), dtype=dtype, device=like.device, copy=True)
 
 
 def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -78,16 +84,10 @@ def tensor(data: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     """
     backend = get_backend()
     xp = backend.xp
-    if isinstance(data, Tensor):
-        data = data.data
-    if not host.is_host_array(data):
-        if backends.find(type(data)) is not None:  # an array of some backend
-            if not (namespace_of(data) is xp and data.device == backend.device):
-                data = host.to_numpy(data)
-        else:  # Python numbers and (nested) sequences
-            data = host.asarray(data)
-            if dtype is None and host.dtype_name(data) == "float64":
-                data = data.astype("float32")
+    from_python = not isinstance(data, Tensor) and backends.find(type(data)) is None  # numbers, sequences
+    data = _source(data, xp, backend.device)
+    if from_python and dtype is None and host.dtype_name(data) == "float64":
+        data = host.astype(data, "float32")  # Python floats give float32, PyTorch's default dtype
     if host.is_host_array(data) and host.dtype_kind(data) not in "biufc":
         first = host.first_item(data)
         hint = "; to join Tensors, use gd.stack(tensors)" if isinstance(first, Tensor) else ""
