@@ -404,13 +404,27 @@ class Tensor:
         return f"tensor({', '.join(facts)})"
 
     # -- differentiation ---------------------------------------------------------------------
-    def backward(self, grad: "Tensor | Array | None" = None) -> None:
+    def backward(self, grad: "Tensor | Array | None" = None, *, create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+
+        First-order only: the VJPs run on raw arrays and record nothing, so the gradients are
+        plain values (no graph of their own to differentiate again) and the pass frees what
+        the forward saved as it goes. Gradient descent needs no more; a Hessian-vector product
+        or a gradient penalty would need every VJP written in recorded Tensor ops.
 
         Args:
             grad: the gradient of some scalar with respect to this tensor (same shape);
                 may be left out when this tensor has one element (it is then 1).
+            create_graph: PyTorch's switch for higher-order gradients; only False is possible.
+        Raises:
+            RuntimeError: nothing to differentiate, or a non-scalar without ``grad``.
+            NotImplementedError: ``create_graph=True``.
         """
+        if create_graph:
+            raise NotImplementedError(
+                "backward(create_graph=True): gdnet's backward is first-order (its VJPs run on raw arrays and "
+                "record no graph), so gradients of gradients are not available; use PyTorch for those"
+            )
         if not self.requires_grad:
             raise RuntimeError(
                 "backward() on a tensor that does not require grad: no parameter or input with "

@@ -30,6 +30,15 @@ from .autograd import (
 )
 from .fast_paths import lookup
 
+# the functional spellings (sum, max and pow are answered by __getattr__ at the bottom), and
+# the machinery of Tensor's methods
+__all__ = [
+    "add", "sub", "mul", "div", "pow", "power", "neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "softplus",
+    "erf", "maximum", "where", "matmul", "linear", "sum", "reduce_sum", "mean", "max", "reduce_max", "reshape",
+    "permute_dims", "matrix_transpose", "broadcast_to", "getitem", "concat", "stack", "unbind", "chunk", "take",
+    "softmax_cross_entropy", "MaxResult", "TENSOR_METHODS", "tensor_method",
+]
+
 Scalar = (int, float)
 
 # Tensor's operators and methods, name -> the function (or property) it is; ``tensor_method``
@@ -97,6 +106,15 @@ class Add(Function):
 
 @tensor_method("__add__", reflected="__radd__")
 def add(a, b) -> Tensor:
+    """a + b elementwise (``x + y``); either side may be a Python number (a constant).
+
+    Shape: a and b broadcast together (the array API's rules). Dtype: the array API's
+    promotion; a Python number takes the tensor's dtype.
+
+    Raises:
+        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+        DeviceMismatchError: the operands live on two backends or devices.
+    """
     return Add()(_operand(a), _operand(b))
 
 
@@ -110,6 +128,13 @@ class Sub(Function):
 
 @tensor_method("__sub__", reflected="__rsub__")
 def sub(a, b) -> Tensor:
+    """a - b elementwise (``x - y``); either side may be a Python number (a constant).
+
+    Shape: a and b broadcast together. Dtype: as ``add``.
+
+    Raises:
+        TypeError: an operand is a list (make Tensors with gd.tensor). DeviceMismatchError: two devices.
+    """
     return Sub()(_operand(a), _operand(b))
 
 
@@ -129,6 +154,13 @@ class Mul(Function):
 
 @tensor_method("__mul__", reflected="__rmul__")
 def mul(a, b) -> Tensor:
+    """a * b elementwise (``x * y``); either side may be a Python number (a constant).
+
+    Shape: a and b broadcast together. Dtype: as ``add``.
+
+    Raises:
+        TypeError: an operand is a list (make Tensors with gd.tensor). DeviceMismatchError: two devices.
+    """
     return Mul()(_operand(a), _operand(b))
 
 
@@ -147,6 +179,13 @@ class Div(Function):
 
 @tensor_method("__truediv__", reflected="__rtruediv__")
 def div(a, b) -> Tensor:
+    """a / b elementwise, true division (``x / y``); either side may be a Python number.
+
+    Shape: a and b broadcast together. Dtype: floating (as ``add`` for two floating operands).
+
+    Raises:
+        TypeError: an operand is a list (make Tensors with gd.tensor). DeviceMismatchError: two devices.
+    """
     return Div()(_operand(a), _operand(b))
 
 
@@ -160,6 +199,13 @@ class Neg(Function):
 
 @tensor_method("__neg__")
 def neg(a: Tensor) -> Tensor:
+    """-a elementwise (``-x``).
+
+    Shape: a (*) -> (*). Dtype: a's.
+
+    Raises:
+        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+    """
     return Neg()(as_tensor(a))
 
 
@@ -200,6 +246,14 @@ class Pow(Function):
 
 @tensor_method("__pow__", reflected="__rpow__")
 def power(a, b) -> Tensor:
+    """a ** b elementwise (``x ** y``; ``gd.ops.pow``); either side may be a Python number.
+
+    Shape: a and b broadcast together. Dtype: as ``add``. Gradients at a = 0 follow PyTorch's
+    (finite where the formulas meet 0 * inf; see ``Pow``).
+
+    Raises:
+        TypeError: an operand is a list (make Tensors with gd.tensor). DeviceMismatchError: two devices.
+    """
     return Pow()(_operand(a), _operand(b))
 
 
@@ -215,6 +269,13 @@ class Exp(Function):
 
 @tensor_method("exp")
 def exp(a: Tensor) -> Tensor:
+    """e ** a elementwise (``x.exp()``).
+
+    Shape: a (*) -> (*). Dtype: a's (floating).
+
+    Raises:
+        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+    """
     return Exp()(as_tensor(a))
 
 
@@ -231,6 +292,13 @@ class Log(Function):
 
 @tensor_method("log")
 def log(a: Tensor) -> Tensor:
+    """The natural logarithm, elementwise (``x.log()``): -inf at 0, NaN below 0, as the library gives.
+
+    Shape: a (*) -> (*). Dtype: a's (floating).
+
+    Raises:
+        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+    """
     return Log()(as_tensor(a))
 
 
@@ -245,6 +313,13 @@ class Sqrt(Function):
 
 @tensor_method("sqrt")
 def sqrt(a: Tensor) -> Tensor:
+    """The square root, elementwise (``x.sqrt()``); NaN below 0.
+
+    Shape: a (*) -> (*). Dtype: a's (floating).
+
+    Raises:
+        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+    """
     return Sqrt()(as_tensor(a))
 
 
@@ -265,6 +340,14 @@ class Tanh(Function):
 
 @tensor_method("tanh")
 def tanh(a: Tensor) -> Tensor:
+    """tanh(a) elementwise (``x.tanh()``); the backward uses the arrays' backend's
+    ``tanh_backward`` fast path where it has one.
+
+    Shape: a (*) -> (*). Dtype: a's (floating).
+
+    Raises:
+        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+    """
     a = as_tensor(a)
     fn = Tanh()
     fn.fused = lookup("tanh_backward", a.data)  # the arrays' backend's fast path, or None
@@ -295,6 +378,14 @@ class Sigmoid(Function):
 
 @tensor_method("sigmoid")
 def sigmoid(a: Tensor) -> Tensor:
+    """1 / (1 + exp(-a)) elementwise (``x.sigmoid()``), without overflow for large |a|; the
+    arrays' backend's ``sigmoid`` fast path where it has one.
+
+    Shape: a (*) -> (*). Dtype: a's (floating).
+
+    Raises:
+        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+    """
     a = as_tensor(a)
     fn = Sigmoid()
     fn.fused = lookup("sigmoid", a.data)
@@ -315,7 +406,14 @@ class Softplus(Function):
 
 
 def softplus(a: Tensor) -> Tensor:
-    """log(1 + exp(a)), computed stably (see ``nn.functional.softplus`` for beta and threshold)."""
+    """log(1 + exp(a)) elementwise, computed without overflow or loss of tiny values (see
+    ``nn.functional.softplus`` for beta and threshold).
+
+    Shape: a (*) -> (*). Dtype: a's (floating).
+
+    Raises:
+        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+    """
     return Softplus()(as_tensor(a))
 
 
@@ -371,7 +469,14 @@ class Erf(Function):
 
 
 def erf(a: Tensor) -> Tensor:
-    """The error function, 2 / sqrt(pi) * integral of exp(-t^2) from 0 to a, elementwise."""
+    """The error function, 2 / sqrt(pi) * integral of exp(-t^2) from 0 to a, elementwise (the
+    array API has none: two polynomial pieces, accurate to float64).
+
+    Shape: a (*) -> (*). Dtype: a's (floating).
+
+    Raises:
+        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+    """
     return Erf()(as_tensor(a))
 
 
@@ -394,6 +499,13 @@ class Relu(Function):
 
 @tensor_method("relu")
 def relu(a: Tensor) -> Tensor:
+    """max(a, 0) elementwise (``x.relu()``); the gradient at 0 is 0, as PyTorch's.
+
+    Shape: a (*) -> (*). Dtype: a's.
+
+    Raises:
+        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+    """
     a = as_tensor(a)
     fn = Relu()
     fn.fused = lookup("relu_backward", a.data)
@@ -421,6 +533,14 @@ class Maximum(Function):
 
 
 def maximum(a, b) -> Tensor:
+    """The larger of a and b elementwise (torch.maximum): tied positions share the gradient,
+    and a NaN, which is the maximum, passes it to both sides.
+
+    Shape: a and b broadcast together. Dtype: as ``add``.
+
+    Raises:
+        TypeError: an operand is a list (make Tensors with gd.tensor). DeviceMismatchError: two devices.
+    """
     return Maximum()(_operand(a), _operand(b))
 
 
@@ -443,7 +563,14 @@ class Where(Function):
 
 
 def where(condition, a, b) -> Tensor:
-    """Elementwise ``a`` where ``condition`` holds, else ``b`` (condition is not differentiated)."""
+    """Elementwise ``a`` where ``condition`` holds, else ``b``; the condition is not differentiated.
+
+    Shape: condition, a and b broadcast together. Dtype: condition bool; a and b as ``add``.
+
+    Raises:
+        TypeError: ``condition`` or an operand is a list (make Tensors with gd.tensor).
+        DeviceMismatchError: the condition or an operand lives on another device.
+    """
     cond = as_tensor(condition, "condition")  # a Tensor, so its device is checked
     return Where()(cond, _operand(a), _operand(b))
 
@@ -479,7 +606,15 @@ class Matmul(Function):
 
 @tensor_method("__matmul__", reflected="__rmatmul__")
 def matmul(a, b) -> Tensor:
-    """a @ b; both operands of one dtype, as in PyTorch (float32 @ float64 is refused, not promoted)."""
+    """a @ b (``x @ y``), with NumPy's rules: 1-D operands are promoted to matrices and the
+    added axis dropped again, batch axes broadcast.
+
+    Shape: a (..., n, k) and b (..., k, m) -> (..., n, m); a (k,) or b (k,) drop that axis.
+    Dtype: one floating dtype for both, as PyTorch (float32 @ float64 is refused, not promoted).
+
+    Raises:
+        TypeError: the dtypes differ, or an operand is a list. DeviceMismatchError: two devices.
+    """
     a, b = as_tensor(a, "matmul operand"), as_tensor(b, "matmul operand")
     check_same_device([a.data, b.data])  # dtypes of two libraries do not compare
     if a.data.dtype != b.data.dtype:
@@ -528,6 +663,11 @@ class Linear(Function):
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight.mT + bias, fused: x (..., in), weight (out, in), bias (out,) -> (..., out).
+
+    The arrays' backend's ``linear`` fast path (bias inside the product) serves a 2-D input
+    with a bias where it has one.
+
+    Shape: see above. Dtype: x's must be the weight's (PyTorch's rule).
 
     Raises:
         ValueError: x is 0-d or its last axis is not ``in``.
@@ -579,7 +719,14 @@ class Sum(Function):
 @tensor_method("sum")
 def reduce_sum(a: Tensor, axis=None, keepdims: bool | None = None, *, dim=None, keepdim: bool | None = None
                ) -> Tensor:
-    """The sum over ``axis`` (or ``dim``; default all), keeping the reduced axes with ``keepdims`` (or ``keepdim``)."""
+    """The sum over ``axis`` (or ``dim``: an int, a tuple, or None for all axes), keeping the
+    reduced axes with ``keepdims`` (or ``keepdim``): ``gd.ops.sum`` and ``x.sum()``.
+
+    Shape: a (*) -> a's shape without the reduced axes (with 1s there if keepdims). Dtype: a's.
+
+    Raises:
+        ValueError: an axis out of range. TypeError: both axis and dim (or keepdims and keepdim).
+    """
     return _reduction(Sum, "sum", a, axis, keepdims, dim, keepdim)
 
 
@@ -595,7 +742,14 @@ class Mean(Sum):
 
 @tensor_method("mean")
 def mean(a: Tensor, axis=None, keepdims: bool | None = None, *, dim=None, keepdim: bool | None = None) -> Tensor:
-    """The mean over ``axis`` (or ``dim``; default all), keeping the reduced axes with ``keepdims`` (or ``keepdim``)."""
+    """The mean over ``axis`` (or ``dim``; default all axes), keeping the reduced axes with
+    ``keepdims`` (or ``keepdim``): ``x.mean()``.
+
+    Shape: as ``sum``. Dtype: a's (floating).
+
+    Raises:
+        ValueError: an axis out of range. TypeError: both axis and dim (or keepdims and keepdim).
+    """
     return _reduction(Mean, "mean", a, axis, keepdims, dim, keepdim)
 
 
@@ -628,12 +782,18 @@ class Max(Function):
 def reduce_max(a: Tensor, axis=None, keepdims: bool | None = None, *, dim=None, keepdim: bool | None = None
                ) -> Tensor:
     """The maximum of ``a`` over ``axis`` (or ``dim``: an int, a tuple, or None for all axes),
-    keeping the reduced axes with ``keepdims`` (or ``keepdim``); values only, as torch.amax.
+    keeping the reduced axes with ``keepdims`` (or ``keepdim``); values only, as torch.amax:
+    ``gd.ops.max`` (``x.max(dim=...)`` also gives the indices).
 
     Gradient as torch.max: tied maxima share it equally (torch.max over a dim would pick one);
     where the values hold a NaN, the maximum is NaN and the gradient goes to the NaN positions
     only (torch.amax, sharing among the positions equal to the maximum, finds none and gives NaN
     everywhere in that slice).
+
+    Shape: as ``sum``. Dtype: a's.
+
+    Raises:
+        ValueError: an axis out of range. TypeError: both axis and dim (or keepdims and keepdim).
     """
     return _reduction(Max, "max", a, axis, keepdims, dim, keepdim)
 
@@ -673,6 +833,15 @@ class Reshape(Function):
 
 
 def reshape(a: Tensor, shape: Sequence[int]) -> Tensor:
+    """``a`` with the same values in ``shape`` (one entry may be -1: inferred), ``x.reshape(...)``.
+
+    Shape: a (*) -> shape, of the same size. Dtype: a's. Unrecorded (a plain reshape of the
+    array) when no gradient is wanted.
+
+    Raises:
+        TypeError: a is a list. The library's error (ValueError in NumPy) for a shape of
+            another size.
+    """
     a = as_tensor(a)
     if not (a.requires_grad and is_grad_enabled()):
         # nothing to record (a batch of data on its way into the first layer): skip the op
@@ -707,6 +876,13 @@ class PermuteDims(Function):
 
 
 def permute_dims(a: Tensor, axes: Sequence[int]) -> Tensor:
+    """``a`` with its axes in the order ``axes`` (torch.permute; ``x.permute(...)``).
+
+    Shape: a (d0, ..., dn) -> (d[axes[0]], ..., d[axes[n]]). Dtype: a's.
+
+    Raises:
+        ValueError: ``axes`` is not a permutation of a's axes. TypeError: a is a list.
+    """
     return PermuteDims(axes)(as_tensor(a))
 
 
@@ -720,7 +896,13 @@ def _permute_method(self: Tensor, *axes) -> Tensor:
 
 @tensor_method("mT", as_property=True)
 def matrix_transpose(a: Tensor) -> Tensor:
-    """The last two axes swapped (the array API's matrix_transpose; PyTorch's ``x.mT``)."""
+    """The last two axes swapped (the array API's matrix_transpose; PyTorch's ``x.mT``).
+
+    Shape: a (..., m, n) -> (..., n, m). Dtype: a's.
+
+    Raises:
+        TypeError: a is a list. ValueError: a has fewer than two axes.
+    """
     a = as_tensor(a)
     return permute_dims(a, tuple(range(a.ndim - 2)) + (a.ndim - 1, a.ndim - 2))
 
@@ -747,6 +929,14 @@ class BroadcastTo(Function):
 
 
 def broadcast_to(a: Tensor, shape: Sequence[int]) -> Tensor:
+    """``a`` repeated along axes of size 1 (and new leading axes) up to ``shape``, without copying.
+
+    Shape: a (*) -> shape, which a broadcasts to. Dtype: a's.
+
+    Raises:
+        TypeError: a is a list. The library's error (ValueError in NumPy) where a does not
+            broadcast to shape.
+    """
     return BroadcastTo(shape)(as_tensor(a))
 
 
@@ -775,7 +965,15 @@ class GetItem(Function):
 
 @tensor_method("__getitem__")
 def getitem(a: Tensor, key) -> Tensor:
-    """``a[key]``: basic indexing is a primitive; a 1-D integer array key means take(axis=0)."""
+    """``a[key]`` (``x[...]``): integers, slices, ``...`` and None are one view primitive; a
+    1-D integer array (or list) key is ``take(a, key, axis=0)``.
+
+    Shape: NumPy's basic indexing. Dtype: a's.
+
+    Raises:
+        TypeError: a boolean mask (use gd.where(mask, x, 0)) or arrays inside a tuple key (use
+            gd.take). DeviceMismatchError: an index array on another device.
+    """
     if isinstance(key, list):  # x[[0, 0, 1]]: a setitem backward would drop repeated rows
         key = a.xp.asarray(key, device=a.device)
     if isinstance(key, tuple) and any(isinstance(k, list) or len(getattr(k, "shape", ())) for k in key):
@@ -833,13 +1031,27 @@ def _joinable(name: str, tensors: Sequence[Any], axis: int, new_axis: bool) -> l
 
 
 def concat(tensors: Sequence[Tensor], axis: int | None = None, *, dim: int | None = None) -> Tensor:
-    """Tensors joined along an existing ``axis`` (or ``dim``; default 0), as torch.cat."""
+    """Tensors joined along an existing ``axis`` (or ``dim``; default 0), as torch.cat.
+
+    Shape: (..., n_i, ...) each -> (..., sum of n_i, ...). Dtype: the array API's promotion.
+
+    Raises:
+        ValueError: no tensors, an axis out of range, or shapes that differ off that axis.
+        DeviceMismatchError: tensors on two devices.
+    """
     axis = spelling("concat", axis, dim, 0)
     return Concat(axis)(*_joinable("concat", tensors, axis, False))
 
 
 def stack(tensors: Sequence[Tensor], axis: int | None = None, *, dim: int | None = None) -> Tensor:
-    """Tensors of one shape joined along a new ``axis`` (or ``dim``; default 0)."""
+    """Tensors of one shape joined along a new ``axis`` (or ``dim``; default 0), as torch.stack.
+
+    Shape: k tensors of shape (*) -> (*) with k inserted at ``axis``. Dtype: as ``concat``.
+
+    Raises:
+        ValueError: no tensors, an axis out of range, or shapes that differ.
+        DeviceMismatchError: tensors on two devices.
+    """
     axis = spelling("stack", axis, dim, 0)
     return Concat(axis, new_axis=True)(*_joinable("stack", tensors, axis, True))
 
@@ -895,8 +1107,14 @@ def _split(a: Tensor, axis: int, keys: list) -> list[Tensor]:
 
 
 def unbind(a: Tensor, axis: int | None = None, *, dim: int | None = None) -> list[Tensor]:
-    """The slices of ``a`` along ``axis`` (or ``dim``; default 0), that axis removed: a list of
-    a.shape[axis] tensors."""
+    """The slices of ``a`` along ``axis`` (or ``dim``; default 0), that axis removed, as
+    torch.unbind; their backward fills one gradient buffer (see ``Split``).
+
+    Shape: a (..., k, ...) -> a list of k tensors (..., ...). Dtype: a's.
+
+    Raises:
+        ValueError: the axis is out of range. TypeError: a is a list.
+    """
     a, axis = as_tensor(a), spelling("unbind", axis, dim, 0)
     if not -a.ndim <= axis < a.ndim:
         raise ValueError(f"unbind: axis {axis} is out of range for a {a.ndim}-D tensor")
@@ -904,8 +1122,14 @@ def unbind(a: Tensor, axis: int | None = None, *, dim: int | None = None) -> lis
 
 
 def chunk(a: Tensor, chunks: int, axis: int | None = None, *, dim: int | None = None) -> list[Tensor]:
-    """``a`` cut into ``chunks`` equal parts along ``axis`` (or ``dim``; default 0), whose length
-    they must divide."""
+    """``a`` cut into ``chunks`` equal parts along ``axis`` (or ``dim``; default 0), as torch.chunk
+    (whose parts may be unequal: here the axis must divide evenly).
+
+    Shape: a (..., k, ...) -> a list of ``chunks`` tensors (..., k / chunks, ...). Dtype: a's.
+
+    Raises:
+        ValueError: the axis is out of range, or its length does not split into ``chunks``.
+    """
     a, axis = as_tensor(a), spelling("chunk", axis, dim, 0)
     if not -a.ndim <= axis < a.ndim:
         raise ValueError(f"chunk: axis {axis} is out of range for a {a.ndim}-D tensor")
@@ -946,11 +1170,15 @@ class Take(Function):
 
 
 def take(a: Tensor, indices, axis: int | None = None, *, dim: int | None = None) -> Tensor:
-    """Entries of ``a`` at integer ``indices`` along ``axis`` (or ``dim``; default 0; negative
-    ones count from the end).
+    """Entries of ``a`` at integer ``indices`` along ``axis`` (or ``dim``; default 0), as numpy.take;
+    negative indices count from the end. The backward is a one-hot product (no scatter in the
+    array API), so repeated indices add up their gradients.
 
-    As numpy.take, the indices' shape replaces that axis: a of shape (3, 2) and indices of
-    shape (2, 2) along axis 0 give (2, 2, 2).
+    Shape: the indices' shape replaces that axis: a (3, 2) and indices (2, 2) along axis 0 ->
+    (2, 2, 2). Dtype: a's; indices integer (a Tensor, an array or a list).
+
+    Raises:
+        ValueError: the axis is out of range. DeviceMismatchError: indices on another device.
     """
     a, axis = as_tensor(a), spelling("take", axis, dim, 0)
     idx = indices.data if isinstance(indices, Tensor) else indices
@@ -1031,6 +1259,17 @@ class FusedSoftmaxCrossEntropy(Function):
 
 
 def softmax_cross_entropy(logits: Tensor, target, reduction: str = "mean") -> Tensor:
+    """The fused softmax cross-entropy primitive under ``nn.functional.cross_entropy``,
+    which checks its arguments first (this spelling checks nothing); the arrays' backend's
+    ``softmax_cross_entropy`` fast path serves class-index targets where it has one.
+
+    Shape: logits (N, C); target (N,) class indices or (N, C) probabilities -> () for
+    "mean" or "sum", (N,) for "none". Dtype: logits floating; indices integer.
+
+    Raises:
+        nothing of its own: out-of-range labels give wrong values here (cross_entropy refuses
+        them).
+    """
     fused = lookup("softmax_cross_entropy", logits.data)
     if fused is not None:  # the arrays' backend has its own, equal to SoftmaxCrossEntropy's for class indices
         labels = target.data if isinstance(target, Tensor) else target

@@ -583,3 +583,13 @@ def test_in_place_changes_are_refused_where_torch_refuses_them(loss, x_grad):
     with torch.no_grad():
         tw.add_(1.0)
     assert refused == _refuses(theirs.backward)
+
+
+def test_backward_is_first_order_and_says_so(backend, float_dtype):
+    x = make([1.0, 2.0], float_dtype, requires_grad=True)
+    y = (x * x).sum()
+    with pytest.raises(NotImplementedError, match=r"create_graph=True.*first-order"):
+        y.backward(create_graph=True)
+    y.backward(create_graph=False)
+    assert not x.grad.requires_grad and x.grad.is_leaf  # a plain value: no graph to differentiate again
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])

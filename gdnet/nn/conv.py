@@ -309,10 +309,16 @@ def conv2d(
     Args:
         x: (N, C, H, W). weight: (O, C, kh, kw). bias: (O,) or None.
         stride, dilation: an int or (h, w) pair. padding: an int, (h, w), 'valid' or 'same'.
-    Returns:
-        (N, O, Ho, Wo), Ho = (H + 2*ph - dh*(kh-1) - 1) // sh + 1.
+
+    Shape:
+        (N, O, Ho, Wo), Ho = (H + 2*ph - dh*(kh-1) - 1) // sh + 1 (Wo likewise). Dtype: x's,
+        which must be the weight's.
+
     Raises:
         TypeError: x is not a Tensor or array, or its dtype is not the weight's.
+        ValueError: x or weight not 4-D, channels that differ, a bias of the wrong shape, bad
+            stride, padding or dilation ('same' needs stride 1), a kernel larger than the
+            padded input.
     """
     x = as_tensor(x)
     _check_conv(x, weight, bias, 2)
@@ -332,7 +338,16 @@ def conv1d(
     padding: int | str = 0,
     dilation: int = 1,
 ) -> Tensor:
-    """1-D cross-correlation of x (N, C, L) with weight (O, C, k): conv2d on a height of 1."""
+    """1-D cross-correlation, as ``torch.nn.functional.conv1d``: conv2d on a height of 1.
+
+    Shape: x (N, C, L), weight (O, C, k), bias (O,) or None -> (N, O, Lo),
+    Lo = (L + 2 * padding - dilation * (k - 1) - 1) // stride + 1. Dtype: x's, the weight's.
+
+    Raises:
+        TypeError: x is not a Tensor or array, or its dtype is not the weight's.
+        ValueError: x or weight not 3-D, channels that differ, a kernel larger than the padded
+            input, bad stride, padding or dilation.
+    """
     x = as_tensor(x)
     _check_conv(x, weight, bias, 1)
     n, c, length = x.shape
@@ -369,6 +384,12 @@ def max_pool2d(x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, p
 
     Padding counts as -inf. A tie sends the whole gradient to the first maximum in the
     window's row-major order, as PyTorch does.
+
+    Shape: (N, C, H, W) -> (N, C, Ho, Wo), Ho = (H + 2 * ph - kh) // sh + 1. Dtype: x's.
+
+    Raises:
+        ValueError: x not 4-D, a padding over half the kernel, bad sizes, a kernel larger than
+            the padded input. TypeError: x is a list.
     """
     x = as_tensor(x)
     return MaxPool2dFunction(_pool_geometry(x, kernel_size, stride, padding, "max_pool2d"))(x)
@@ -385,6 +406,11 @@ def avg_pool2d(
 
     Padding counts as zeros; with count_include_pad=False a window's mean is over its real
     positions only.
+
+    Shape: as ``max_pool2d``. Dtype: x's (floating).
+
+    Raises:
+        ValueError: as ``max_pool2d``. TypeError: x is a list.
     """
     x = as_tensor(x)
     geometry = _pool_geometry(x, kernel_size, stride, padding, "avg_pool2d")
@@ -396,6 +422,11 @@ def adaptive_avg_pool2d(x: Tensor, output_size: IntPair) -> Tensor:
 
     Output size 1 (global average pooling) works for every input; other sizes need H and W to
     be multiples of them (equal windows); PyTorch's overlapping windows are not provided.
+
+    Shape: (N, C, H, W) -> (N, C, oh, ow); None in output_size keeps that side. Dtype: x's.
+
+    Raises:
+        ValueError: x not 4-D, or H and W not multiples of the output size. TypeError: x is a list.
     """
     x = as_tensor(x)
     _check_input(x, "adaptive_avg_pool2d")

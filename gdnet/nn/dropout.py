@@ -18,6 +18,11 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
 
     The mask is drawn on x's device by that device's seeded generator (``gd.manual_seed`` makes
     it repeat), so nothing crosses between host and device. p == 1 zeroes everything, as PyTorch does.
+
+    Shape: x (*) -> (*). Dtype: x's (floating).
+
+    Raises:
+        ValueError: p outside [0, 1]. TypeError: x is a list.
     """
     _check_p(p)
     x = as_tensor(x)

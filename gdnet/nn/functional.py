@@ -10,12 +10,22 @@ from typing import Any
 
 from .. import backends, ops
 from ..autograd import Tensor, as_tensor, check_same_device, dtype_is, dtype_name, spelling
-from ..ops import linear, relu, sigmoid, tanh  # noqa: F401  (re-exported spellings)
+from ..ops import linear, relu, sigmoid, tanh
 
 # spellings defined beside their fused primitives and layers
-from .conv import adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d, max_pool2d  # noqa: F401
-from .dropout import dropout  # noqa: F401
-from .normalization import batch_norm, layer_norm  # noqa: F401
+from .conv import adaptive_avg_pool2d, avg_pool2d, conv1d, conv2d, max_pool2d
+from .dropout import dropout
+from .normalization import batch_norm, layer_norm
+
+# the functional surface, as torch.nn.functional spells it (the check_* helpers and padding_row
+# serve the layers that take the same settings)
+__all__ = [
+    "relu", "leaky_relu", "elu", "gelu", "silu", "softplus", "hardtanh", "sigmoid", "tanh", "softmax", "log_softmax",
+    "linear", "embedding", "flatten", "dropout", "conv1d", "conv2d", "max_pool2d", "avg_pool2d",
+    "adaptive_avg_pool2d", "batch_norm", "layer_norm", "normalize", "cross_entropy", "nll_loss", "mse_loss",
+    "l1_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div",
+    "nt_xent", "info_nce", "accuracy",
+]
 
 _SQRT_HALF = math.sqrt(0.5)
 _SQRT_TWO_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -37,7 +47,13 @@ def _reduce(per_element: Tensor, reduction: str) -> Tensor:
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
-    """x where x > 0, else negative_slope * x."""
+    """x where x > 0, else negative_slope * x.
+
+    Shape: x (*) -> (*). Dtype: x's (floating).
+
+    Raises:
+        ValueError: negative_slope is not a finite number. TypeError: x is a list.
+    """
     check_finite("leaky_relu", "negative_slope", negative_slope)
     x = as_tensor(x)
     return ops.where(x.data > 0, x, x * negative_slope)
@@ -72,7 +88,13 @@ def check_bounds(name: str, min_val: Any, max_val: Any) -> None:
 
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
-    """x where x > 0, else alpha * (exp(x) - 1)."""
+    """x where x > 0, else alpha * (exp(x) - 1).
+
+    Shape: x (*) -> (*). Dtype: x's (floating).
+
+    Raises:
+        ValueError: alpha is not a finite number. TypeError: x is a list.
+    """
     check_finite("elu", "alpha", alpha)
     x = as_tensor(x)
     positive = x.data > 0
@@ -87,6 +109,11 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
     Args:
         approximate: "none" (exact, through erf) or "tanh"
             (0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))), as PyTorch.
+
+    Shape: x (*) -> (*). Dtype: x's (floating).
+
+    Raises:
+        ValueError: approximate is not "none" or "tanh". TypeError: x is a list.
     """
     check_approximate("gelu", approximate)
     x = as_tensor(x)
@@ -96,13 +123,25 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
 
 
 def silu(x: Tensor) -> Tensor:
-    """x * sigmoid(x) (also called swish)."""
+    """x * sigmoid(x) (also called swish).
+
+    Shape: x (*) -> (*). Dtype: x's (floating).
+
+    Raises:
+        TypeError: x is a list (make Tensors with gd.tensor).
+    """
     x = as_tensor(x)
     return x * ops.sigmoid(x)
 
 
 def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
-    """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold (as PyTorch)."""
+    """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold (as PyTorch).
+
+    Shape: x (*) -> (*). Dtype: x's (floating).
+
+    Raises:
+        ValueError: beta is 0 or not finite. TypeError: x is a list.
+    """
     check_beta("softplus", beta)
     x = as_tensor(x)
     scaled = x * beta if beta != 1.0 else x
@@ -111,7 +150,13 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
 
 
 def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
-    """x clipped to [min_val, max_val]; the gradient is 1 strictly inside, else 0 (as PyTorch)."""
+    """x clipped to [min_val, max_val]; the gradient is 1 strictly inside, else 0 (as PyTorch).
+
+    Shape: x (*) -> (*). Dtype: x's (floating).
+
+    Raises:
+        ValueError: min_val or max_val not finite, or min_val > max_val. TypeError: x is a list.
+    """
     check_bounds("hardtanh", min_val, max_val)
     x = as_tensor(x)
     inside = (x.data > min_val) & (x.data < max_val)
@@ -125,7 +170,13 @@ def _abs(x: Tensor) -> Tensor:
 
 def softmax(x: Tensor, axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis`` (or ``dim``; default the last), shifted by the
-    (constant) max for stability."""
+    (constant) max for stability.
+
+    Shape: x (*) -> (*); each slice along the axis sums to 1. Dtype: x's (floating).
+
+    Raises:
+        ValueError: the axis is out of range. TypeError: both axis and dim, or x is a list.
+    """
     x, axis = as_tensor(x), spelling("softmax", axis, dim, -1)
     shifted = x - ops.reduce_max(x, axis=axis, keepdims=True).detach()
     e = ops.exp(shifted)
@@ -134,7 +185,13 @@ def softmax(x: Tensor, axis: int | None = None, *, dim: int | None = None) -> Te
 
 def log_softmax(x: Tensor, axis: int | None = None, *, dim: int | None = None) -> Tensor:
     """x - log(sum(exp(x))) along ``axis`` (or ``dim``; default the last), shifted by the
-    (constant) max for stability."""
+    (constant) max for stability.
+
+    Shape: x (*) -> (*). Dtype: x's (floating).
+
+    Raises:
+        ValueError: the axis is out of range. TypeError: both axis and dim, or x is a list.
+    """
     x, axis = as_tensor(x), spelling("log_softmax", axis, dim, -1)
     shifted = x - ops.reduce_max(x, axis=axis, keepdims=True).detach()
     return shifted - ops.log(ops.reduce_sum(ops.exp(shifted), axis=axis, keepdims=True))
@@ -219,6 +276,13 @@ def embedding(input: Any, weight: Tensor, padding_idx: int | None = None) -> Ten
 
     Raises:
         ValueError: padding_idx outside [-num_embeddings, num_embeddings).
+
+    Shape: input (*) -> (*, embedding_dim). Dtype: the weight's; input integer.
+
+    Raises:
+        ValueError: padding_idx outside [-num_embeddings, num_embeddings), or indices outside
+            [0, num_embeddings) (checked where reading them is free: host memory).
+        TypeError: indices that are not integers. DeviceMismatchError: indices on another device.
     """
     padding_idx = padding_row("embedding", padding_idx, weight.shape[0])
     indices = input.data if isinstance(input, Tensor) else input
@@ -244,6 +308,15 @@ def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor
         input: (N, C) unnormalised scores (logits).
         target: (N,) integer class indices in [0, C), or (N, C) class probabilities.
         reduction: "mean" (default), "sum" or "none" (per-sample losses, shape (N,)).
+
+    Shape: () for "mean" and "sum", (N,) for "none". Dtype: the input's (floating).
+
+    Raises:
+        ValueError: an unknown reduction, an input that is not (N, C), a target of another
+            shape, labels outside [0, C) (checked where reading is free; on a GPU the DataLoader
+            checks a dataset's labels once, on the host).
+        TypeError: integer scores (arguments swapped?), float labels for a 1-D target.
+        DeviceMismatchError: the target on another device than the input.
     """
     _check_reduction(reduction)
     input = _scores("cross_entropy", input, target)
@@ -264,7 +337,18 @@ def cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor
 
 
 def nll_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """Negative log-likelihood of class indices, given (N, C) log-probabilities."""
+    """Negative log-likelihood of class indices, given (N, C) log-probabilities.
+
+    Args:
+        input: (N, C) log-probabilities (log_softmax's output).
+        target: (N,) integer class indices in [0, C).
+        reduction: "mean" (default), "sum" or "none".
+
+    Shape: () for "mean" and "sum", (N,) for "none". Dtype: the input's (floating).
+
+    Raises:
+        ValueError, TypeError, DeviceMismatchError: as ``cross_entropy`` for class indices.
+    """
     _check_reduction(reduction)
     input = _scores("nll_loss", input, target)
     labels = _labels(input, target, "nll_loss")
@@ -292,7 +376,13 @@ def _broadcastable(name: str, what: str, value: Any, shape: tuple[int, ...]) -> 
 
 
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """Mean squared error; input and target have the same shape."""
+    """Mean squared error; input and target have the same shape.
+
+    Shape: input (*), target (*) -> () for "mean" and "sum", (*) for "none". Dtype: the input's.
+
+    Raises:
+        ValueError: an unknown reduction, or a target of another shape. TypeError: a list.
+    """
     _check_reduction(reduction)
     input, target = _same_shape("mse_loss", input, target)
     diff = input - target
@@ -300,7 +390,13 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
 
 
 def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """Mean absolute error |input - target|; input and target have the same shape."""
+    """Mean absolute error |input - target|; input and target have the same shape.
+
+    Shape: as ``mse_loss``. Dtype: the input's. Gradient sign(d), 0 where d = 0 (PyTorch's).
+
+    Raises:
+        ValueError: an unknown reduction, or a target of another shape. TypeError: a list.
+    """
     _check_reduction(reduction)
     input, target = _same_shape("l1_loss", input, target)
     return _reduce(_abs(input - target), reduction)
@@ -310,6 +406,11 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean", beta: fl
     """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta, for d = input - target (Girshick, 2015).
 
     beta = 0 is l1_loss.
+
+    Shape: as ``mse_loss``. Dtype: the input's.
+
+    Raises:
+        ValueError: an unknown reduction, a target of another shape, beta negative or infinite.
     """
     _check_reduction(reduction)
     if not 0 <= beta < math.inf:
@@ -323,7 +424,13 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean", beta: fl
 
 
 def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
-    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), for d = input - target (Huber, 1964)."""
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta), for d = input - target (Huber, 1964).
+
+    Shape: as ``mse_loss``. Dtype: the input's.
+
+    Raises:
+        ValueError: an unknown reduction, a target of another shape, delta not positive and finite.
+    """
     _check_reduction(reduction)
     if not 0 < delta < math.inf:
         raise ValueError(f"huber_loss: delta must be positive and finite; got {delta}")
@@ -348,6 +455,12 @@ def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None, reducti
         target: the same shape, values in [0, 1].
         weight: optional rescaling, broadcast to the input's shape.
         reduction: "mean" (default), "sum" or "none".
+
+    Shape: () for "mean" and "sum", the input's for "none". Dtype: the input's.
+
+    Raises:
+        ValueError: an unknown reduction, a target of another shape, a weight that does not
+            broadcast, input values outside [0, 1] (checked where reading is free).
     """
     _check_reduction(reduction)
     input, target = _same_shape("binary_cross_entropy", input, target)
@@ -379,6 +492,12 @@ def binary_cross_entropy_with_logits(
         reduction: "mean" (default), "sum" or "none".
         pos_weight: optional weight of the positive term, broadcast along the last axis
             (one per class): above 1 raises recall, below 1 precision.
+
+    Shape: () for "mean" and "sum", the input's for "none". Dtype: the input's.
+
+    Raises:
+        ValueError: an unknown reduction, a target of another shape, a weight or pos_weight
+            that does not broadcast to the input.
     """
     _check_reduction(reduction)
     name = "binary_cross_entropy_with_logits"
@@ -402,6 +521,11 @@ def kl_div(input: Tensor, target: Any, reduction: str = "mean", log_target: bool
         target: probabilities of the same shape, or log-probabilities with ``log_target``.
         reduction: "mean" (over every element, as PyTorch), "batchmean" (the sum divided by
             N = input.shape[0]: the true KL divergence per sample), "sum" or "none".
+
+    Shape: () except for "none" (the input's). Dtype: the input's.
+
+    Raises:
+        ValueError: an unknown reduction, or a target of another shape. TypeError: a list.
     """
     if reduction not in _REDUCTIONS + ("batchmean",):
         raise ValueError(f"unknown reduction {reduction!r}; expected one of {_REDUCTIONS + ('batchmean',)}")
@@ -435,6 +559,12 @@ def normalize(x: Tensor, p: float = 2.0, dim: int | None = None, eps: float = 1e
     torch.nn.functional.normalize).
 
     An all-zero vector stays zero, with the gradient 1 / eps (PyTorch's), not NaN.
+
+    Shape: x (*) -> (*). Dtype: x's (floating).
+
+    Raises:
+        ValueError: p not positive, eps negative or infinite, the axis out of range.
+        TypeError: both dim and axis, or x is a list.
     """
     x, axis = as_tensor(x), spelling("normalize", dim, axis, 1, ("dim", "axis"))
     if not p > 0 or not 0 <= eps < math.inf:
@@ -445,7 +575,8 @@ def normalize(x: Tensor, p: float = 2.0, dim: int | None = None, eps: float = 1e
     return x / ops.maximum(norm, float(eps))
 
 
-def check_temperature(name: str, temperature: float) -> None:
+def check_temperature(name: str, temperature: Any) -> None:
+    """ValueError unless ``temperature`` (of the contrastive loss ``name``) is positive and finite."""
     if not 0 < temperature < math.inf:
         raise ValueError(f"{name}: temperature must be positive and finite; got {temperature}")
 
@@ -477,6 +608,12 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float = 0.5, reduction: str = "
         z1, z2: (N, D) embeddings of two views; row n of each comes from example n.
         temperature: divides the cosine similarities (smaller: sharper).
         reduction: "mean" (default), "sum" or "none" (the 2N per-embedding losses, z1's first).
+
+    Shape: () for "mean" and "sum", (2N,) for "none". Dtype: the embeddings' (floating).
+
+    Raises:
+        ValueError: an unknown reduction, a temperature not positive and finite, z1 and z2 not
+            of one (N, D) shape. TypeError: a list.
     """
     _check_reduction(reduction)
     check_temperature("nt_xent", temperature)
@@ -508,6 +645,12 @@ def info_nce(
         negative_keys: optional (M, D) negatives shared by every query.
         temperature: divides the cosine similarities.
         reduction: "mean" (default), "sum" or "none" (N per-query losses).
+
+    Shape: () for "mean" and "sum", (N,) for "none". Dtype: the embeddings' (floating).
+
+    Raises:
+        ValueError: an unknown reduction, a temperature not positive and finite, embeddings
+            that are not (N, D) with one D, a positive_key of another shape than the query.
     """
     _check_reduction(reduction)
     check_temperature("info_nce", temperature)
@@ -533,7 +676,13 @@ def info_nce(
 
 
 def flatten(x: Tensor, start_dim: int = 1, end_dim: int = -1) -> Tensor:
-    """Merge dimensions start_dim..end_dim into one (a 0-d input becomes 1-D, as in PyTorch)."""
+    """Merge dimensions start_dim..end_dim into one (a 0-d input becomes 1-D, as in PyTorch).
+
+    Shape: (d0, ..., dn) -> (d0, ..., d[start] * ... * d[end], ..., dn). Dtype: x's.
+
+    Raises:
+        TypeError: x is a list (make Tensors with gd.tensor).
+    """
     x = as_tensor(x)
     shape = tuple(x.data.shape)
     if not shape:
@@ -548,6 +697,9 @@ def accuracy(scores: Tensor, labels: Any) -> Tensor:
     Args:
         scores: (N, C) class scores.
         labels: (N,) integer class indices.
+
+    Shape: scores (N, C), labels (N,) -> (). Dtype: the scores'.
+
     Raises:
         ValueError: scores or labels of another shape or kind (regression targets, say), for
             which accuracy means nothing.

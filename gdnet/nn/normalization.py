@@ -157,9 +157,14 @@ def batch_norm(
     under no_grad, with no device synchronisation; momentum may be a 0-d array). Evaluation:
     normalise by the running statistics.
 
+    Shape: x (N, C, ...) -> the same; running_mean, running_var, weight, bias (C,) or None.
+    Dtype: x's, which must be the weight's.
+
     Raises:
         TypeError: x is not a Tensor or array, or its dtype is not the weight's (or, without a
             weight, the running statistics').
+        ValueError: x under 2-D, statistics or parameters not (C,), evaluation without
+            running statistics, training on one value per channel.
     """
     return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, Normalize)
 
@@ -215,8 +220,11 @@ def layer_norm(
     """Normalise each sample over its last len(normalized_shape) axes, then scale and shift
     elementwise by weight and bias (each of normalized_shape).
 
+    Shape: x (*, *normalized_shape) -> the same. Dtype: x's, which must be the weight's.
+
     Raises:
         TypeError: x is not a Tensor or array, or its dtype is not the weight's.
+        ValueError: x's shape does not end in normalized_shape, or weight or bias is not of it.
     """
     x = as_tensor(x)
     if weight is not None:
