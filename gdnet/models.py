@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Sequence
 
+from .nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from .nn.conv import Conv2d, MaxPool2d
 from .nn.dropout import Dropout
-from .nn.layers import Flatten, LeakyReLU, Linear, ReLU, Sequential, Sigmoid, Tanh, Unflatten
+from .nn.layers import Flatten, Linear, Sequential, Unflatten
 from .nn.normalization import BatchNorm2d
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}

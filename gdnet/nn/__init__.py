@@ -1,23 +1,11 @@
 """Neural-network building blocks: Module, Parameter, layers, functional, init."""
 
 from . import functional, init, parallel
-from .activations import ELU, GELU, Hardtanh, SiLU, Softplus
+from .activations import ELU, GELU, Hardtanh, LeakyReLU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Softplus, Tanh
 from .conv import AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, MaxPool2d
 from .dropout import Dropout
 from .embedding import Embedding
-from .layers import (
-    Flatten,
-    Identity,
-    LeakyReLU,
-    Linear,
-    LogSoftmax,
-    ReLU,
-    Sequential,
-    Sigmoid,
-    Softmax,
-    Tanh,
-    Unflatten,
-)
+from .layers import Flatten, Identity, Linear, Sequential, Unflatten
 from .losses import NTXentLoss
 from .module import Module, Parameter
 from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, SyncBatchNorm

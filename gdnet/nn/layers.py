@@ -1,4 +1,4 @@
-"""Layers: Linear, Flatten, activations, Sequential."""
+"""Layers: Linear, Flatten, Unflatten, Identity, Sequential (activations are in activations.py)."""
 
 from __future__ import annotations
 
@@ -94,61 +94,6 @@ class Unflatten(Module):
 class Identity(Module):
     def forward(self, x: Tensor) -> Tensor:
         return x
-
-
-class ReLU(Module):
-    """max(x, 0), elementwise."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.relu(x)
-
-
-class LeakyReLU(Module):
-    """x where x > 0, else negative_slope * x."""
-
-    def __init__(self, negative_slope: float = 0.01):
-        super().__init__()
-        F.check_finite("LeakyReLU", "negative_slope", negative_slope)
-        self.negative_slope = negative_slope
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.leaky_relu(x, self.negative_slope)
-
-    def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}"
-
-
-class Sigmoid(Module):
-    """1 / (1 + exp(-x)), elementwise."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.sigmoid(x)
-
-
-class Tanh(Module):
-    def forward(self, x: Tensor) -> Tensor:
-        return F.tanh(x)
-
-
-class Softmax(Module):
-    """Softmax along ``dim`` (or ``axis``; default the last)."""
-
-    def __init__(self, dim: int | None = None, *, axis: int | None = None):
-        super().__init__()
-        self.dim = spelling(type(self).__name__, dim, axis, -1, ("dim", "axis"))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.softmax(x, self.dim)
-
-    def extra_repr(self) -> str:
-        return f"dim={self.dim}"
-
-
-class LogSoftmax(Softmax):
-    """log(softmax(x)) along ``dim``, computed stably."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.log_softmax(x, self.dim)
 
 
 class Sequential(Module):
