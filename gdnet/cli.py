@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import io
 import math
 import os
 import sys
 from typing import Any, Callable, Iterator, Sequence
 
-from . import distributed, train
+from . import distributed, optim, train
 from ._backend import (
     ENVIRONMENT_VARIABLE,
     available_backends,
@@ -24,14 +25,16 @@ from ._backend import (
     use_backend_from_environment,
 )
 from ._version import __version__
-from .models import ACTIVATIONS, build_from_spec, describe_network, spec_shapes
+from .data.datasets import SOURCES
+from .models import build_from_spec, describe_network, spec_shapes
+from .nn.activations import ACTIVATIONS
 from .nn.init import SCHEMES
 from .nn.normalization import SyncBatchNorm
 from .nn.parallel import DistributedDataParallel
 from .nn.regularization import l1_penalty, l2_penalty
 from .train import evaluate
 
-DATASETS = ("fashion-mnist", "mnist")
+DATASETS = tuple(SOURCES)  # the datasets gdnet.data knows how to find and download
 
 
 def model_spec(args: argparse.Namespace) -> dict[str, Any]:
@@ -83,23 +86,32 @@ def check_spec(spec: Any, shapes: dict[str, tuple[int, ...]], source: str) -> No
                               + (f"; and {len(differences) - 5} more" if len(differences) > 5 else ""))
 
 
-OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "nadam", "adamax", "radam")
+# the command's own defaults where they differ from the optimizer's: SGD with momentum 0.9
+COMMAND_DEFAULTS = {"sgd": {"momentum": 0.9}}
+# the flags an optimizer takes where its constructor has the argument: name -> value when not given
+OPTIMIZER_FLAGS = {"weight_decay": 0.0, "momentum": None, "nesterov": False}
 
 
 def make_optimizer(args: argparse.Namespace, params):
-    """The optimizer ``--optimizer`` names, with --lr and --weight-decay (and --momentum,
-    --nesterov for SGD, --momentum for RMSprop)."""
-    from . import optim
+    """The optimizer ``--optimizer`` names (any that gdnet.optim exports), with --lr and, where
+    its constructor takes them, --weight-decay, --momentum and --nesterov.
 
-    settings = dict(lr=args.lr, weight_decay=args.weight_decay)
-    if args.optimizer == "sgd":
-        momentum = 0.9 if args.momentum is None else args.momentum
-        return optim.SGD(params, momentum=momentum, nesterov=args.nesterov, **settings)
-    if args.optimizer == "rmsprop":
-        return optim.RMSprop(params, momentum=args.momentum or 0.0, **settings)
-    classes = {"adagrad": optim.Adagrad, "adadelta": optim.Adadelta, "adam": optim.Adam, "adamw": optim.AdamW,
-               "nadam": optim.NAdam, "adamax": optim.Adamax, "radam": optim.RAdam}
-    return classes[args.optimizer](params, **settings)
+    Raises:
+        ValueError: a flag given to an optimizer that takes no such setting.
+    """
+    cls = optim.optimizers()[args.optimizer]
+    takes = inspect.signature(cls).parameters
+    settings = {"lr": args.lr}
+    for name, unset in OPTIMIZER_FLAGS.items():
+        value = getattr(args, name)
+        if value == unset:  # not given: the command's default, else the optimizer's own
+            value = COMMAND_DEFAULTS.get(args.optimizer, {}).get(name, unset)
+            if value is None or name not in takes:
+                continue
+        elif name not in takes:
+            raise ValueError(f"--{name.replace('_', '-')} {value}: {cls.__name__} takes no {name}")
+        settings[name] = value
+    return cls(params, **settings)
 
 
 def _load_datasets(args: argparse.Namespace):
@@ -171,7 +183,7 @@ def run_training(args: argparse.Namespace, out=None) -> dict[str, Any]:
     """
     from pathlib import Path
 
-    from . import data, optim
+    from . import data
     from .nn import functional as F
 
     out = sys.stdout if out is None else out
@@ -346,10 +358,10 @@ def make_parser() -> argparse.ArgumentParser:
     train_command.add_argument("--l2", type=_NON_NEGATIVE, default=0.0, help="L2 penalty coefficient on the weights")
     train_command.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     train_command.add_argument("--init", choices=["default", *SCHEMES], default="he")
-    train_command.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd")
+    train_command.add_argument("--optimizer", choices=list(optim.optimizers()), default="sgd")
     train_command.add_argument("--lr", type=_POSITIVE, default=0.05)
     train_command.add_argument("--momentum", type=_FRACTION, default=None,
-                               help="SGD's (default 0.9) or RMSprop's (default 0)")
+                               help="for the optimizers that take one: SGD's (default 0.9 here), RMSprop's (default 0)")
     train_command.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
                        help="learning rate per epoch: constant, or cosine annealing to 0 over the epochs")
     train_command.add_argument("--nesterov", action="store_true")

@@ -11,13 +11,12 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Sequence
 
-from .nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh
+from .nn.activations import ACTIVATIONS
 from .nn.conv import Conv2d, MaxPool2d
 from .nn.dropout import Dropout
 from .nn.layers import Flatten, Linear, Sequential, Unflatten
 from .nn.normalization import BatchNorm2d
 
-ACTIVATIONS = {"relu": ReLU, "tanh": Tanh, "sigmoid": Sigmoid, "leaky_relu": LeakyReLU}
 IMAGE_SIDE, CLASSES = 28, 10  # both datasets: 28x28 images of 10 classes
 
 

@@ -12,7 +12,10 @@ import pytest
 from conftest import peak_memory
 
 import gdnet as gd
-from gdnet import cli, models
+from gdnet import cli, models, optim
+from gdnet.data import datasets
+from gdnet.nn.activations import ACTIVATIONS
+from gdnet.nn.init import SCHEMES
 from gdnet.train import CheckpointError
 from gdnet.train.checkpoint import architecture
 
@@ -143,8 +146,8 @@ def _checkpoint_describing(tmp_path, network) -> Path:
     [
         (dict(hidden=[30000, 30000]), r"network description \(MLP 784-30000-30000-10\) does not match the tensors "
                                       r"it stores: '1.weight' is \(100, 784\) in the file and \(30000, 784\)"),
-        (dict(activation="swish"), r"activation is 'swish'; expected one of \['leaky_relu', 'relu', 'sigmoid', "
-                                   r"'tanh'\]"),
+        (dict(activation="swish"), r"activation is 'swish'; expected one of \['elu', 'gelu', 'hardtanh', "
+                                   r"'leaky_relu', 'relu', 'sigmoid', 'silu', 'softplus', 'tanh'\]"),
         (dict(hidden="100"), r"hidden is '100'; expected a list of positive ints"),
         (dict(hidden=[100.0]), r"hidden is \[100.0\]; expected a list of positive ints"),
         (dict(init=7), r"init is 7; expected one of \['default', "),
@@ -176,3 +179,38 @@ def test_eval_refuses_a_description_of_the_wrong_type(tmp_path, network):
     args = cli.make_parser().parse_args(["eval", str(path), "--backend", "numpy"])
     with pytest.raises(CheckpointError, match="network description"):
         cli.run_evaluation(args)
+
+
+def _choices(argv_prefix, flag):
+    parser = cli.make_parser()
+    command = parser._subparsers._group_actions[0].choices[argv_prefix]
+    return next(action.choices for action in command._actions if flag in action.option_strings)
+
+
+def test_the_commands_choices_come_from_the_registries():
+    assert list(_choices("train", "--optimizer")) == list(optim.optimizers())
+    assert set(optim.optimizers()) == {"sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "nadam", "adamax",
+                                       "radam"}
+    assert list(_choices("train", "--activation")) == sorted(ACTIVATIONS)
+    assert list(_choices("train", "--init")) == ["default", *SCHEMES]
+    assert list(_choices("train", "--dataset")) == list(datasets.SOURCES)
+    for command in ("train", "eval", "experiments"):
+        assert list(_choices(command, "--backend")) == ["auto", *gd.backends.names()]
+
+
+@pytest.mark.parametrize("name", sorted(optim.optimizers()))
+def test_every_optimizer_is_built_with_the_flags_it_takes(name):
+    args = cli.make_parser().parse_args(["train", "--optimizer", name, "--lr", "0.01", "--weight-decay", "0.1"])
+    opt = cli.make_optimizer(args, [gd.zeros((2,), requires_grad=True)])
+    group = opt.param_groups[0]
+    assert type(opt) is optim.optimizers()[name] and group["lr"] == 0.01 and group["weight_decay"] == 0.1
+    if name == "sgd":
+        assert group["momentum"] == 0.9  # the command's default
+
+
+def test_a_flag_the_optimizer_does_not_take_is_an_error():
+    args = cli.make_parser().parse_args(["train", "--optimizer", "adam", "--momentum", "0.5"])
+    with pytest.raises(ValueError, match="--momentum 0.5: Adam takes no momentum"):
+        cli.make_optimizer(args, [gd.zeros((2,), requires_grad=True)])
+    args = cli.make_parser().parse_args(["train", "--optimizer", "rmsprop", "--momentum", "0.5"])
+    assert cli.make_optimizer(args, [gd.zeros((2,), requires_grad=True)]).param_groups[0]["momentum"] == 0.5

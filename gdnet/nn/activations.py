@@ -186,3 +186,12 @@ class Hardtanh(Module):
 
     def extra_repr(self) -> str:
         return f"min_val={self.min_val}, max_val={self.max_val}"
+
+
+# the elementwise activation layers by the name of their functional spelling: the gdnet command's
+# --activation choices and the models' activation setting (Softmax and LogSoftmax act along a
+# dimension, so they are not among them)
+ACTIVATIONS: dict[str, type[Module]] = {
+    "relu": ReLU, "leaky_relu": LeakyReLU, "sigmoid": Sigmoid, "tanh": Tanh, "elu": ELU, "gelu": GELU, "silu": SiLU,
+    "softplus": Softplus, "hardtanh": Hardtanh,
+}

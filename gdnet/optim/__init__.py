@@ -15,5 +15,13 @@ from .sgd import SGD
 
 __all__ = [
     "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "NAdam", "Optimizer", "RAdam", "RMSprop", "SGD",
-    "clip_grad_norm_", "clip_grad_value_", "lr_scheduler", "transform",
+    "clip_grad_norm_", "clip_grad_value_", "lr_scheduler", "optimizers", "transform",
 ]
+
+
+def optimizers() -> dict[str, type[Optimizer]]:
+    """Every optimizer this package exports (its ``__all__``), by its name in lower case ("sgd",
+    "adamw", ...): the gdnet command's --optimizer choices, so exporting one is all it takes."""
+    exported = (globals()[name] for name in __all__)
+    return {cls.__name__.lower(): cls for cls in exported
+            if isinstance(cls, type) and issubclass(cls, Optimizer) and cls is not Optimizer}
