@@ -479,6 +479,13 @@ CONTRASTIVE = [
     ),
     ("nt-xent-one-pair", F.nt_xent, partial(torch_nt_xent, temperature=0.5), (N(1, 3, seed=4), N(1, 3, seed=5)), 2),
     (
+        "nt-xent-loss-module",
+        lambda z1, z2, reduction: NTXentLoss(0.2, reduction)(z1, z2),
+        partial(torch_nt_xent, temperature=0.2),
+        (N(3, 4, seed=15), N(3, 4, seed=16)),
+        2,
+    ),
+    (
         "info-nce-in-batch",
         partial(F.info_nce, temperature=0.2),
         partial(torch_info_nce, negatives=None, temperature=0.2),

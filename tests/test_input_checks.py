@@ -181,11 +181,23 @@ WITH_PARAMETERS = [
     ("RNN", lambda: nn.RNN(4, 3), (5, 2, 4), "RNN: input has dtype {got} and (the )?weights? ha(s|ve) dtype float32"),
     ("LSTM", lambda: nn.LSTM(4, 3), (5, 2, 4),
      "LSTM: input has dtype {got} and (the )?weights? ha(s|ve) dtype float32"),
+    ("GRU", lambda: nn.GRU(4, 3), (5, 2, 4), "GRU: input has dtype {got} and (the )?weights? ha(s|ve) dtype float32"),
+    ("RNNCell", lambda: nn.RNNCell(4, 3), (2, 4),
+     "RNNCell: input has dtype {got} and (the )?weights? ha(s|ve) dtype float32"),
+    ("LSTMCell", lambda: nn.LSTMCell(4, 3), (2, 4),
+     "LSTMCell: input has dtype {got} and (the )?weights? ha(s|ve) dtype float32"),
     ("GRUCell", lambda: nn.GRUCell(4, 3), (2, 4),
      "GRUCell: input has dtype {got} and (the )?weights? ha(s|ve) dtype float32"),
     ("Sequential", lambda: nn.Sequential(nn.Flatten(), nn.Linear(12, 2)), (2, 3, 4),
      "linear: input has dtype {got} and weight has dtype float32"),
 ]
+
+
+def test_every_layer_with_parameters_has_a_dtype_row():
+    with gd.use_backend("numpy"):
+        built = {name: build() for name, build, _, _ in TAKES_A_TENSOR if "." not in name}
+    weighted = {name for name, layer in built.items() if isinstance(layer, nn.Module) and list(layer.parameters())}
+    assert weighted - {row[0] for row in WITH_PARAMETERS} == set()
 
 
 @pytest.mark.parametrize("build, shape, message", [pytest.param(*rest, id=i) for i, *rest in WITH_PARAMETERS])

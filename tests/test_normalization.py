@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 from conftest import make
 from test_conv import layer_table_tests
-from test_nn import N, numpy_backend  # noqa: F401
+from test_nn import N, numpy_backend, params_as_inputs  # noqa: F401
 
 import gdnet as gd
 from gdnet import nn
 from gdnet.nn import functional as F
+from gdnet.nn import normalization
 
 
 def _randomise(torch_module):
@@ -83,6 +84,8 @@ LAYERS = [
         N(2, 3),
     ),
     ("dropout-eval", lambda: nn.Dropout(0.5).eval(), lambda t: t.nn.Dropout(0.5).eval(), N(3, 4)),
+    # without gd.distributed (or with one process) SyncBatchNorm is BatchNorm, as PyTorch's
+    ("syncbatchnorm-alone", lambda: nn.SyncBatchNorm(3), lambda t: _randomise(t.nn.BatchNorm1d(3)), N(4, 3)),
     (
         # smooth, so float32 finite differences cross no kink; no conv bias, which BatchNorm cancels
         "conv-bn-tanh-pool",
@@ -94,6 +97,25 @@ LAYERS = [
     ),
 ]
 test_layer_gradcheck, test_layer_output_stays_on_device_and_dtype, test_layer_matches_torch = layer_table_tests(LAYERS)
+
+
+def test_sync_batchnorm_gradcheck_in_a_world_of_one(backend, float_dtype, monkeypatch):
+    """SyncNormalize, SyncBatchNorm's primitive: its forward combines every rank's statistics and
+    its backward sums the input terms over the ranks. In a world of one it gives BatchNorm's
+    numbers, which finite differences check here; tests/mpi checks two ranks against one."""
+    gd.distributed.init_process_group()
+    try:
+        monkeypatch.setattr(normalization.distributed, "world_size", lambda: 2)  # the synchronising path
+        layer = nn.SyncBatchNorm(3).to(float_dtype)
+        assert layer._normalizer() is normalization.SyncNormalize
+        fn, params = params_as_inputs(layer)
+        x = make(N(4, 3), float_dtype, requires_grad=True)
+        assert gd.gradcheck(fn, x, *params)
+        synced, alone = nn.SyncBatchNorm(3).to(float_dtype), nn.BatchNorm1d(3).to(float_dtype)
+        np.testing.assert_allclose(synced(x).numpy(), alone(x).numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(synced.running_var.numpy(), alone.running_var.numpy(), rtol=1e-5)
+    finally:
+        gd.distributed.destroy_process_group()
 
 
 # -- running statistics ----------------------------------------------------------------------------
