@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 from conftest import make
-from test_nn import N, _assert_matches_torch, _load_from_torch, numpy_backend, params_as_inputs  # noqa: F401
+from test_nn import N, layer_table_tests, numpy_backend  # noqa: F401
 
 import gdnet as gd
 from gdnet import nn
@@ -102,49 +102,6 @@ LAYERS = [
         D(2, 1, 4, 4),
     ),
 ]
-def layer_table_tests(rows):
-    """The three tests each row (id, gdnet factory, torch factory, host input) of a layer table
-    gets: a gradient check of the input and every parameter on every backend row; output,
-    gradients and buffers on the input's device and dtype; forward, gradients and buffers equal
-    to the PyTorch layer's after load_state_dict with PyTorch's names."""
-    parametrize = pytest.mark.parametrize(
-        "make_layer, make_torch, x_host", [pytest.param(*row[1:], id=row[0]) for row in rows]
-    )
-
-    @parametrize
-    def test_layer_gradcheck(backend, float_dtype, make_layer, make_torch, x_host):
-        layer = make_layer().to(float_dtype)
-        fn, params = params_as_inputs(layer)
-        x = make(x_host, float_dtype, requires_grad=True)
-        assert gd.gradcheck(fn, x, *params)
-
-    @parametrize
-    def test_layer_output_stays_on_device_and_dtype(backend, make_layer, make_torch, x_host):
-        layer = make_layer()
-        x = make(x_host, "float32", requires_grad=True)
-        y = layer(x)
-        assert y.device == x.device and y.dtype == x.dtype
-        (y * y).sum().backward()  # not y.sum(): normalised outputs sum to a constant
-        assert x.grad.device == x.device and x.grad.dtype == x.dtype and x.grad.shape == x.shape
-        for p in layer.parameters():
-            assert p.device == x.device and p.dtype == x.dtype
-            assert p.grad.device == x.device and p.grad.dtype == x.dtype and p.grad.shape == p.shape
-        for _, buffer in layer.named_buffers():
-            assert buffer.device == x.device and not buffer.requires_grad
-
-    @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")  # PyTorch's own copy
-    @parametrize
-    def test_layer_matches_torch(numpy_backend, make_layer, make_torch, x_host):  # noqa: F811
-        torch = pytest.importorskip("torch")
-        torch_layer = make_torch(torch).double()
-        layer = make_layer().to("float64")
-        _load_from_torch(layer, torch_layer)
-        _assert_matches_torch(layer, torch_layer, x_host)
-        theirs = dict(torch_layer.named_buffers())
-        for name, buffer in layer.named_buffers():  # running statistics after the step
-            np.testing.assert_allclose(buffer.numpy(), theirs[name].numpy(), rtol=1e-12, atol=1e-15, err_msg=name)
-
-    return test_layer_gradcheck, test_layer_output_stays_on_device_and_dtype, test_layer_matches_torch
 
 
 test_layer_gradcheck, test_layer_output_stays_on_device_and_dtype, test_layer_matches_torch = layer_table_tests(LAYERS)

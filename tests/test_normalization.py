@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import make
-from test_conv import layer_table_tests
-from test_nn import N, numpy_backend, params_as_inputs  # noqa: F401
+from test_nn import N, layer_table_tests, numpy_backend, params_as_inputs  # noqa: F401
 
 import gdnet as gd
 from gdnet import nn
