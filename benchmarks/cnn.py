@@ -90,12 +90,7 @@ def run_gdnet(spec: dict) -> dict:
     gd, model, opt, loader, test = gdnet_setup(spec)
     result = timed_epochs(spec["epochs"], lambda: gdnet_steps(gd, model, opt, loader))
     result["examples"] = loader.num_examples
-    model.eval()
-    hits = 0.0
-    with gd.no_grad():
-        for x, y in gd.data.DataLoader(test, batch_size=EVAL_BATCH, shuffle=False):
-            hits += gd.nn.functional.accuracy(model(x), y).item() * len(y)
-    result["test_accuracy"] = hits / len(test)
+    _, result["test_accuracy"] = gd.train.evaluate(model, gd.data.DataLoader(test, batch_size=EVAL_BATCH))
     return result
 
 

@@ -166,11 +166,7 @@ def run_gdnet(spec: dict) -> dict:
 
         result.update(gpu_held_mb=torch.cuda.max_memory_reserved() / MB,
                       gpu_alloc_mb=torch.cuda.max_memory_allocated() / MB)
-    hits = 0.0
-    with gd.no_grad():
-        for x, y in gd.data.DataLoader(test, batch_size=EVAL_BATCH, shuffle=False):
-            hits += gd.nn.functional.accuracy(model(x), y).item() * len(y)
-    result["test_accuracy"] = hits / len(test)
+    _, result["test_accuracy"] = gd.train.evaluate(model, gd.data.DataLoader(test, batch_size=EVAL_BATCH))
     return result
 
 
