@@ -44,6 +44,7 @@ from mlp import (
     disturbed,
     gdnet_steps,
     load_host,
+    publish,
     quiet_epochs,
     timed_epochs,
     wait_for_quiet,
@@ -297,9 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     results, thrown_away = run_all(specs, args)
     body, ratio, load = table(specs, results)
     text = f"## CPU: small CNN on Fashion-MNIST\n\n{body}\n\n{footer(args, results, ratio, load, thrown_away)}\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    publish(text, args.out)
     return 1 if any("error" in run for runs in results for run in runs) else 0
 
 

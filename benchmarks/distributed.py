@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+from mlp import publish
+
 RESULT_MARK = "DISTRIBUTED-RESULT "
 MB = 2**20
 
@@ -222,9 +224,7 @@ def main(argv=None) -> int:
     rows.sort(key=lambda row: (args.models.index(row["model"]), row["ranks"]))
     text = table(rows) + (f"\n\n{os.cpu_count()} CPU cores; one BLAS thread per process; batch {args.batch_size} per "
                           f"process; `python benchmarks/distributed.py {' '.join(args.forward)}`".rstrip() + "\n")
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    publish(text, args.out)
     return 0
 
 

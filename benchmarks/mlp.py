@@ -90,6 +90,13 @@ def load_host(folder: Path):
     return tuple(load_idx(folder, stem) for stem in stems)
 
 
+def publish(text: str, out: str | None) -> None:
+    """Print a benchmark's table, and write it to the file ``out`` where one is named (--out)."""
+    print(text)
+    if out:
+        Path(out).write_text(text)
+
+
 def machine_cpu_s() -> float:
     """CPU seconds every process on the machine has used (0 where /proc/stat is missing)."""
     try:
@@ -623,9 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     title = f"{args.device.upper()}: 784-{HIDDEN}-{CLASSES} MLP on Fashion-MNIST"
     notes = footer(args, specs, results, summaries, ratios, thrown_away)
     text = f"## {title}\n\n{body}\n\n{notes}\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    publish(text, args.out)
     return 1 if any("error" in run for rows in results for run in rows) else 0
 
 

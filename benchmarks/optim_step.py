@@ -22,9 +22,8 @@ import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
-from mlp import cpu_name
+from mlp import cpu_name, publish
 
 MODELS = {
     "784-100-10 MLP": (784, 100, 10),
@@ -227,9 +226,7 @@ def main(argv=None) -> int:
                  f"Python {platform.python_version()}.")
     text = f"## optimizer.step() on the {args.device.upper()}, float32\n\n" + "\n".join(lines) + "\n\n" + \
         "\n".join(notes) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    publish(text, args.out)
     return 0
 
 
