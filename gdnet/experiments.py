@@ -26,7 +26,7 @@ from ._io import atomic_write
 from ._version import __version__
 from .autograd import namespace_of
 from .backends import host
-from .models import build_mlp
+from .models import build_from_spec
 from .nn import functional as F
 from .nn import l1_penalty, l2_penalty
 from .nn.layers import Sequential
@@ -220,9 +220,9 @@ class _StepLosses(train.Callback):
 
 
 def build_model(settings: dict[str, Any]) -> Sequential:
-    """The MLP ``gdnet train`` builds, with Dropout after each hidden activation when asked."""
-    return build_mlp(28 * 28, settings["hidden"], 10, settings["activation"], settings["init"],
-                     settings["dropout"] or 0.0)
+    """The MLP ``gdnet train`` builds from the same settings (hidden, activation, init, dropout),
+    with Dropout after each hidden activation when asked."""
+    return build_from_spec(settings)
 
 
 def _loss_for(model, settings: dict[str, Any]):

@@ -11,13 +11,14 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable, Sequence
 
+from .data.datasets import IMAGE_SIZE
 from .nn.activations import ACTIVATIONS
 from .nn.conv import Conv2d, MaxPool2d
 from .nn.dropout import Dropout
 from .nn.layers import Flatten, Linear, Sequential, Unflatten
 from .nn.normalization import BatchNorm2d
 
-IMAGE_SIDE, CLASSES = 28, 10  # both datasets: 28x28 images of 10 classes
+IMAGE_SIDE, CLASSES = IMAGE_SIZE[0], 10  # the MNIST family: 28x28 images of 10 classes
 
 
 def _layers(in_features: int, hidden: Sequence[int], classes: int, activation: str = "relu", init: str = "default",
@@ -60,9 +61,11 @@ def build_mlp(in_features: int, hidden: Sequence[int], classes: int, activation:
     the activation and a 2x2 max-pool. Then Flatten, Linear + activation (+ Dropout when
     ``dropout``) per hidden size, and a Linear to ``classes`` scores.
     """
-    layers = _layers(in_features, hidden, classes, activation, init, dropout, conv, side)
-    return Sequential(*(build() for build, _ in layers))
+    return _built(_layers(in_features, hidden, classes, activation, init, dropout, conv, side))
 
+
+def _built(layers: list[tuple[Callable[[], Any], dict]]) -> Sequential:
+    return Sequential(*(build() for build, _ in layers))
 
 
 def _spec_layers(spec: dict[str, Any]) -> list[tuple[Callable[[], Any], dict]]:
@@ -71,7 +74,9 @@ def _spec_layers(spec: dict[str, Any]) -> list[tuple[Callable[[], Any], dict]]:
 
 
 def build_from_spec(spec: dict[str, Any]) -> Sequential:
-    return Sequential(*(build() for build, _ in _spec_layers(spec)))
+    """``build_mlp`` for the MNIST family from a description (a checkpoint's "network", the
+    experiments' settings): hidden, activation, init, and optionally dropout and conv."""
+    return _built(_spec_layers(spec))
 
 
 def spec_shapes(spec: dict[str, Any]) -> dict[str, tuple[int, ...]]:
