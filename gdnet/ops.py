@@ -85,6 +85,13 @@ def _keepdims_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int,
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
 
 
+def _with_fast_path(fn: Function, name: str, a: Tensor) -> Tensor:
+    """``fn(a)``, its ``fused`` set to the fast path ``name`` of the backend that owns a's array
+    (None there: the reference in the class runs)."""
+    fn.fused = lookup(name, a.data)
+    return fn(a)
+
+
 def _operand(x: Any) -> Any:
     """Python numbers stay constants; raw arrays become constant Tensors (device-checked);
     anything else (a Python list) is refused by ``as_tensor``."""
@@ -130,7 +137,7 @@ class Sub(Function):
 def sub(a, b) -> Tensor:
     """a - b elementwise (``x - y``); either side may be a Python number (a constant).
 
-    Shape: a and b broadcast together. Dtype: as ``add``.
+    Shape: a and b broadcast together. Dtype: as ``add``. Gradients: g for a, -g for b.
 
     Raises:
         TypeError: an operand is a list (make Tensors with gd.tensor). DeviceMismatchError: two devices.
@@ -157,6 +164,7 @@ def mul(a, b) -> Tensor:
     """a * b elementwise (``x * y``); either side may be a Python number (a constant).
 
     Shape: a and b broadcast together. Dtype: as ``add``.
+    Gradients: g * b for a and g * a for b, so each side is saved for the other's.
 
     Raises:
         TypeError: an operand is a list (make Tensors with gd.tensor). DeviceMismatchError: two devices.
@@ -182,6 +190,7 @@ def div(a, b) -> Tensor:
     """a / b elementwise, true division (``x / y``); either side may be a Python number.
 
     Shape: a and b broadcast together. Dtype: floating (as ``add`` for two floating operands).
+    Gradients: g / b for a and -g * a / b**2 for b (from the saved quotient).
 
     Raises:
         TypeError: an operand is a list (make Tensors with gd.tensor). DeviceMismatchError: two devices.
@@ -202,9 +211,10 @@ def neg(a: Tensor) -> Tensor:
     """-a elementwise (``-x``).
 
     Shape: a (*) -> (*). Dtype: a's.
+    Gradient: -g.
 
     Raises:
-        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+        TypeError: a is a list or another non-array (make Tensors with gd.tensor).
     """
     return Neg()(as_tensor(a))
 
@@ -272,9 +282,10 @@ def exp(a: Tensor) -> Tensor:
     """e ** a elementwise (``x.exp()``).
 
     Shape: a (*) -> (*). Dtype: a's (floating).
+    Gradient: g * exp(a), from the saved output.
 
     Raises:
-        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+        TypeError: a is a list or another non-array (make Tensors with gd.tensor).
     """
     return Exp()(as_tensor(a))
 
@@ -295,9 +306,10 @@ def log(a: Tensor) -> Tensor:
     """The natural logarithm, elementwise (``x.log()``): -inf at 0, NaN below 0, as the library gives.
 
     Shape: a (*) -> (*). Dtype: a's (floating).
+    Gradient: g / a (inf at 0).
 
     Raises:
-        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+        TypeError: a is a list or another non-array (make Tensors with gd.tensor).
     """
     return Log()(as_tensor(a))
 
@@ -316,9 +328,10 @@ def sqrt(a: Tensor) -> Tensor:
     """The square root, elementwise (``x.sqrt()``); NaN below 0.
 
     Shape: a (*) -> (*). Dtype: a's (floating).
+    Gradient: g / (2 sqrt(a)), from the saved output (inf at 0).
 
     Raises:
-        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+        TypeError: a is a list or another non-array (make Tensors with gd.tensor).
     """
     return Sqrt()(as_tensor(a))
 
@@ -344,14 +357,12 @@ def tanh(a: Tensor) -> Tensor:
     ``tanh_backward`` fast path where it has one.
 
     Shape: a (*) -> (*). Dtype: a's (floating).
+    Gradient: g * (1 - tanh(a)**2), from the saved output.
 
     Raises:
-        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+        TypeError: a is a list or another non-array (make Tensors with gd.tensor).
     """
-    a = as_tensor(a)
-    fn = Tanh()
-    fn.fused = lookup("tanh_backward", a.data)  # the arrays' backend's fast path, or None
-    return fn(a)
+    return _with_fast_path(Tanh(), "tanh_backward", as_tensor(a))
 
 
 def _sigmoid(xp: Any, a: Array) -> Array:
@@ -382,14 +393,12 @@ def sigmoid(a: Tensor) -> Tensor:
     arrays' backend's ``sigmoid`` fast path where it has one.
 
     Shape: a (*) -> (*). Dtype: a's (floating).
+    Gradient: g * s * (1 - s), s the saved output.
 
     Raises:
-        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+        TypeError: a is a list or another non-array (make Tensors with gd.tensor).
     """
-    a = as_tensor(a)
-    fn = Sigmoid()
-    fn.fused = lookup("sigmoid", a.data)
-    return fn(a)
+    return _with_fast_path(Sigmoid(), "sigmoid", as_tensor(a))
 
 
 class Softplus(Function):
@@ -410,9 +419,10 @@ def softplus(a: Tensor) -> Tensor:
     ``nn.functional.softplus`` for beta and threshold).
 
     Shape: a (*) -> (*). Dtype: a's (floating).
+    Gradient: g * sigmoid(a).
 
     Raises:
-        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+        TypeError: a is a list or another non-array (make Tensors with gd.tensor).
     """
     return Softplus()(as_tensor(a))
 
@@ -473,9 +483,10 @@ def erf(a: Tensor) -> Tensor:
     array API has none: two polynomial pieces, accurate to float64).
 
     Shape: a (*) -> (*). Dtype: a's (floating).
+    Gradient: g * 2 / sqrt(pi) * exp(-a**2), exact.
 
     Raises:
-        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+        TypeError: a is a list or another non-array (make Tensors with gd.tensor).
     """
     return Erf()(as_tensor(a))
 
@@ -502,14 +513,12 @@ def relu(a: Tensor) -> Tensor:
     """max(a, 0) elementwise (``x.relu()``); the gradient at 0 is 0, as PyTorch's.
 
     Shape: a (*) -> (*). Dtype: a's.
+    Gradient: g where a > 0, else 0.
 
     Raises:
-        TypeError: an operand is a list or another non-array (make Tensors with gd.tensor).
+        TypeError: a is a list or another non-array (make Tensors with gd.tensor).
     """
-    a = as_tensor(a)
-    fn = Relu()
-    fn.fused = lookup("relu_backward", a.data)
-    return fn(a)
+    return _with_fast_path(Relu(), "relu_backward", as_tensor(a))
 
 
 class Maximum(Function):
