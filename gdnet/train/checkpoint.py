@@ -34,6 +34,7 @@ from typing import Any, BinaryIO, Iterable
 
 from .._backend import device_rng, get_backend, host_rng
 from .._io import atomic_file, open_regular, reopening_path
+from .._version import __version__
 from ..autograd import Tensor, dtype_is, dtype_name, namespace_of
 from ..backends import host, safetensors_io
 from ..data.loader import DataLoader
@@ -281,8 +282,6 @@ def save(path: str | os.PathLike, model, optimizer=None, scheduler=None, loader=
     Raises:
         TypeError: an argument in the wrong place (a Module given as the optimizer, say).
     """
-    from .. import __version__
-
     _check_parts(model, optimizer=optimizer, scheduler=scheduler, loader=loader)
 
     arrays: dict[str, Any] = OrderedDict(model.state_dict())
