@@ -213,3 +213,6 @@ def _sgd_momentum(params, grads, buffers, lr, momentum, dampening, decay, nester
 FAST_PATHS["softmax_cross_entropy"] = _SoftmaxCrossEntropy
 
 BACKEND = NumpyBackend
+
+# the CNN layers' fast paths (they import FAST_PATHS from here)
+from . import numpy_kernels  # noqa: E402,F401

@@ -36,6 +36,17 @@ REFERENCES: dict[str, str] = {
         "gdnet.data.DataLoader's batch gather: fn(x, indices) -> xp.take(x, indices, axis=0) for indices "
         "known to lie in [0, len(x)) (the standard's take also wraps negative ones, which costs operations)"
     ),
+    "max_pool2d": (
+        "gdnet.nn.conv.MaxPool2dFunction for windows that tile the input (stride = kernel, no padding or "
+        "dilation): an object with forward(x, (kh, kw), with_index) -> (out, saved; saved is None unless "
+        "with_index) and backward(saved, grad) -> grad of x"
+    ),
+    "batch_norm": (
+        "gdnet.nn.normalization.Normalize with batch statistics over every axis but the channel axis 1 "
+        "(BatchNorm in training): an object with forward(x, weight or None, bias or None, eps) -> (y, mean (C,), "
+        "biased variance (C,), saved) and backward(saved, grad, (wants x, wants weight, wants bias)) -> their "
+        "grads (None where not wanted)"
+    ),
     "sgd_momentum": (
         "gdnet.optim.SGD's chain for the steps after the first, all parameters of a group in one "
         "call: fn(params, grads, buffers, lr, momentum, dampening, weight_decay, nesterov), in place"

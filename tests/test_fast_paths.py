@@ -89,6 +89,54 @@ def _loader_batches(dtype):
     return {f"{kind}{i}": batch for i, pair in enumerate(loader) for kind, batch in zip("xy", pair)}
 
 
+def _channel_major(host, dtype, requires_grad=False):
+    """An NCHW tensor whose memory is (C, H, W, N), the layout gdnet's convolution hands on."""
+    x = make(np.ascontiguousarray(np.transpose(host, (1, 2, 3, 0))), dtype, requires_grad=requires_grad)
+    return x, gd.ops.permute_dims(x, (3, 0, 1, 2))
+
+
+def _max_pool(shape, kernel, layout="nchw", special=None):
+    """``special``: "ties" (ReLU-like zeros and repeats) or "nan" (NaN in some windows)."""
+
+    def run(dtype):
+        host = host_normal(*shape)
+        if special == "ties":
+            host = np.maximum(np.round(host), 0.0)
+        if special == "nan":
+            host[0, 0, 0, :2] = np.nan  # two NaN in one window: the last one takes the gradient
+            host[-1, -1, 1, 1] = np.nan
+        if layout == "nchw":
+            leaf = x = make(host, dtype, requires_grad=True)
+        else:
+            leaf, x = _channel_major(host, dtype, requires_grad=True)
+        out = F.max_pool2d(x, kernel)
+        (out * _weights_for(out, dtype)).sum().backward()
+        return {"out": out, "grad": leaf.grad}
+
+    return run
+
+
+def _batch_norm(shape, layout="nchw", affine=True):
+    def run(dtype):
+        host = host_normal(*shape, scale=2.0) + 3.0
+        if layout == "nchw":
+            leaf = x = make(host, dtype, requires_grad=True)
+        else:
+            leaf, x = _channel_major(host, dtype, requires_grad=True)
+        layer = (gd.nn.BatchNorm1d if len(shape) < 4 else gd.nn.BatchNorm2d)(shape[1], affine=affine).to(dtype)
+        if affine:
+            layer.weight.data = make(np.linspace(0.5, 1.5, shape[1]), dtype).data
+            layer.bias.data = make(np.linspace(-1.0, 1.0, shape[1]), dtype).data
+        out = layer(x)
+        (out * _weights_for(out, dtype)).sum().backward()
+        results = {"out": out, "grad": leaf.grad, "running_mean": layer.running_mean, "running_var": layer.running_var}
+        if affine:
+            results.update(weight=layer.weight.grad, bias=layer.bias.grad)
+        return results
+
+    return run
+
+
 TWO_GROUPS = [(["weight"], {"lr": 0.1}), (["bias"], {"weight_decay": 0.1})]
 # fast path name -> {case id: run(dtype) -> {name: Tensor or array}}
 CASES = {
@@ -98,6 +146,21 @@ CASES = {
     "sigmoid": {"wide": _elementwise(gd.ops.sigmoid, scale=5.0)},
     "tanh_backward": {"wide": _elementwise(gd.ops.tanh, scale=3.0)},
     "take_rows": {"loader": _loader_batches},
+    "max_pool2d": {
+        "2x2": _max_pool((2, 3, 4, 6), 2),
+        "2x2-channel-major": _max_pool((3, 2, 6, 4), 2, "chwn"),
+        "2x2-ties": _max_pool((2, 3, 4, 4), 2, "chwn", "ties"),
+        "2x2-nan": _max_pool((2, 2, 4, 4), 2, special="nan"),
+        "3x2-floor": _max_pool((2, 2, 7, 5), (3, 2)),
+        "1x1": _max_pool((2, 2, 3, 3), 1, "chwn"),
+    },
+    "batch_norm": {
+        "2d-images": _batch_norm((4, 3, 5, 6)),
+        "2d-channel-major": _batch_norm((4, 3, 5, 6), "chwn"),
+        "2d-no-affine": _batch_norm((3, 2, 4, 4), "chwn", affine=False),
+        "1d-features": _batch_norm((8, 5)),
+        "1d-sequences": _batch_norm((4, 3, 7)),
+    },
     "sgd_momentum": {
         "momentum": _optimizer("SGD", dict(lr=0.05, momentum=0.9)),
         "dampening-decay": _optimizer("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.05)),
@@ -185,10 +248,10 @@ def test_every_fast_path_has_a_reference_and_cases():
 
 def test_each_backend_registers_what_it_claims():
     registered = _registered_names()
-    assert registered["numpy"] == {"softmax_cross_entropy", "sgd_momentum"}
+    assert registered["numpy"] == {"softmax_cross_entropy", "sgd_momentum", "max_pool2d", "batch_norm"}
     assert registered["array_api_strict"] == set()
     if backends.backend_class("torch").is_available():
-        assert registered["torch"] == set(fast_paths.REFERENCES)
+        assert registered["torch"] == set(fast_paths.REFERENCES) - {"max_pool2d", "batch_norm"}
     if backends.backend_class("cupy").is_available():
         assert registered["cupy"] == {"softmax_cross_entropy", "sgd_momentum", "adam"}
 

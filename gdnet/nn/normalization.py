@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from .. import distributed
 from .._checks import checked_number
 from ..autograd import Array, Function, Tensor, as_tensor, check_dtype_matches, no_grad, sum_to
+from ..fast_paths import lookup
 from .module import Module, check_sizes, new_buffer, new_parameter
 
 
@@ -55,12 +56,18 @@ class Normalize(Function):
     def reads_saved(self, index):
         return self.needs_grad[0]
 
+    fused = None  # the arrays' backend's ``batch_norm`` fast path (batch statistics over every axis but 1)
+
     def __init__(self, axes: tuple[int, ...], param_shape: tuple[int, ...], eps: float, stats=None):
         self.axes, self.param_shape, self.eps, self.stats = axes, param_shape, eps, stats
 
     def forward(self, xp, x, weight=None, bias=None):
         axes = self.axes
         self.count = float(math.prod(x.shape[a] for a in axes))
+        if self.fused is not None:
+            y, mean, var, self.saved = self.fused.forward(x, weight, bias, self.eps)
+            self.batch_mean, self.batch_var = xp.reshape(mean, self.param_shape), xp.reshape(var, self.param_shape)
+            return y
         if self.stats is None:
             mean, centred, var = self.batch_statistics(xp, x)
         else:
@@ -88,8 +95,10 @@ class Normalize(Function):
         return g_sum, g_x_hat_sum
 
     def backward(self, g):
-        xp, centred, inv_std, w, axes = self.xp, self.centred, self.inv_std, self.weight, self.axes
         wants = self.needs_grad + [False] * (3 - len(self.needs_grad))
+        if self.fused is not None:
+            return self.fused.backward(self.saved, g, wants)
+        xp, centred, inv_std, w, axes = self.xp, self.centred, self.inv_std, self.weight, self.axes
         grad_w = grad_b = grad_x = None
         # BatchNorm: the parameters broadcast over exactly the statistics' axes, so the sums over
         # those axes are the parameter gradients and serve the input's too
@@ -131,8 +140,12 @@ def _shape(array) -> tuple[int, ...] | None:
 
 
 def _normalize(x: Tensor, axes, param_shape, eps, weight, bias, stats=None,
-               function: type[Normalize] = Normalize) -> tuple[Tensor, Normalize]:
+               function: type[Normalize] = Normalize, batch: bool = False) -> tuple[Tensor, Normalize]:
+    """``function`` over ``axes`` applied to x; ``batch``: the statistics are over every axis but
+    the channel axis 1 (BatchNorm's)."""
     fn = function(axes, param_shape, eps, stats)
+    if function is Normalize and stats is None and batch:  # SyncNormalize communicates: no fast path
+        fn.fused = lookup("batch_norm", x.data)
     args = [x, weight, bias]
     while args[-1] is None and len(args) > 1:  # trailing absent parameters are left out
         args.pop()
@@ -197,7 +210,7 @@ def _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, 
         raise ValueError(
             f"batch_norm: training needs more than 1 value per channel to take a variance; got input shape {x.shape}"
         )
-    y, fn = _normalize(x, axes, param_shape, eps, weight, bias, function=function)
+    y, fn = _normalize(x, axes, param_shape, eps, weight, bias, function=function, batch=True)
     if running_mean is not None and running_var is not None:
         xp = x.xp
         with no_grad():
