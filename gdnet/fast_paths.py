@@ -26,6 +26,7 @@ REFERENCES: dict[str, str] = {
     "linear": (
         "gdnet.ops.Linear.forward for a 2-D input and a bias: fn(x, weight, bias) -> x @ weight.mT + bias"
     ),
+    "relu": "gdnet.ops.Relu.forward: fn(a) -> max(a, 0), NaN where a is NaN",
     "relu_backward": "gdnet.ops.Relu.backward: fn(grad, out) -> grad where out > 0, else 0",
     "sigmoid": (
         "gdnet.ops.Sigmoid: an object with forward(a) -> sigmoid(a) and backward(grad, out) -> "
@@ -35,6 +36,11 @@ REFERENCES: dict[str, str] = {
     "take_rows": (
         "gdnet.data.DataLoader's batch gather: fn(x, indices) -> xp.take(x, indices, axis=0) for indices "
         "known to lie in [0, len(x)) (the standard's take also wraps negative ones, which costs operations)"
+    ),
+    "conv2d": (
+        "gdnet.nn.conv.Conv2dFunction: an object with forward(x, weight, bias or None, geometry) -> (y, saved) "
+        "(geometry: the gdnet.nn.conv._Windows of the call) and backward(saved, grad, (wants x, wants weight, "
+        "wants bias)) -> their grads (None where not wanted)"
     ),
     "max_pool2d": (
         "gdnet.nn.conv.MaxPool2dFunction for windows that tile the input (stride = kernel, no padding or "

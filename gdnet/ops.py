@@ -492,12 +492,13 @@ def erf(a: Tensor) -> Tensor:
 
 
 class Relu(Function):
-    """max(a, 0); ``fused``, set by ``relu``, is the arrays' backend's ``relu_backward`` fast path."""
+    """max(a, 0); ``fused_forward`` and ``fused``, set by ``relu``, are the arrays' backend's
+    ``relu`` and ``relu_backward`` fast paths."""
 
-    fused = None
+    fused = fused_forward = None
 
     def forward(self, xp, a):
-        self.out = xp.maximum(a, 0.0)
+        self.out = xp.maximum(a, 0.0) if self.fused_forward is None else self.fused_forward(a)
         return self.out
 
     def backward(self, g):
@@ -518,7 +519,10 @@ def relu(a: Tensor) -> Tensor:
     Raises:
         TypeError: a is a list or another non-array (make Tensors with gd.tensor).
     """
-    return _with_fast_path(Relu(), "relu_backward", as_tensor(a))
+    a = as_tensor(a)
+    fn = Relu()
+    fn.fused_forward = lookup("relu", a.data)
+    return _with_fast_path(fn, "relu_backward", a)
 
 
 class Maximum(Function):

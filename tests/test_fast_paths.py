@@ -95,6 +95,49 @@ def _channel_major(host, dtype, requires_grad=False):
     return x, gd.ops.permute_dims(x, (3, 0, 1, 2))
 
 
+def _threads(count, run):
+    """``run`` with the numpy kernels splitting their passes over ``count`` threads, whatever
+    this machine's CPUs (the other rows ignore it)."""
+    from gdnet.backends import numpy_kernels
+
+    def threaded(dtype):
+        saved, numpy_kernels._count = numpy_kernels._count, count
+        try:
+            return run(dtype)
+        finally:
+            numpy_kernels._count = saved
+
+    return threaded
+
+
+def _conv(shape, out_channels, kernel, layout="nchw", bias=True, **options):
+    def run(dtype):
+        if layout == "nchw":
+            leaf = x = make(host_normal(*shape), dtype, requires_grad=True)
+        else:
+            leaf, x = _channel_major(host_normal(*shape), dtype, requires_grad=True)
+        gd.manual_seed(0)  # the same weights in both runs
+        layer = gd.nn.Conv2d(shape[1], out_channels, kernel, bias=bias, **options).to(dtype)
+        out = layer(x)
+        (out * _weights_for(out, dtype)).sum().backward()
+        results = {"out": out, "grad": leaf.grad, "weight": layer.weight.grad}
+        if bias:
+            results["bias"] = layer.bias.grad
+        return results
+
+    return run
+
+
+def _relu_large(dtype):
+    """Above the size where the numpy kernels split a pass, in channel-major memory."""
+    host = host_normal(8, 16, 32, 33)
+    host[0, 0, 0, :2] = 0.0
+    leaf, x = _channel_major(host, dtype, requires_grad=True)
+    out = F.relu(x)
+    (out * _weights_for(out, dtype)).sum().backward()
+    return {"out": out, "grad": leaf.grad}
+
+
 def _max_pool(shape, kernel, layout="nchw", special=None):
     """``special``: "ties" (ReLU-like zeros and repeats) or "nan" (NaN in some windows)."""
 
@@ -142,7 +185,19 @@ TWO_GROUPS = [(["weight"], {"lr": 0.1}), (["bias"], {"weight_decay": 0.1})]
 CASES = {
     "softmax_cross_entropy": {r: _cross_entropy(r) for r in ("mean", "sum", "none")},
     "linear": {"2d": _linear},
-    "relu_backward": {"kink": _elementwise(F.relu)},
+    "relu": {"kink": _elementwise(F.relu), "threads": _threads(2, _relu_large)},
+    "relu_backward": {"kink": _elementwise(F.relu), "threads": _threads(2, _relu_large)},
+    "conv2d": {
+        "3x3": _conv((2, 2, 5, 4), 3, 3),
+        "stride2-pad1-channel-major": _conv((2, 2, 5, 4), 3, 3, "chwn", stride=2, padding=1),
+        "dilation-batch1": _conv((1, 2, 4, 4), 2, (2, 3), padding=(1, 2), dilation=(2, 1)),
+        "stride21-no-bias": _conv((2, 2, 5, 3), 2, 2, bias=False, stride=(2, 1)),
+        "same-even-kernel": _conv((1, 1, 4, 5), 2, (4, 3), padding="same"),
+        "1x1": _conv((2, 3, 2, 3), 2, 1, "chwn"),
+        "pad-beyond-windows": _conv((2, 1, 3, 3), 2, 2, padding=2, stride=3),
+        "threads-by-channel": _threads(2, _conv((8, 6, 24, 20), 5, 3, "chwn", padding=1)),
+        "threads-by-sample": _threads(2, _conv((40, 1, 28, 28), 4, 3, padding=1)),
+    },
     "sigmoid": {"wide": _elementwise(gd.ops.sigmoid, scale=5.0)},
     "tanh_backward": {"wide": _elementwise(gd.ops.tanh, scale=3.0)},
     "take_rows": {"loader": _loader_batches},
@@ -153,6 +208,7 @@ CASES = {
         "2x2-nan": _max_pool((2, 2, 4, 4), 2, special="nan"),
         "3x2-floor": _max_pool((2, 2, 7, 5), (3, 2)),
         "1x1": _max_pool((2, 2, 3, 3), 1, "chwn"),
+        "threads": _threads(2, _max_pool((16, 8, 32, 34), 2, "chwn", "ties")),
     },
     "batch_norm": {
         "2d-images": _batch_norm((4, 3, 5, 6)),
@@ -160,6 +216,7 @@ CASES = {
         "2d-no-affine": _batch_norm((3, 2, 4, 4), "chwn", affine=False),
         "1d-features": _batch_norm((8, 5)),
         "1d-sequences": _batch_norm((4, 3, 7)),
+        "threads": _threads(2, _batch_norm((16, 6, 40, 40), "chwn")),
     },
     "sgd_momentum": {
         "momentum": _optimizer("SGD", dict(lr=0.05, momentum=0.9)),
@@ -248,10 +305,11 @@ def test_every_fast_path_has_a_reference_and_cases():
 
 def test_each_backend_registers_what_it_claims():
     registered = _registered_names()
-    assert registered["numpy"] == {"softmax_cross_entropy", "sgd_momentum", "max_pool2d", "batch_norm"}
+    cnn = {"conv2d", "max_pool2d", "batch_norm", "relu"}  # the numpy backend's alone
+    assert registered["numpy"] == {"softmax_cross_entropy", "sgd_momentum", "relu_backward"} | cnn
     assert registered["array_api_strict"] == set()
     if backends.backend_class("torch").is_available():
-        assert registered["torch"] == set(fast_paths.REFERENCES) - {"max_pool2d", "batch_norm"}
+        assert registered["torch"] == set(fast_paths.REFERENCES) - cnn
     if backends.backend_class("cupy").is_available():
         assert registered["cupy"] == {"softmax_cross_entropy", "sgd_momentum", "adam"}
 

@@ -181,6 +181,7 @@ class Conv2dFunction(Function):
     """
 
     saves = (1,)  # the columns are a copy of x; the weight is kept as it is
+    fused = None  # the arrays' backend's ``conv2d`` fast path, set by conv2d
 
     def reads_saved(self, index):
         return self.needs_grad[0]
@@ -190,6 +191,9 @@ class Conv2dFunction(Function):
 
     def forward(self, xp, x, weight, bias=None):
         geo = self.geometry
+        if self.fused is not None:
+            y, self.saved = self.fused.forward(x, weight, bias, geo)
+            return y
         n, c = x.shape[0], x.shape[1]
         o = weight.shape[0]
         ho, wo = geo.out
@@ -202,6 +206,8 @@ class Conv2dFunction(Function):
         return xp.permute_dims(xp.reshape(y, (o, ho, wo, n)), _NCHW)
 
     def backward(self, g):
+        if self.fused is not None:
+            return self.fused.backward(self.saved, g, tuple(self.needs_grad) + (False,) * (3 - len(self.needs_grad)))
         xp, geo, weight = self.xp, self.geometry, self.weight
         o = weight.shape[0]
         g2 = xp.reshape(xp.permute_dims(g, _CHWN), (o, -1))  # (O, Ho*Wo*N): a view where g is the forward's layout
@@ -350,6 +356,7 @@ def conv2d(
     pads = _padding(padding, kernel, stride, dilation, "conv2d")
     geometry = _Windows(x.shape[2:], kernel, stride, dilation, pads, "conv2d", x.shape)
     fn = Conv2dFunction(geometry)
+    fn.fused = lookup("conv2d", x.data)
     return fn(x, weight) if bias is None else fn(x, weight, bias)
 
 
