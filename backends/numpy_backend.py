@@ -8,7 +8,7 @@ import types
 import array_api_compat.numpy as xp_numpy
 import numpy as np
 
-from . import host
+from . import host, numpy_threads
 from ._base import Backend, register_fast_path
 
 FAST_PATHS: dict = {}
@@ -80,7 +80,8 @@ DIRECT = {
     "reshape": (_reshape, xp_numpy.reshape),
     "take": (_take, xp_numpy.take),
     "astype": (_astype, xp_numpy.astype),
-    "matmul": (np.matmul, xp_numpy.matmul),  # array-api-compat's only forwards to np.matmul
+    # array-api-compat's only forwards to np.matmul; large products split over the backend's threads
+    "matmul": (numpy_threads.matmul, xp_numpy.matmul),
     "ones": (_ones, xp_numpy.ones),
     "zeros": (_zeros, xp_numpy.zeros),
     "full": (_full, xp_numpy.full),

@@ -11,7 +11,9 @@ names them), arranged for how NumPy spends its time:
 - Threads. NumPy runs each elementwise pass on one core; only its matrix products use more
   (through its BLAS). These split their passes by channel (or, for ReLU, by memory) over
   ``thread_count()`` threads, as PyTorch's CPU kernels split theirs; NumPy releases the GIL inside
-  each pass, so the parts run at once.
+  each pass, so the parts run at once. The convolution and BatchNorm call BLAS (its products, and
+  ``vecdot``'s dot products) on one thread and split the products themselves (``numpy_threads``
+  says why).
 
 What each saves over its reference:
 
@@ -28,67 +30,25 @@ What each saves over its reference:
 
 from __future__ import annotations
 
+import functools
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .numpy_backend import FAST_PATHS
-
-# -- threads --------------------------------------------------------------------------------------
-# elements below which a pass runs in one piece: handing a part to a thread and waiting for it
-# costs about 20 microseconds, what a pass over some 10^5 float32 values takes
-MIN_PARALLEL = 1 << 17
-_pool: ThreadPoolExecutor | None = None
-_count: int | None = None
+from .numpy_threads import MIN_PARALLEL, matmul, one_blas_thread, parallel, thread_count
 
 
-def thread_count() -> int:
-    """Threads the fast paths split a pass over: OMP_NUM_THREADS where set (the variable PyTorch
-    and OpenBLAS follow), else OPENBLAS_NUM_THREADS, else the CPUs this process may run on."""
-    global _count
-    if _count is None:
-        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            value = os.environ.get(name, "").strip()
-            if value.isdigit() and int(value) > 0:
-                _count = int(value)
-                break
-        else:
-            _count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return _count
+def _one_blas_thread(method):
+    """``method`` with BLAS on one thread: the numpy_threads module says why."""
 
+    @functools.wraps(method)
+    def scoped(*args, **kwargs):
+        with one_blas_thread:
+            return method(*args, **kwargs)
 
-def _forget_threads() -> None:
-    """In a forked child: the parent's worker threads do not exist there."""
-    global _pool
-    _pool = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_threads)
-
-
-def _parallel(work: Callable[[int, int], None], n: int, size: int) -> None:
-    """``work(start, stop)`` over [0, n), one contiguous range per thread, the first in this one;
-    one call for all of it where ``size`` elements are too few to share out."""
-    global _pool
-    parts = min(n, thread_count()) if size >= MIN_PARALLEL else 1
-    if parts <= 1:
-        work(0, n)
-        return
-    if _pool is None or _pool._max_workers < parts - 1:
-        _pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="gdnet-numpy")
-    bounds = [n * i // parts for i in range(parts + 1)]
-    futures = [_pool.submit(work, bounds[i], bounds[i + 1]) for i in range(1, parts)]
-    try:
-        work(bounds[0], bounds[1])
-    finally:
-        for future in futures:
-            future.result()
-
+    return staticmethod(scoped)
 
 # -- memory order ---------------------------------------------------------------------------------
 def _memory_axes(x: np.ndarray) -> tuple[int, ...] | None:
@@ -155,7 +115,7 @@ class _Conv2d:
     """Convolution as gdnet.nn.conv.Conv2dFunction computes it: columns (C*kh*kw, Ho*Wo*N) in
     (C, H, W, N) order and one matrix product each way, the bias as one more column row."""
 
-    @staticmethod
+    @_one_blas_thread
     def forward(x: np.ndarray, weight: np.ndarray, bias, geometry):
         """-> (output (N, O, Ho, Wo) seen from (O, Ho, Wo, N) memory, what backward needs)."""
         n, c = x.shape[:2]
@@ -184,15 +144,15 @@ class _Conv2d:
                 plane[:, r_out, s_out.stop :] = 0
                 plane[:, r_out, s_out] = read[:, r_in, s_in]
 
-        _parallel(fill, part.size, columns.size)
+        parallel(fill, part.size, columns.size)
         matrix = weight.reshape(o, k)
         if bias is not None:
             columns[k] = 1
             matrix = np.concatenate([matrix, bias[:, None]], axis=1)
-        y = np.matmul(matrix, columns).reshape(o, ho, wo, n)
+        y = matmul(matrix, columns).reshape(o, ho, wo, n)
         return y.transpose(3, 0, 1, 2), (columns, matrix, x.shape, weight.shape, geometry, offsets)
 
-    @staticmethod
+    @_one_blas_thread
     def backward(saved, g: np.ndarray, needs: tuple[bool, bool, bool]):
         """-> (grad of x, of weight, of bias), each None where not wanted."""
         columns, matrix, x_shape, w_shape, geometry, offsets = saved
@@ -201,11 +161,11 @@ class _Conv2d:
         g2 = _in_order(g, (1, 2, 3, 0)).reshape(o, -1)  # (O, Ho*Wo*N)
         grad_x = grad_w = grad_b = None
         if needs[1] or needs[2]:
-            both = np.matmul(g2, columns.T)  # (O, k + 1): the last column is the bias gradient
+            both = matmul(g2, columns.T)  # (O, k + 1): the last column is the bias gradient
             grad_w = np.ascontiguousarray(both[:, :k]).reshape(w_shape) if needs[1] else None
             grad_b = np.ascontiguousarray(both[:, k]) if needs[2] and columns.shape[0] > k else None
         if needs[0]:
-            pieces = np.matmul(matrix[:, :k].T, g2).reshape((c, w_shape[2], w_shape[3]) + geometry.out + (n,))
+            pieces = matmul(matrix[:, :k].T, g2).reshape((c, w_shape[2], w_shape[3]) + geometry.out + (n,))
             grad = np.empty((c, h, w, n), dtype=g.dtype)
             part = _Shares(c, n)
 
@@ -217,7 +177,7 @@ class _Conv2d:
                         (r_in, r_out), (s_in, s_out) = r, s
                         mine[:, r_in, s_in] += read[:, i, j, r_out, s_out]
 
-            _parallel(fold, part.size, pieces.size)
+            parallel(fold, part.size, pieces.size)
             grad_x = grad.transpose(3, 0, 1, 2)
         return grad_x, grad_w, grad_b
 
@@ -279,13 +239,13 @@ class _MaxPool2d:
             for view in part[2:]:
                 np.maximum(best[:, lo:hi], view, out=best[:, lo:hi])
 
-        _parallel(pool, c, x.size)
+        parallel(pool, c, x.size)
         if index is None:
             return best, None
         # np.maximum passes a NaN on, so the output shows whether any window holds one; then a
         # NaN candidate wins too (the reference's rule), which takes another scan
         if np.isnan(np.minimum.reduce(best, axis=None)):
-            _parallel(lambda lo, hi: pool(lo, hi, nan=True), c, x.size)
+            parallel(lambda lo, hi: pool(lo, hi, nan=True), c, x.size)
         return best, (x.shape, axes, kernel, index)
 
     @staticmethod
@@ -304,7 +264,7 @@ class _MaxPool2d:
             for k, view in enumerate(views):
                 np.multiply(part, winners == k, out=view[:, lo:hi])
 
-        _parallel(unpool, shape[1], grad.size)
+        parallel(unpool, shape[1], grad.size)
         return grad
 
 
@@ -333,7 +293,7 @@ class _BatchNorm:
     """Batch statistics over every axis but the channel axis 1, channel by channel in the input's
     memory order; the same arithmetic as the reference."""
 
-    @staticmethod
+    @_one_blas_thread
     def forward(x: np.ndarray, weight, bias, eps: float):
         """-> (y in x's memory order, mean (C,), biased variance (C,), what backward needs)."""
         x3, axes = _by_channel(x)
@@ -355,10 +315,10 @@ class _BatchNorm:
             if bias is not None:
                 out += bias[lo:hi, None]
 
-        _parallel(normalise, channels, x3.size)
+        parallel(normalise, channels, x3.size)
         return _unmoved(y, x.shape, axes), mean, var, (centred, inv_std, scale, axes, x.shape)
 
-    @staticmethod
+    @_one_blas_thread
     def backward(saved, g: np.ndarray, wants: tuple[bool, bool, bool]):
         """-> (grad of x, of weight, of bias), each None where not wanted."""
         centred, inv_std, scale, axes, shape = saved
@@ -380,7 +340,7 @@ class _BatchNorm:
             out -= (g_sum[lo:hi] / count)[:, None]
             out *= scale[lo:hi, None]
 
-        _parallel(differentiate, channels, centred.size)
+        parallel(differentiate, channels, centred.size)
         grad_x = _unmoved(grad, shape, axes) if grad is not None else None
         return grad_x, (g_x_hat_sum if wants[1] else None), (g_sum if wants[2] else None)
 
@@ -396,7 +356,7 @@ def relu(a: np.ndarray) -> np.ndarray:
         return np.maximum(a, 0.0)
     out = _empty(a.shape, a.dtype, axes)
     src, dst = _flat(a, axes), _flat(out, axes)
-    _parallel(lambda lo, hi: np.maximum(src[lo:hi], 0.0, out=dst[lo:hi]), src.size, src.size)
+    parallel(lambda lo, hi: np.maximum(src[lo:hi], 0.0, out=dst[lo:hi]), src.size, src.size)
     return out
 
 
@@ -411,7 +371,7 @@ def relu_backward(grad: np.ndarray, out: np.ndarray) -> np.ndarray:
     def part(lo: int, hi: int) -> None:
         np.multiply(g[lo:hi], (o[lo:hi] > 0).astype(r.dtype), out=r[lo:hi])
 
-    _parallel(part, o.size, o.size)
+    parallel(part, o.size, o.size)
     return result
 
 

@@ -654,21 +654,22 @@ class Linear(Function):
         self.x, self.weight = x, weight
         if self.fused is not None and bias is not None and x.ndim == 2:
             return self.fused(x, weight, bias)
-        # the operator skips array-api-compat's matmul wrapper: this runs every step
-        y = x @ xp.matrix_transpose(weight)
+        # xp.matmul, not the operator: a backend may run large products its own way (the numpy
+        # backend splits them over its threads)
+        y = xp.matmul(x, xp.matrix_transpose(weight))
         if bias is not None:
             y += bias  # y is new, so adding in place saves an allocation
         return y
 
     def backward(self, g):
         xp, x, w = self.xp, self.x, self.weight
-        grad_x = g @ w if self.needs_grad[0] else None
+        grad_x = xp.matmul(g, w) if self.needs_grad[0] else None
         grad_w = grad_b = None
         if x.ndim > 2:  # fold batch dimensions into one
             x = xp.reshape(x, (-1, x.shape[-1]))
             g = xp.reshape(g, (-1, g.shape[-1]))
         if self.needs_grad[1]:
-            grad_w = xp.matrix_transpose(g) @ x if x.ndim == 2 else g[:, None] * x[None, :]
+            grad_w = xp.matmul(xp.matrix_transpose(g), x) if x.ndim == 2 else g[:, None] * x[None, :]
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
             grad_b = xp.sum(g, axis=0) if g.ndim == 2 else g
         return grad_x, grad_w, grad_b

@@ -351,6 +351,40 @@ def test_numpy_namespace_direct_calls_equal_what_they_replace(name, args, kwargs
         assert np.shares_memory(got, args[0]) == np.shares_memory(expected, args[0])
 
 
+@pytest.mark.parametrize("shape", [(64, 300, 900), (900, 300, 64), (3, 3000, 3000)], ids=["columns", "rows", "thin"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numpy_matmul_splits_large_products_over_threads_with_the_same_result(monkeypatch, shape, dtype):
+    from gdnet.backends import numpy_threads
+
+    monkeypatch.setattr(numpy_threads, "_count", 2)
+    m, k, n = shape
+    a, b = np.random.default_rng(0).normal(size=(m, k)).astype(dtype), np.random.default_rng(1).normal(size=(n, k))
+    b = b.astype(dtype).T  # a transposed operand, as Linear's weight
+    parts = []
+    monkeypatch.setattr(numpy_threads, "parallel", lambda work, count, size: parts.append(count) or work(0, count))
+    got = numpy_threads.matmul(a, b)
+    assert parts == [max(m, n)] and got.flags.c_contiguous
+    # the parts' sums may round differently from one BLAS call's (sums of ~k terms of size ~sqrt(k))
+    tolerance = dict(rtol=1e-5, atol=1e-4) if dtype == "float32" else dict(rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(got, np.matmul(a, b), **tolerance)
+    monkeypatch.undo()
+    monkeypatch.setattr(numpy_threads, "_count", 2)
+    np.testing.assert_allclose(numpy_threads.matmul(a, b), np.matmul(a, b), **tolerance)
+
+
+def test_one_blas_thread_sets_blas_to_one_thread_and_restores_it(monkeypatch):
+    from gdnet.backends import numpy_threads
+    from threadpoolctl import threadpool_info
+
+    monkeypatch.setattr(numpy_threads, "_count", 2)
+    before = [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+    with numpy_threads.one_blas_thread:
+        with numpy_threads.one_blas_thread:  # nested: one setting
+            assert all(info["num_threads"] == 1 for info in threadpool_info() if info["user_api"] == "blas")
+        assert all(info["num_threads"] == 1 for info in threadpool_info() if info["user_api"] == "blas")
+    assert [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"] == before
+
+
 def test_every_direct_call_has_cases():
     from gdnet.backends import numpy_backend
 

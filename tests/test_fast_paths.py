@@ -98,14 +98,14 @@ def _channel_major(host, dtype, requires_grad=False):
 def _threads(count, run):
     """``run`` with the numpy kernels splitting their passes over ``count`` threads, whatever
     this machine's CPUs (the other rows ignore it)."""
-    from gdnet.backends import numpy_kernels
+    from gdnet.backends import numpy_threads
 
     def threaded(dtype):
-        saved, numpy_kernels._count = numpy_kernels._count, count
+        saved, numpy_threads._count = numpy_threads._count, count
         try:
             return run(dtype)
         finally:
-            numpy_kernels._count = saved
+            numpy_threads._count = saved
 
     return threaded
 
