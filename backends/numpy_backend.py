@@ -110,6 +110,7 @@ class NumpyBackend(Backend):
     test_rows = (("numpy", None),)
     sync_is_free = True
     fast_paths = FAST_PATHS
+    kernels = "numpy_kernels"  # the CNN layers' fast paths
 
     def __init__(self, device: str | None = None):
         if device not in (None, "cpu"):
@@ -214,6 +215,3 @@ def _sgd_momentum(params, grads, buffers, lr, momentum, dampening, decay, nester
 FAST_PATHS["softmax_cross_entropy"] = _SoftmaxCrossEntropy
 
 BACKEND = NumpyBackend
-
-# the CNN layers' fast paths (they import FAST_PATHS from here)
-from . import numpy_kernels  # noqa: E402,F401

@@ -36,8 +36,10 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .numpy_backend import FAST_PATHS
 from .numpy_threads import MIN_PARALLEL, matmul, one_blas_thread, parallel, thread_count
+
+# the numpy backend's ``kernels``: loaded into its fast paths when its first array is met
+FAST_PATHS: dict = {}
 
 
 def _one_blas_thread(method):
