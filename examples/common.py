@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
+
 import gdnet as gd
 
 
@@ -56,3 +58,55 @@ def fit_classifier(model, optimizer, train, test, args, scheduler=None) -> float
               f"test acc {accuracy:.2%}  {seconds:.1f} s", flush=True)
     print(f"test accuracy: {accuracy:.2%} ({total:.0f} s of training)")
     return accuracy
+
+
+def features(encoder, dataset, batch_size: int = 1000) -> gd.data.ArrayDataset:
+    """``encoder``'s frozen (N, D) features of every image of ``dataset`` (eval mode, no
+    gradients), as a labelled host dataset; ``encoder=None`` gives the raw pixels, flattened."""
+    encoder = encoder or gd.nn.Flatten()
+    was_training = encoder.training
+    encoder.eval()
+    parts = []
+    with gd.no_grad():
+        for x, _ in gd.data.DataLoader(dataset, batch_size=batch_size):
+            parts.append(gd.nn.functional.flatten(encoder(x)).numpy())
+    encoder.train(was_training)
+    return gd.data.ArrayDataset(np.concatenate(parts), dataset.targets, classes=dataset.classes)
+
+
+def linear_probe(train_features, test_features, epochs: int = 20, seed: int = 0) -> float:
+    """Test accuracy of a linear classifier trained on frozen features (the usual measure of
+    what self-supervised features learned): the features are standardised with the training
+    set's mean and standard deviation, then one Linear layer is trained with Adam (lr 1e-3,
+    batch 256) for ``epochs`` epochs on the training features and their labels."""
+    mean = train_features.inputs.mean(axis=0)
+    std = train_features.inputs.std(axis=0) + 1e-6  # constant features (blank pixels) stay 0
+
+    def standardised(data):
+        inputs = ((data.inputs - mean) / std).astype(np.float32)
+        return gd.data.ArrayDataset(inputs, data.targets, classes=data.classes)
+
+    probe = gd.nn.Linear(train_features.inputs.shape[1], 10)
+    optimizer = gd.optim.Adam(probe.parameters(), lr=1e-3)
+    loader = gd.data.DataLoader(standardised(train_features), batch_size=256, shuffle=True, seed=seed)
+    for _ in range(epochs):
+        gd.train.train_epoch(probe, loader, optimizer)
+    return gd.train.evaluate(probe, gd.data.DataLoader(standardised(test_features), batch_size=1000))[1]
+
+
+def add_probe_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--probe-epochs", type=int, default=20, help="epochs of the linear probe")
+
+
+def compare_probes(encoders: dict, train, test, args: argparse.Namespace) -> dict[str, float]:
+    """The linear probe on each encoder's frozen features (None: the raw pixels), one printed
+    line each; returns {name: test accuracy}."""
+    start = time.perf_counter()
+    accuracies = {}
+    for name, encoder in encoders.items():
+        train_features, test_features = features(encoder, train), features(encoder, test)
+        accuracies[name] = linear_probe(train_features, test_features, epochs=args.probe_epochs, seed=args.seed)
+        print(f"linear probe on the {name} ({train_features.inputs.shape[1]} features): "
+              f"{accuracies[name]:.2%} test accuracy", flush=True)
+    print(f"probes: {time.perf_counter() - start:.0f} s")
+    return accuracies

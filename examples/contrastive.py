@@ -1,86 +1,91 @@
-"""Self-supervised training: an encoder learns from two augmented views of each unlabelled
-image with the NT-Xent (SimCLR) loss; then a linear probe (a Linear layer trained on the frozen
-features, with labels) measures what the features learned, against the same probe on the
-untrained encoder.
+"""Self-supervised training (SimCLR; Chen et al., 2020): a small CNN encoder learns from two
+augmented views of each unlabelled image. A projection head maps its features to the space
+where NT-Xent pulls the two views of an image together and pushes the other images of the
+batch away. A linear probe (a Linear layer trained on the frozen features, with labels) then
+measures what the features learned, beside the same probe on the untrained encoder (the same
+initial weights) and on the raw pixels.
 
-    python examples/contrastive.py --backend numpy --epochs 5 --subset 20000
+The views are made on the device by gd.data.augment: a random resized crop, a small random
+rotation, shift and scale, a horizontal flip and random erasing.
+
+    python examples/contrastive.py --backend numpy                      # the full run
+    python examples/contrastive.py --backend numpy --epochs 1 --subset 2000 --probe-epochs 2
 """
 
-import random
 import time
 
-import numpy as np
-from common import parse_args, setup
+from common import add_probe_flags, compare_probes, parse_args, setup
 
 import gdnet as gd
+from gdnet.data import augment
 
-args = parse_args(__doc__, epochs=5, batch_size=256, lr=1e-3,
-                  extra=lambda p: p.add_argument("--temperature", type=float, default=0.5))
+
+def flags(parser):
+    parser.add_argument("--temperature", type=float, default=0.5, help="NT-Xent temperature")
+    parser.add_argument("--width", type=int, default=32, help="channels of the first conv layer (then x2, x4)")
+    parser.add_argument("--crop-scale", type=float, default=0.3, help="smallest crop, as a fraction of the area")
+    parser.add_argument("--degrees", type=float, default=15.0, help="largest rotation, in degrees")
+    parser.add_argument("--erase", type=float, default=0.5, help="probability of erasing a box of a view")
+    parser.add_argument("--jitter", type=float, default=0.0, help="brightness and contrast jitter")
+    add_probe_flags(parser)
+
+
+args = parse_args(__doc__, epochs=30, batch_size=256, lr=1e-3, extra=flags)
 backend, train, test = setup(args)
-nn, F = gd.nn, gd.nn.functional
-xp = backend.xp
-rng = gd.device_rng(backend)  # draws land on the device: no host copy per step
-shifts = random.Random(args.seed)
+nn = gd.nn
+rng = gd.device_rng(backend)
 
 
-def augment(x: gd.Tensor) -> gd.Tensor:
-    """A random view of a batch (N, 28, 28), made on the device: a shift of up to 3 pixels,
-    a horizontal flip of half the images, a brightness change and a little noise."""
-    images = x.data
-    n = images.shape[0]
-    dx, dy = shifts.randint(-3, 3), shifts.randint(-3, 3)  # one shift per batch
-    images = xp.roll(images, shift=(dy, dx), axis=(1, 2))
-    flip = rng.bernoulli(0.5, (n, 1, 1), xp.bool)
-    images = xp.where(flip, xp.flip(images, axis=2), images)
-    brightness = rng.uniform((n, 1, 1), images.dtype, 0.6, 1.4)
-    noise = rng.normal(images.shape, images.dtype, 0.0, 0.05)
-    return gd.Tensor(xp.clip(images * brightness + noise, 0.0, 1.0))
+def view(x: gd.Tensor) -> gd.Tensor:
+    """One random view of each image of the batch (N, 28, 28), made on the device."""
+    images = augment.random_resized_crop(x.data, rng, scale=(args.crop_scale, 1.0))
+    images = augment.random_affine(images, rng, degrees=args.degrees, translate=(0.1, 0.1), scale=(0.9, 1.1))
+    images = augment.random_horizontal_flip(images, rng)
+    if args.jitter:
+        images = augment.color_jitter(images, rng, brightness=args.jitter, contrast=args.jitter)
+    return gd.Tensor(augment.random_erasing(images, rng, p=args.erase, scale=(0.02, 0.2)))
 
 
-encoder = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 128), nn.ReLU())
-projection = nn.Sequential(nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 64))
-untrained = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 128), nn.ReLU())
-untrained.load_state_dict(encoder.state_dict())  # the same starting weights, for the baseline
-params = list(encoder.parameters()) + list(projection.parameters())
-optimizer = gd.optim.Adam(params, lr=args.lr)
+def make_encoder(width: int) -> nn.Module:
+    """(N, 28, 28) images -> (N, 4 * width) features: three conv + BatchNorm + ReLU blocks, two
+    max-pools and a global average pool."""
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 28)),
+        nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(2 * width, 4 * width, 3, padding=1), nn.BatchNorm2d(4 * width), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )
+
+
+encoder, untrained = make_encoder(args.width), make_encoder(args.width)
+untrained.load_state_dict(encoder.state_dict())  # the same initial weights, for the baseline
+size = 4 * args.width
+projection = nn.Sequential(nn.Linear(size, size), nn.ReLU(), nn.Linear(size, 64))
+optimizer = gd.optim.Adam(list(encoder.parameters()) + list(projection.parameters()), lr=args.lr)
+schedule = gd.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
 loss_fn = nn.NTXentLoss(temperature=args.temperature)
 loader = gd.data.DataLoader(train, batch_size=args.batch_size, shuffle=True, drop_last=True, seed=args.seed)
 
+total_seconds = 0.0
 for epoch in range(1, args.epochs + 1):
     start = time.perf_counter()
+    encoder.train()
     total, steps = None, 0
-    for x, _ in loader:  # labels unused
-        loss = loss_fn(projection(encoder(augment(x))), projection(encoder(augment(x))))
+    for x, _ in loader:  # the labels are never used here
+        # both views in one batch: one pass, and BatchNorm sees both
+        first, second = gd.chunk(projection(encoder(gd.concat([view(x), view(x)]))), 2)
+        loss = loss_fn(first, second)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         total = loss.data if total is None else total + loss.data
         steps += 1
+    schedule.step()
     backend.synchronize()
-    print(f"epoch {epoch:>3}/{args.epochs}  NT-Xent loss {float(total) / steps:.4f}  "
-          f"{time.perf_counter() - start:.1f} s", flush=True)
+    seconds = time.perf_counter() - start
+    total_seconds += seconds
+    print(f"epoch {epoch:>3}/{args.epochs}  NT-Xent loss {float(total) / steps:.4f}  {seconds:.1f} s", flush=True)
 
-
-def features(model, dataset) -> gd.data.ArrayDataset:
-    """The frozen model's features of every image, as a labelled host dataset."""
-    parts = []
-    with gd.no_grad():
-        model.eval()
-        for x, _ in gd.data.DataLoader(dataset, batch_size=1000):
-            parts.append(model(x).numpy())
-    return gd.data.ArrayDataset(np.concatenate(parts), dataset.targets, classes=dataset.classes)
-
-
-def linear_probe(model) -> float:
-    """Test accuracy of a Linear layer trained on ``model``'s frozen features."""
-    probe_train, probe_test = features(model, train), features(model, test)
-    probe = nn.Linear(128, 10)
-    probe_optimizer = gd.optim.Adam(probe.parameters(), lr=1e-2)
-    loader = gd.data.DataLoader(probe_train, batch_size=256, shuffle=True, seed=args.seed)
-    for _ in range(10):
-        gd.train.train_epoch(probe, loader, probe_optimizer)
-    return gd.train.evaluate(probe, gd.data.DataLoader(probe_test, batch_size=1000))[1]
-
-
-print(f"linear probe test accuracy: {linear_probe(encoder):.2%} after contrastive training, "
-      f"{linear_probe(untrained):.2%} on the untrained encoder")
+print(f"contrastive training: {total_seconds:.0f} s on {backend.describe()}")
+compare_probes({"contrastive encoder": encoder, "untrained encoder": untrained, "raw pixels": None}, train, test, args)

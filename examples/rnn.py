@@ -1,22 +1,28 @@
 """Fashion-MNIST read row by row: each image is a sequence of 28 rows of 28 pixels, and a GRU
-(or LSTM, or plain RNN) classifies it from its last hidden state.
+(or LSTM, or plain RNN) classifies it from its last hidden state. Adam with a cosine schedule.
 
-    python examples/rnn.py --backend numpy --epochs 3 --cell gru
+    python examples/rnn.py --backend numpy                 # the full run (15 epochs, GRU)
+    python examples/rnn.py --backend numpy --epochs 1 --subset 5000 --cell lstm
 """
 
 from common import fit_classifier, parse_args, setup
 
 import gdnet as gd
 
-args = parse_args(__doc__, epochs=3, batch_size=128, lr=2e-3,
-                  extra=lambda p: p.add_argument("--cell", choices=["gru", "lstm", "rnn"], default="gru"))
+
+def flags(parser):
+    parser.add_argument("--cell", choices=["gru", "lstm", "rnn"], default="gru")
+    parser.add_argument("--hidden", type=int, default=128, help="size of the hidden state")
+
+
+args = parse_args(__doc__, epochs=15, batch_size=128, lr=2e-3, extra=flags)
 _, train, test = setup(args)
 
 
 class SequenceClassifier(gd.nn.Module):
     """(N, 28, 28) images as (N, L=28, features=28) sequences -> (N, 10) class scores."""
 
-    def __init__(self, cell: str, hidden: int = 128):
+    def __init__(self, cell: str, hidden: int):
         super().__init__()
         recurrent = {"gru": gd.nn.GRU, "lstm": gd.nn.LSTM, "rnn": gd.nn.RNN}[cell]
         self.recurrent = recurrent(28, hidden, batch_first=True)
@@ -27,6 +33,7 @@ class SequenceClassifier(gd.nn.Module):
         return self.head(outputs[:, -1, :])  # the last step has read the whole image
 
 
-model = SequenceClassifier(args.cell)
+model = SequenceClassifier(args.cell, args.hidden)
 optimizer = gd.optim.Adam(model.parameters(), lr=args.lr)
-fit_classifier(model, optimizer, train, test, args)
+schedule = gd.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+fit_classifier(model, optimizer, train, test, args, scheduler=schedule)
