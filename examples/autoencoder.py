@@ -1,8 +1,8 @@
-"""An autoencoder trained on Fashion-MNIST without labels: 784-512-code-512-784 (ReLU after
-the 512-unit layers, a linear code),
-binary cross-entropy between the output's sigmoid and the clean image. With ``--erase`` it is a
-denoising autoencoder: the encoder sees the image with a random box erased
-(gd.data.augment.random_erasing, on the device) and must reconstruct the whole image.
+"""A denoising autoencoder trained on Fashion-MNIST without labels: 784-512-256-512-784, ReLU
+after the 512-unit layers and a linear 256-d code. The encoder sees each image with a random
+box erased (gd.data.augment.random_erasing, on the device, with probability ``--erase``) and
+the decoder must give back the whole clean image: binary cross-entropy between the output's
+sigmoid and the pixels. Adam with a cosine schedule.
 
 Prints the reconstruction error per epoch, then a linear probe (a Linear layer trained on
 frozen features, with labels) on the codes, beside the same probe on the untrained encoder's
@@ -21,9 +21,9 @@ from gdnet.data import augment
 
 
 def flags(parser):
-    parser.add_argument("--code", type=int, default=128, help="size of the code")
+    parser.add_argument("--code", type=int, default=256, help="size of the code")
     parser.add_argument("--hidden", type=int, default=512, help="size of the hidden layers")
-    parser.add_argument("--erase", type=float, default=0.0, help="probability of erasing a box of the input")
+    parser.add_argument("--erase", type=float, default=0.5, help="probability of erasing a box of the input")
     add_probe_flags(parser)
 
 

@@ -6,7 +6,8 @@ measures what the features learned, beside the same probe on the untrained encod
 initial weights) and on the raw pixels.
 
 The views are made on the device by gd.data.augment: a random resized crop, a small random
-rotation, shift and scale, a horizontal flip and random erasing.
+rotation, shift and scale, a horizontal flip, a brightness and contrast change and random
+erasing.
 
     python examples/contrastive.py --backend numpy                      # the full run
     python examples/contrastive.py --backend numpy --epochs 1 --subset 2000 --probe-epochs 2
@@ -22,15 +23,15 @@ from gdnet.data import augment
 
 def flags(parser):
     parser.add_argument("--temperature", type=float, default=0.5, help="NT-Xent temperature")
-    parser.add_argument("--width", type=int, default=32, help="channels of the first conv layer (then x2, x4)")
+    parser.add_argument("--width", type=int, default=16, help="channels of the first conv layer (then x2, x4)")
     parser.add_argument("--crop-scale", type=float, default=0.3, help="smallest crop, as a fraction of the area")
     parser.add_argument("--degrees", type=float, default=15.0, help="largest rotation, in degrees")
     parser.add_argument("--erase", type=float, default=0.5, help="probability of erasing a box of a view")
-    parser.add_argument("--jitter", type=float, default=0.0, help="brightness and contrast jitter")
+    parser.add_argument("--jitter", type=float, default=0.4, help="brightness and contrast jitter")
     add_probe_flags(parser)
 
 
-args = parse_args(__doc__, epochs=30, batch_size=256, lr=1e-3, extra=flags)
+args = parse_args(__doc__, epochs=15, batch_size=256, lr=1e-3, extra=flags)
 backend, train, test = setup(args)
 nn = gd.nn
 rng = gd.device_rng(backend)
