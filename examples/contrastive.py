@@ -31,7 +31,7 @@ def flags(parser):
     add_probe_flags(parser)
 
 
-args = parse_args(__doc__, epochs=15, batch_size=256, lr=1e-3, extra=flags)
+args = parse_args(__doc__, epochs=10, batch_size=256, lr=1e-3, extra=flags)
 backend, train, test = setup(args)
 nn = gd.nn
 rng = gd.device_rng(backend)
