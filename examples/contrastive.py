@@ -22,19 +22,24 @@ from gdnet.data import augment
 
 
 def flags(parser):
-    parser.add_argument("--temperature", type=float, default=0.5, help="NT-Xent temperature")
-    parser.add_argument("--width", type=int, default=16, help="channels of the first conv layer (then x2, x4)")
+    parser.add_argument("--temperature", type=float, default=0.2, help="NT-Xent temperature")
+    parser.add_argument("--width", type=int, default=16, help="channels of the first conv layer (then x2)")
+    parser.add_argument("--features", type=int, default=64, help="channels of the last conv layer: the features")
+    parser.add_argument("--blocks", type=int, default=3, choices=[2, 3, 4], help="conv blocks of the encoder")
+    parser.add_argument("--fc", type=int, default=0, help="features from a dense layer on the last map (0: average pool)")
     parser.add_argument("--crop-scale", type=float, default=0.3, help="smallest crop, as a fraction of the area")
     parser.add_argument("--degrees", type=float, default=15.0, help="largest rotation, in degrees")
     parser.add_argument("--erase", type=float, default=0.5, help="probability of erasing a box of a view")
     parser.add_argument("--jitter", type=float, default=0.4, help="brightness and contrast jitter")
+    parser.add_argument("--noise", type=float, default=0.0, help="standard deviation of added Gaussian noise")
     add_probe_flags(parser)
 
 
-args = parse_args(__doc__, epochs=10, batch_size=256, lr=1e-3, extra=flags)
+args = parse_args(__doc__, epochs=20, batch_size=256, lr=1e-3, extra=flags)
 backend, train, test = setup(args)
 nn = gd.nn
 rng = gd.device_rng(backend)
+xp = backend.xp
 
 
 def view(x: gd.Tensor) -> gd.Tensor:
@@ -44,24 +49,31 @@ def view(x: gd.Tensor) -> gd.Tensor:
     images = augment.random_horizontal_flip(images, rng)
     if args.jitter:
         images = augment.color_jitter(images, rng, brightness=args.jitter, contrast=args.jitter)
+    if args.noise:
+        images = xp.clip(images + rng.normal(images.shape, images.dtype, 0.0, args.noise), 0.0, 1.0)
     return gd.Tensor(augment.random_erasing(images, rng, p=args.erase, scale=(0.02, 0.2)))
 
 
-def make_encoder(width: int) -> nn.Module:
-    """(N, 28, 28) images -> (N, 4 * width) features: three conv + BatchNorm + ReLU blocks, two
-    max-pools and a global average pool."""
-    return nn.Sequential(
-        nn.Unflatten(1, (1, 28)),
-        nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(2 * width, 4 * width, 3, padding=1), nn.BatchNorm2d(4 * width), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-    )
+def make_encoder(width: int, size: int, blocks: int) -> nn.Module:
+    """(N, 28, 28) images -> (N, size) features: conv + BatchNorm + ReLU blocks of width,
+    2 * width, then size channels, a max-pool between blocks (28 -> 14 -> 7 -> 3 pixels) and a
+    global average pool."""
+    channels = [1, width, 2 * width] + [size] * (blocks - 2)
+    layers = [nn.Unflatten(1, (1, 28))]
+    for block in range(blocks):
+        if block:
+            layers.append(nn.MaxPool2d(2))
+        layers += [nn.Conv2d(channels[block], channels[block + 1], 3, padding=1),
+                   nn.BatchNorm2d(channels[block + 1]), nn.ReLU()]
+    if args.fc:
+        side = 28 // 2 ** (blocks - 1)
+        return nn.Sequential(*layers, nn.Flatten(), nn.Linear(size * side * side, args.fc), nn.ReLU())
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
 
-encoder, untrained = make_encoder(args.width), make_encoder(args.width)
+encoder, untrained = (make_encoder(args.width, args.features, args.blocks) for _ in range(2))
 untrained.load_state_dict(encoder.state_dict())  # the same initial weights, for the baseline
-size = 4 * args.width
+size = args.fc or args.features
 projection = nn.Sequential(nn.Linear(size, size), nn.ReLU(), nn.Linear(size, 64))
 optimizer = gd.optim.Adam(list(encoder.parameters()) + list(projection.parameters()), lr=args.lr)
 schedule = gd.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
