@@ -24,9 +24,10 @@ from gdnet.data import augment
 def flags(parser):
     parser.add_argument("--temperature", type=float, default=0.2, help="NT-Xent temperature")
     parser.add_argument("--width", type=int, default=16, help="channels of the first conv layer (then x2)")
-    parser.add_argument("--features", type=int, default=64, help="channels of the last conv layer: the features")
+    parser.add_argument("--features", type=int, default=32, help="channels of the last conv layer: the features")
     parser.add_argument("--blocks", type=int, default=3, choices=[2, 3, 4], help="conv blocks of the encoder")
-    parser.add_argument("--fc", type=int, default=0, help="features from a dense layer on the last map (0: average pool)")
+    parser.add_argument("--fc", type=int, default=0,
+                        help="features from a dense layer on the last map (0: global average pool)")
     parser.add_argument("--crop-scale", type=float, default=0.3, help="smallest crop, as a fraction of the area")
     parser.add_argument("--degrees", type=float, default=15.0, help="largest rotation, in degrees")
     parser.add_argument("--erase", type=float, default=0.5, help="probability of erasing a box of a view")
@@ -35,7 +36,7 @@ def flags(parser):
     add_probe_flags(parser)
 
 
-args = parse_args(__doc__, epochs=20, batch_size=256, lr=1e-3, extra=flags)
+args = parse_args(__doc__, epochs=10, batch_size=256, lr=1e-3, extra=flags)
 backend, train, test = setup(args)
 nn = gd.nn
 rng = gd.device_rng(backend)
