@@ -34,6 +34,18 @@ def _sum(x, /, *, axis=None, dtype=None, keepdims=False):
     return xp_numpy.sum(x, axis=axis, dtype=dtype, keepdims=keepdims)
 
 
+def _mean(x, /, *, axis=None, keepdims=False):
+    if type(x) is _ndarray and x.dtype.kind == "f" and x.dtype.itemsize >= 4 and x.size:
+        # np.mean's own steps for float32/float64 (the sum, then a division by the count as
+        # an intp, so the same bits), without its Python-level argument handling
+        total = _add_reduce(x, axis=axis, keepdims=keepdims)
+        count = np.intp(x.size // total.size)
+        if type(total) is _ndarray:
+            return np.true_divide(total, count, out=total, casting="unsafe")
+        return total.dtype.type(total / count)
+    return xp_numpy.mean(x, axis=axis, keepdims=keepdims)
+
+
 def _reshape(x, /, shape, *, copy=None):
     if copy is None and type(x) is _ndarray:
         return x.reshape(shape)
@@ -77,6 +89,7 @@ DIRECT = {
     # the ndarray attribute, read in C (NumPy's matrix_transpose is a Python function around it)
     "matrix_transpose": (operator.attrgetter("mT"), xp_numpy.matrix_transpose),
     "sum": (_sum, xp_numpy.sum),
+    "mean": (_mean, xp_numpy.mean),
     "reshape": (_reshape, xp_numpy.reshape),
     "take": (_take, xp_numpy.take),
     "astype": (_astype, xp_numpy.astype),

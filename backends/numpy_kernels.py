@@ -353,8 +353,10 @@ FAST_PATHS["batch_norm"] = _BatchNorm
 # -- ReLU -----------------------------------------------------------------------------------------
 def relu(a: np.ndarray) -> np.ndarray:
     """max(a, 0), in a's memory order, split over the threads."""
+    if a.size < MIN_PARALLEL:  # too small to share out (the size first: it is the cheap test)
+        return np.maximum(a, 0.0)
     axes = _memory_axes(a)
-    if axes is None or a.size < MIN_PARALLEL:
+    if axes is None:
         return np.maximum(a, 0.0)
     out = _empty(a.shape, a.dtype, axes)
     src, dst = _flat(a, axes), _flat(out, axes)
@@ -364,8 +366,10 @@ def relu(a: np.ndarray) -> np.ndarray:
 
 def relu_backward(grad: np.ndarray, out: np.ndarray) -> np.ndarray:
     """grad where out > 0, else 0 (the reference's product with a 0/1 mask), split over the threads."""
+    if out.size < MIN_PARALLEL:
+        return grad * (out > 0).astype(grad.dtype)
     axes = _memory_axes(out)
-    if axes is None or out.size < MIN_PARALLEL:
+    if axes is None:
         return grad * (out > 0).astype(grad.dtype)
     result = _empty(out.shape, grad.dtype, axes)
     g, o, r = _flat(_ordered_like(grad, out), axes), _flat(out, axes), _flat(result, axes)

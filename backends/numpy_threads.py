@@ -124,9 +124,11 @@ one_blas_thread = _OneBlasThread()
 def matmul(a, b, /):
     """``np.matmul(a, b)``; a large product of two 2-D float arrays is split by rows or columns
     (the longer side) over the threads, each part one single-threaded BLAS call."""
-    if not (type(a) is np.ndarray and type(b) is np.ndarray and a.ndim == 2 and b.ndim == 2
-            and a.dtype == b.dtype and a.dtype.kind == "f" and thread_count() > 1
-            and a.shape[0] * a.shape[1] * b.shape[1] >= MIN_PARALLEL_PRODUCT and a.shape[1] == b.shape[0]):
+    # the size first: most products of a training step are small, and this runs for each one
+    if (type(a) is not np.ndarray or type(b) is not np.ndarray or a.ndim != 2 or b.ndim != 2
+            or a.shape[0] * a.shape[1] * b.shape[1] < MIN_PARALLEL_PRODUCT):
+        return np.matmul(a, b)
+    if not (a.dtype == b.dtype and a.dtype.kind == "f" and a.shape[1] == b.shape[0] and thread_count() > 1):
         return np.matmul(a, b)
     m, n = a.shape[0], b.shape[1]
     out = np.empty((m, n), dtype=a.dtype)

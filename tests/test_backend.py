@@ -310,11 +310,17 @@ def _numpy_cases():
                 continue
             for keepdims in (False, True):
                 cases.append(("sum", (array,), dict(axis=axis, keepdims=keepdims)))
+                cases.append(("mean", (array,), dict(axis=axis, keepdims=keepdims)))
         cases.append(("sum", (array,), dict(dtype=np.float64)))
         cases.append(("astype", (array, np.float64), {}))
         cases.append(("astype", (array, np.float32), dict(copy=False)))
         cases.append(("astype", (array, np.int64), dict(device="cpu")))
+    wide = rng.normal(size=(3, 70001)).astype(np.float32)  # sums whose float32 division rounds
     cases += [
+        ("mean", (floats.astype(np.float64),), dict(axis=1)),
+        ("mean", (floats.astype(np.float16),), dict(axis=0)),  # float16: np.mean sums in float32
+        ("mean", (wide,), dict(axis=1)),
+        ("mean", (wide.mT,), dict(axis=0, keepdims=True)),
         ("reshape", (floats, (12, 5)), {}),
         ("reshape", (floats, (-1,)), {}),
         ("reshape", (floats, [3, 20]), dict(copy=True)),
