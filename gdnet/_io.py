@@ -124,8 +124,13 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     temporary = directory / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     # os.open (not mkstemp) so the file gets the usual permissions under the umask
     os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    permissions = stat.S_IMODE(os.stat(temporary).st_mode)
     try:
         yield temporary
+        # a writer may replace the file instead of writing into it (safetensors writes a new
+        # one, readable by its owner only): the file gets the permissions made above back
+        if stat.S_IMODE(os.stat(temporary).st_mode) != permissions:
+            os.chmod(temporary, permissions)
         descriptor = os.open(temporary, os.O_WRONLY | getattr(os, "O_BINARY", 0))
         try:
             os.fsync(descriptor)  # the data are on disk before the rename makes them the file

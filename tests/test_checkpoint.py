@@ -23,6 +23,7 @@ from test_fit import CLASSES, FEATURES, loaders, mlp, setup, weights
 from test_lr_scheduler import ROW, STEPS, _gdnet_optimizer, _run
 
 import gdnet as gd
+from gdnet.data.idx import write_idx
 from gdnet.nn import functional as F
 from gdnet.optim import lr_scheduler
 from gdnet.train import checkpoint as checkpoint_module
@@ -743,3 +744,22 @@ def test_pytorch_weights_load_into_the_same_gdnet_model(tmp_path):
     checkpoint = gd.train.load_into(tmp_path / "torch.safetensors", model)
     assert checkpoint.epoch is None and checkpoint.extra == {}
     _assert_twins(torch, model, twin)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file permissions under a umask are POSIX's")
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_files_get_the_usual_permissions_under_the_umask(tmp_path, umask):
+    # safetensors writes its own file, readable by its owner only; a checkpoint of a shared run
+    # must be readable as any file the user writes (open() under the umask), and other files too
+    model = mlp()
+    previous = os.umask(umask)
+    try:
+        gd.save(tmp_path / "model.safetensors", model)
+        write_idx(tmp_path / "labels.idx", np.arange(3, dtype=np.uint8))
+        with open(tmp_path / "plain", "wb"):
+            pass
+    finally:
+        os.umask(previous)
+    expected = 0o666 & ~umask
+    for name in ("model.safetensors", "labels.idx", "plain"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == expected, name

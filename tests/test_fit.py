@@ -313,6 +313,7 @@ def test_history_plot_without_matplotlib_says_what_to_install(tmp_path, monkeypa
         (dict(metrics=(3,)), TypeError, "a metric must be a name or a function"),
         (dict(callbacks=[print]), TypeError, "callbacks must be gdnet.train.Callback objects"),
         (dict(loss="cross_entropy"), TypeError, "loss must be a function"),
+        (dict(val_loader=3), TypeError, "val_loader must be iterable"),
     ],
 )
 def test_bad_arguments(kwargs, error, message):
@@ -325,6 +326,22 @@ def test_bad_arguments(kwargs, error, message):
     assert all(np.array_equal(v, weights(model)[k]) for k, v in before.items())
 
 
+def test_arguments_in_another_functions_order_are_named_before_anything_runs():
+    model, optimizer, train, _ = setup(validation=False)
+    before = weights(model)
+    # evaluate and train_epoch take the loader before the loss; fit the loss before the loader
+    with pytest.raises(TypeError, match=r"evaluate\(model, loader, loss_fn=cross_entropy\): the loader must be "
+                       r"iterable.*got function; the loss must be a function.*got DataLoader \(the loader and the "
+                       r"loss look swapped\)"):
+        gd.train.evaluate(model, F.cross_entropy, train)
+    with pytest.raises(TypeError, match=r"train_epoch\(model, loader, optimizer, .*the optimizer must have step"):
+        gd.train.train_epoch(model, train, F.cross_entropy)
+    with pytest.raises(TypeError, match=r"fit\(model, loss, optimizer, train_loader, epochs\): the loader must be "
+                       r"iterable.*swapped"):
+        gd.train.fit(model, train, optimizer, F.cross_entropy, epochs=1, verbose=0)
+    assert all(np.array_equal(v, weights(model)[k]) for k, v in before.items())
+
+
 def test_an_empty_loader_is_a_clear_error():
     model, optimizer, _, _ = setup()
     with pytest.raises(ValueError, match="the loader is empty"):
@@ -334,4 +351,4 @@ def test_an_empty_loader_is_a_clear_error():
 def test_line_format_reads_like_the_command():
     line = fit_module._epoch_line(3, 10, {"loss": 0.25, "accuracy": 0.9, "lr": 0.1, "seconds": 1.5,
                                           "examples_per_second": 40000.0})
-    assert line == "epoch   3/10  loss 0.25  accuracy 0.9  lr 0.1  1.50 s  40000 ex/s"
+    assert line == "epoch   3/10  loss 0.2500  accuracy 0.9000  lr 0.1  1.50 s  40000 ex/s"

@@ -331,11 +331,14 @@ def test_cross_entropy_probability_target_gradient_matches_torch(numpy_backend):
     assert gd.gradcheck(lambda x, p: F.cross_entropy(x, p, reduction="none"), x, p)
 
 
-def test_cross_entropy_accepts_a_python_list_of_labels(backend, float_dtype):
+@pytest.mark.parametrize("loss", [F.cross_entropy, F.nll_loss], ids=["cross_entropy", "nll_loss"])
+def test_class_index_losses_refuse_a_python_list_of_labels_as_torch_does(backend, float_dtype, loss):
+    # the tensor-argument rule of every other loss and layer (torch: "must be Tensor, not list")
     x = make(N(3, 4), float_dtype)
-    by_list = F.cross_entropy(x, [0, 3, 1])
-    by_tensor = F.cross_entropy(x, gd.tensor(np.array([0, 3, 1])))
-    assert by_list.item() == pytest.approx(by_tensor.item())
+    with pytest.raises(TypeError, match=r"target must be a gd.Tensor or an array .* got a list .*gd.tensor"):
+        loss(x, [0, 3, 1])
+    labels = gd.tensor(np.array([0, 3, 1]))
+    assert loss(x, labels).shape == ()  # the same labels as a Tensor are taken
 
 
 @pytest.mark.parametrize("loss", [F.cross_entropy, F.nll_loss], ids=["cross_entropy", "nll_loss"])

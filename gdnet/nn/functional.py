@@ -219,11 +219,9 @@ def _labels(input: Tensor, target: Any, name: str):
     if scores.ndim != 2:
         raise ValueError(f"{name}: input must be (N, C) scores; got shape {input.shape}")
     xp = input.xp
-    labels = target.data if isinstance(target, Tensor) else target
-    if hasattr(labels, "shape"):
-        check_same_device([scores, labels])  # host labels beside device scores: no silent copy
-    else:
-        labels = xp.asarray(labels, device=scores.device)
+    # the tensor-argument rule: a Python list or number is refused, as by every other loss
+    labels = as_tensor(target, f"{name}: target").data
+    check_same_device([scores, labels])  # host labels beside device scores: no silent copy
     n, classes = scores.shape
     if tuple(labels.shape) != (n,):
         raise ValueError(

@@ -19,6 +19,7 @@ from .history import History
 from .loop import (
     Loss,
     Metric,
+    check_pass_arguments,
     default_metrics,
     evaluation_pass,
     progress_bar,
@@ -80,7 +81,10 @@ def _check_int(name: str, value: Any, low: int) -> int:
 
 
 def _epoch_line(epoch: int, epochs: int, logs: dict[str, float]) -> str:
-    figures = "  ".join(f"{k} {v:.4g}" for k, v in logs.items() if k not in ("seconds", "examples_per_second"))
+    # losses and metrics to four places, so the columns of successive lines line up (0.8000
+    # beside 0.7575); the learning rate in significant figures (1e-05, 0.05)
+    figures = "  ".join(f"{k} {v:.4g}" if k == "lr" else f"{k} {v:.4f}"
+                        for k, v in logs.items() if k not in ("seconds", "examples_per_second"))
     return f"epoch {epoch:>3}/{epochs}  {figures}  {logs['seconds']:.2f} s  {logs['examples_per_second']:.0f} ex/s"
 
 
@@ -122,8 +126,10 @@ def fit(model, loss: Loss, optimizer, train_loader, epochs: int, val_loader=None
         raise ValueError(f"initial_epoch ({initial_epoch}) is past the last epoch ({epochs})")
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2; got {verbose!r}")
-    if not callable(loss):
-        raise TypeError(f"loss must be a function loss(scores, y); got {type(loss).__name__}")
+    check_pass_arguments("fit", "(model, loss, optimizer, train_loader, epochs)", train_loader, loss, optimizer)
+    if val_loader is not None and not hasattr(val_loader, "__iter__"):
+        raise TypeError(f"fit: val_loader must be iterable, yielding (x, labels) batches; got "
+                        f"{type(val_loader).__name__}")
     callbacks = list(callbacks)
     for callback in callbacks:
         if not isinstance(callback, Callback):

@@ -57,6 +57,27 @@ def resolve_metrics(metrics: Iterable[str | Metric]) -> dict[str, Metric]:
     return resolved
 
 
+def check_pass_arguments(function: str, signature: str, loader: Any, loss_fn: Any, optimizer: Any = None) -> None:
+    """The arguments of a pass, by what each must be: ``loader`` iterable, ``loss_fn`` a
+    function, ``optimizer`` (where given) something with ``step``. A mix-up of their order (fit
+    takes the loss before the loader; train_epoch and evaluate after it) is named as such.
+
+    Raises:
+        TypeError: an argument is not of its kind, naming the function's signature.
+    """
+    problems = []
+    if not hasattr(loader, "__iter__"):
+        problems.append(f"the loader must be iterable, yielding (x, labels) batches; got {type(loader).__name__}")
+    if not callable(loss_fn):
+        problems.append(f"the loss must be a function loss(scores, labels); got {type(loss_fn).__name__}")
+    if optimizer is not None and not callable(getattr(optimizer, "step", None)):
+        problems.append(f"the optimizer must have step() and zero_grad(); got {type(optimizer).__name__}")
+    if problems:
+        swapped = callable(loader) and hasattr(loss_fn, "__iter__")
+        hint = " (the loader and the loss look swapped)" if swapped else ""
+        raise TypeError(f"{function}{signature}: " + "; ".join(problems) + hint)
+
+
 def sharded(loader: Any) -> bool:
     """Whether ``loader`` gives each rank of a gdnet.distributed job of several ranks its own
     shard (``DataLoader(distributed=True)``): then values over it are summed over the ranks,
@@ -228,6 +249,8 @@ def train_epoch(model, loader, optimizer, loss_fn: Loss = F.cross_entropy, progr
     Returns:
         (mean training loss, training accuracy) over the epoch.
     """
+    check_pass_arguments("train_epoch", "(model, loader, optimizer, loss_fn=cross_entropy)", loader, loss_fn,
+                         optimizer)
     bar = progress_bar(len(loader), description, leave=False) if progress else None
     try:
         values, _ = train_pass(model, loader, optimizer, loss_fn, METRICS, bar, report_every)
@@ -238,6 +261,14 @@ def train_epoch(model, loader, optimizer, loss_fn: Loss = F.cross_entropy, progr
 
 
 def evaluate(model, loader, loss_fn: Loss = F.cross_entropy) -> tuple[float, float]:
-    """(mean loss, accuracy) of ``model`` over ``loader`` in eval mode, without gradients."""
+    """(mean loss, accuracy) of ``model`` over ``loader`` in eval mode, without gradients.
+
+    Note the order: the loader before the loss, as in ``train_epoch``; ``fit`` takes the loss
+    first (``fit(model, loss, optimizer, loader, epochs)``).
+
+    Raises:
+        TypeError: ``loader`` is not iterable or ``loss_fn`` not a function (swapped, say).
+    """
+    check_pass_arguments("evaluate", "(model, loader, loss_fn=cross_entropy)", loader, loss_fn)
     values = evaluation_pass(model, loader, loss_fn, METRICS)
     return values["loss"], values["accuracy"]
