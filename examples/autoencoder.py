@@ -14,16 +14,16 @@ codes and on the raw pixels.
 
 import time
 
-from common import add_probe_flags, compare_probes, parse_args, setup
+from common import COUNT, PROBABILITY, add_probe_flags, compare_probes, duration, parse_args, setup
 
 import gdnet as gd
 from gdnet.data import augment
 
 
 def flags(parser):
-    parser.add_argument("--code", type=int, default=256, help="size of the code")
-    parser.add_argument("--hidden", type=int, default=512, help="size of the hidden layers")
-    parser.add_argument("--erase", type=float, default=0.5, help="probability of erasing a box of the input")
+    parser.add_argument("--code", type=COUNT, default=256, help="size of the code")
+    parser.add_argument("--hidden", type=COUNT, default=512, help="size of the hidden layers")
+    parser.add_argument("--erase", type=PROBABILITY, default=0.5, help="probability of erasing a box of the input")
     add_probe_flags(parser)
 
 
@@ -74,8 +74,8 @@ for epoch in range(1, args.epochs + 1):
     total_seconds += seconds
     model.eval()
     print(f"epoch {epoch:>3}/{args.epochs}  test reconstruction MSE {reconstruction_error(test_loader):.5f}  "
-          f"{seconds:.1f} s", flush=True)
+          f"{duration(seconds)}", flush=True)
 
-print(f"autoencoder training: {total_seconds:.0f} s on {backend.describe()}")
+print(f"autoencoder training: {duration(total_seconds)} on {backend.describe()}")
 encoders = {"autoencoder's codes": encoder, "untrained encoder's codes": untrained, "raw pixels": None}
 compare_probes(encoders, train, test, args)

@@ -3,39 +3,117 @@
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 import time
+from pathlib import Path
+from typing import Callable, NoReturn, Sequence
 
 import numpy as np
 
 import gdnet as gd
+from gdnet.cli import backend_choices
 
 
-def parse_args(description: str, epochs: int, batch_size: int, lr: float, extra=None) -> argparse.Namespace:
+def integer(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``low``."""
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}; got {text!r}")
+        return value
+
+    return whole
+
+
+def real(low: float, *, above: bool = False, high: float | None = None) -> Callable[[str], float]:
+    """An argparse type: a finite number >= ``low`` (> ``low`` where ``above``) and <= ``high``
+    where given; nan and inf are refused (a learning rate of inf trains to nan)."""
+    wanted = f"{'>' if above else '>='} {low:g}" if high is None else f"in {'(' if above else '['}{low:g}, {high:g}]"
+
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and (value > low if above else value >= low) and (high is None or value <= high)):
+            raise argparse.ArgumentTypeError(f"expected a finite number {wanted}; got {text!r}")
+        return value
+
+    return number
+
+
+COUNT = integer(1)  # epochs, batch sizes, layer sizes
+POSITIVE = real(0.0, above=True)
+NON_NEGATIVE = real(0.0)
+PROBABILITY = real(0.0, high=1.0)
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written (its example commands stay one per line), and each
+    flag's default where it has one."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
+def make_parser(description: str, epochs: int, batch_size: int, lr: float, extra=None) -> argparse.ArgumentParser:
     """The flags every example takes (--backend, --device, --epochs, ...), plus ``extra(parser)``."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--backend", default="auto", help="auto, numpy, cupy or array_api_strict")
-    parser.add_argument("--device", default=None, help="a device of the backend (cuda:1, device1, ...)")
-    parser.add_argument("--epochs", type=int, default=epochs)
-    parser.add_argument("--batch-size", type=int, default=batch_size)
-    parser.add_argument("--lr", type=float, default=lr)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--subset", "--train-subset", type=int, default=None,
-                        help="train on the first N training images only")
+    parser = argparse.ArgumentParser(description=description, formatter_class=_HelpFormatter)
+    backends = backend_choices()
+    parser.add_argument("--backend", default="auto", choices=backends, metavar="NAME",
+                        help=f"auto (a GPU backend where one answers, else numpy) or one of: {', '.join(backends[1:])}")
+    parser.add_argument("--device", default=None, help="a device of the backend (cuda:1, mps, device1, ...)")
+    parser.add_argument("--epochs", type=COUNT, default=epochs, help="training epochs")
+    parser.add_argument("--batch-size", type=COUNT, default=batch_size, help="training examples per step")
+    parser.add_argument("--lr", type=POSITIVE, default=lr, help="learning rate")
+    parser.add_argument("--seed", type=integer(0), default=0, help="seed of the weights, shuffling and augmentation")
+    parser.add_argument("--subset", "--train-subset", type=COUNT, default=None, metavar="N",
+                        help="train on the first N training images only (default: all)")
     parser.add_argument("--data-root", default=None, help="folder with the Fashion-MNIST IDX files")
     if extra:
         extra(parser)
-    return parser.parse_args()
+    return parser
+
+
+def parse_args(description: str, epochs: int, batch_size: int, lr: float, extra=None,
+               argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The example's flags from ``argv`` (default: the command line); a bad value exits with
+    status 2 and a message naming the flag, the value and what it takes."""
+    return make_parser(description, epochs, batch_size, lr, extra).parse_args(argv)
+
+
+def usage_error(message: str) -> NoReturn:
+    """Exit with status 2 and ``message``, as argparse does for a bad flag."""
+    sys.stderr.write(f"{Path(sys.argv[0]).name}: error: {message}\n")
+    raise SystemExit(2)
 
 
 def setup(args: argparse.Namespace):
-    """Activate the backend, seed everything, load Fashion-MNIST; returns (backend, train, test)."""
-    backend = gd.set_backend(args.backend, args.device)
+    """Activate the backend, seed everything, load Fashion-MNIST; returns (backend, train, test).
+    An unusable backend or device, missing data or a --subset larger than the training set exit
+    with status 2 and a message."""
+    try:
+        backend = gd.set_backend(args.backend, args.device)
+        train, test = gd.datasets.fashion_mnist(args.data_root)
+    except (ValueError, OSError, RuntimeError) as exc:
+        usage_error(str(exc))
     gd.manual_seed(args.seed)
-    train, test = gd.datasets.fashion_mnist(args.data_root)
-    if args.subset:
+    if args.subset is not None:
+        if args.subset > len(train):
+            usage_error(f"argument --subset: expected at most the {len(train)} training images; got {args.subset}")
         train = gd.data.ArrayDataset(train.inputs[: args.subset], train.targets[: args.subset], classes=train.classes)
     print(f"{backend.describe()}, {len(train)} training images, seed {args.seed}")
     return backend, train, test
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` for a log line: "12.3 s" from one second up, else milliseconds to three
+    significant figures ("41.7 ms", "0.812 ms"), so short runs do not print 0."""
+    return f"{seconds:.1f} s" if seconds >= 1.0 else f"{seconds * 1e3:.3g} ms"
 
 
 def fit_classifier(model, optimizer, train, test, args, scheduler=None) -> float:
@@ -55,8 +133,8 @@ def fit_classifier(model, optimizer, train, test, args, scheduler=None) -> float
         total += seconds
         _, accuracy = gd.train.evaluate(model, test_loader)
         print(f"epoch {epoch:>3}/{args.epochs}  loss {loss:.4f}  train acc {train_accuracy:.2%}  "
-              f"test acc {accuracy:.2%}  {seconds:.1f} s", flush=True)
-    print(f"test accuracy: {accuracy:.2%} ({total:.0f} s of training)")
+              f"test acc {accuracy:.2%}  {duration(seconds)}", flush=True)
+    print(f"test accuracy: {accuracy:.2%} ({duration(total)} of training)")
     return accuracy
 
 
@@ -95,7 +173,7 @@ def linear_probe(train_features, test_features, epochs: int = 20, seed: int = 0)
 
 
 def add_probe_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--probe-epochs", type=int, default=20, help="epochs of the linear probe")
+    parser.add_argument("--probe-epochs", type=COUNT, default=20, help="epochs of the linear probe")
 
 
 def compare_probes(encoders: dict, train, test, args: argparse.Namespace) -> dict[str, float]:
@@ -108,5 +186,5 @@ def compare_probes(encoders: dict, train, test, args: argparse.Namespace) -> dic
         accuracies[name] = linear_probe(train_features, test_features, epochs=args.probe_epochs, seed=args.seed)
         print(f"linear probe on the {name} ({train_features.inputs.shape[1]} features): "
               f"{accuracies[name]:.2%} test accuracy", flush=True)
-    print(f"probes: {time.perf_counter() - start:.0f} s")
+    print(f"probes: {duration(time.perf_counter() - start)}")
     return accuracies

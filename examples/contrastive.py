@@ -15,29 +15,45 @@ erasing.
 
 import time
 
-from common import add_probe_flags, compare_probes, parse_args, setup
+from common import (
+    COUNT,
+    NON_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    add_probe_flags,
+    compare_probes,
+    duration,
+    integer,
+    parse_args,
+    real,
+    setup,
+    usage_error,
+)
 
 import gdnet as gd
 from gdnet.data import augment
 
 
 def flags(parser):
-    parser.add_argument("--temperature", type=float, default=0.2, help="NT-Xent temperature")
-    parser.add_argument("--width", type=int, default=16, help="channels of the first conv layer (then x2)")
-    parser.add_argument("--features", type=int, default=32, help="channels of the last conv layer: the features")
+    parser.add_argument("--temperature", type=POSITIVE, default=0.2, help="NT-Xent temperature")
+    parser.add_argument("--width", type=COUNT, default=16, help="channels of the first conv layer (then x2)")
+    parser.add_argument("--features", type=COUNT, default=32, help="channels of the last conv layer: the features")
     parser.add_argument("--blocks", type=int, default=3, choices=[2, 3, 4], help="conv blocks of the encoder")
-    parser.add_argument("--fc", type=int, default=0,
+    parser.add_argument("--fc", type=integer(0), default=0,
                         help="features from a dense layer on the last map (0: global average pool)")
-    parser.add_argument("--crop-scale", type=float, default=0.3, help="smallest crop, as a fraction of the area")
-    parser.add_argument("--degrees", type=float, default=15.0, help="largest rotation, in degrees")
-    parser.add_argument("--erase", type=float, default=0.5, help="probability of erasing a box of a view")
-    parser.add_argument("--jitter", type=float, default=0.4, help="brightness and contrast jitter")
-    parser.add_argument("--noise", type=float, default=0.0, help="standard deviation of added Gaussian noise")
+    parser.add_argument("--crop-scale", type=real(0.0, above=True, high=1.0), default=0.3,
+                        help="smallest crop, as a fraction of the area")
+    parser.add_argument("--degrees", type=NON_NEGATIVE, default=15.0, help="largest rotation, in degrees")
+    parser.add_argument("--erase", type=PROBABILITY, default=0.5, help="probability of erasing a box of a view")
+    parser.add_argument("--jitter", type=NON_NEGATIVE, default=0.4, help="brightness and contrast jitter")
+    parser.add_argument("--noise", type=NON_NEGATIVE, default=0.0, help="standard deviation of added Gaussian noise")
     add_probe_flags(parser)
 
 
 args = parse_args(__doc__, epochs=10, batch_size=256, lr=1e-3, extra=flags)
 backend, train, test = setup(args)
+if args.batch_size > len(train):  # drop_last: not one full batch, no step
+    usage_error(f"argument --batch-size: expected at most the {len(train)} training images; got {args.batch_size}")
 nn = gd.nn
 rng = gd.device_rng(backend)
 xp = backend.xp
@@ -99,7 +115,7 @@ for epoch in range(1, args.epochs + 1):
     backend.synchronize()
     seconds = time.perf_counter() - start
     total_seconds += seconds
-    print(f"epoch {epoch:>3}/{args.epochs}  NT-Xent loss {float(total) / steps:.4f}  {seconds:.1f} s", flush=True)
+    print(f"epoch {epoch:>3}/{args.epochs}  NT-Xent loss {float(total) / steps:.4f}  {duration(seconds)}", flush=True)
 
-print(f"contrastive training: {total_seconds:.0f} s on {backend.describe()}")
+print(f"contrastive training: {duration(total_seconds)} on {backend.describe()}")
 compare_probes({"contrastive encoder": encoder, "untrained encoder": untrained, "raw pixels": None}, train, test, args)

@@ -5,14 +5,14 @@
     python examples/rnn.py --backend numpy --epochs 1 --subset 5000 --cell lstm
 """
 
-from common import fit_classifier, parse_args, setup
+from common import COUNT, fit_classifier, parse_args, setup
 
 import gdnet as gd
 
 
 def flags(parser):
-    parser.add_argument("--cell", choices=["gru", "lstm", "rnn"], default="gru")
-    parser.add_argument("--hidden", type=int, default=128, help="size of the hidden state")
+    parser.add_argument("--cell", choices=["gru", "lstm", "rnn"], default="gru", help="the recurrent layer")
+    parser.add_argument("--hidden", type=COUNT, default=128, help="size of the hidden state")
 
 
 args = parse_args(__doc__, epochs=15, batch_size=128, lr=2e-3, extra=flags)
