@@ -113,7 +113,8 @@ def setup(args: argparse.Namespace):
 def duration(seconds: float) -> str:
     """``seconds`` for a log line: "12.3 s" from one second up, else milliseconds to three
     significant figures ("41.7 ms", "0.812 ms"), so short runs do not print 0."""
-    return f"{seconds:.1f} s" if seconds >= 1.0 else f"{seconds * 1e3:.3g} ms"
+    # from 999.5 ms up, three figures would round to "1e+03 ms"
+    return f"{seconds:.1f} s" if seconds >= 0.9995 else f"{seconds * 1e3:.3g} ms"
 
 
 def fit_classifier(model, optimizer, train, test, args, scheduler=None) -> float:
