@@ -169,24 +169,18 @@ def test_help_shows_the_docstring_commands_as_written(script):
         assert command in done.stdout.splitlines(), done.stdout
 
 
-@pytest.mark.parametrize("flags, expected", [
-    (["--subset", "97"], "argument --subset: expected at most the 96 training images; got 97"),
-    (["--data-root", "no-such-folder"], "dataset 'fashion-mnist' not found"),
+@pytest.mark.parametrize("script, flags, expected", [
+    ("mlp.py", ["--subset", "97"], "argument --subset: expected at most the 96 training images; got 97"),
+    ("mlp.py", ["--data-root", "no-such-folder"], "dataset 'fashion-mnist' not found"),
+    # drop_last: 96 images in batches of 128 would give no step at all
+    ("contrastive.py", ["--batch-size", "128"],
+     "argument --batch-size: expected at most the 96 training images; got 128"),
 ])
-def test_setup_errors_are_usage_errors(flags, expected, data_root):
-    command = [sys.executable, str(EXAMPLES / "mlp.py"), "--backend", "numpy", "--data-root", str(data_root), *flags]
+def test_setup_errors_are_usage_errors(script, flags, expected, data_root):
+    command = [sys.executable, str(EXAMPLES / script), "--backend", "numpy", "--data-root", str(data_root), *flags]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert expected in done.stderr and "Traceback" not in done.stderr, done.stderr
-
-
-def test_contrastive_batch_larger_than_the_training_set_is_a_usage_error(data_root):
-    # drop_last: 96 images in batches of 128 would give no step at all
-    command = [sys.executable, str(EXAMPLES / "contrastive.py"), "--backend", "numpy", "--data-root", str(data_root),
-               "--batch-size", "128"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2
-    assert "argument --batch-size: expected at most the 96 training images; got 128" in done.stderr, done.stderr
 
 
 @pytest.mark.parametrize("seconds, shown", [
