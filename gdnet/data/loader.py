@@ -111,13 +111,13 @@ class DataLoader:
         epoch: epochs started so far.
         rank, num_replicas: this rank and the world size (0 and 1 unless ``distributed``).
         num_samples: examples per epoch on this rank (the dataset's length unless ``distributed``).
-    Raises:
-        RuntimeError: ``distributed=True`` before ``gd.distributed.init_process_group()``.
-        ValueError: (distributed) the ranks' datasets differ in length, or their seeds differ.
         label_range: (lowest, highest) of integer targets, read once on the host here (None for
             float targets or none). A training step on a device whose reads are not free (a GPU)
             cannot check labels without synchronising, so ``fit`` compares this range with the
             model's number of scores instead, once, before the first step.
+    Raises:
+        RuntimeError: ``distributed=True`` before ``gd.distributed.init_process_group()``.
+        ValueError: (distributed) the ranks' datasets differ in length, or their seeds differ.
     """
 
     def __init__(
