@@ -260,19 +260,13 @@ def test_color_jitter_scales_brightness_and_contrast_within_range(backend):
 BAD = [
     (lambda x: augment.affine([[[0.0]]]), TypeError, "array of the active backend"),
     (lambda x: augment.affine(x[0, ...]), ValueError, r"shape \(N, H, W\) or \(N, C, H, W\)"),
-    (lambda x: augment.random_affine(x, degrees=-1), ValueError, "degrees must be non-negative"),
-    (lambda x: augment.random_affine(x, translate=(0.5, 2.0)), ValueError, "translate must be"),
-    (lambda x: augment.random_affine(x, scale=(1.2, 0.8)), ValueError, "min <= max"),
-    (lambda x: augment.random_resized_crop(x, scale=(0.5, 1.5)), ValueError, r"0 < min <= max <= 1"),
-    (lambda x: augment.random_resized_crop(x, ratio=(0.0, 1.0)), ValueError, "ratio must be"),
     (lambda x: augment.random_resized_crop(x, scale=0.5), TypeError, r"pair of numbers"),
-    (lambda x: augment.random_erasing(x, p=1.5), ValueError, r"probability in \[0, 1\]"),
-    (lambda x: augment.random_horizontal_flip(x, p=-0.1), ValueError, r"probability in \[0, 1\]"),
-    (lambda x: augment.color_jitter(x, brightness=-0.2), ValueError, "brightness must be non-negative"),
+    (lambda x: augment.random_affine(x, translate=0.5), TypeError, r"translate must be a pair \(tx, ty\)"),
     (lambda x: augment.affine(x, angle="90"), TypeError, "angle must be a number or an"),
     (lambda x: augment.affine(x, translate=3.0), TypeError, r"translate must be a pair \(dx, dy\)"),
-    (lambda x: augment.affine(x, fill=None), TypeError, "fill must be a number"),
-    (lambda x: augment.erase(x, 0, 0, 2, 2, value="0"), TypeError, "value must be a number"),
+    (lambda x: augment.affine(x, fill=None), TypeError, r"Invalid affine fill: None \(expected a real number\)"),
+    (lambda x: augment.erase(x, 0, 0, 2, 2, value="0"), TypeError, r"Invalid erase value: '0' \(expected a real"),
+    (lambda x: augment.random_erasing(x, p="1"), TypeError, r"Invalid random_erasing p: '1' \(expected a real"),
 ]
 
 
@@ -280,6 +274,100 @@ BAD = [
 def test_bad_input_is_a_clear_error(backend, call, error, message):
     with pytest.raises(error, match=message):
         call(on_device(backend, np.zeros((2, H, W))))
+
+
+NAN, INF = math.nan, math.inf
+FINITE, NON_NEGATIVE, POSITIVE = r"a finite number\)", r"a finite number >= 0\)", r"a finite number > 0\)"
+UNIT, OPEN_UNIT, ORDERED = r"a value in \[0, 1\]\)", r"a value in \(0, 1\]\)", r"a pair \(min, max\) with min <= max\)"
+# every numeric argument of every function: (call, the start of the message, what it expects)
+BAD_NUMBERS = [
+    (lambda x: augment.affine(x, angle=NAN), "affine angle: nan", FINITE),
+    (lambda x: augment.affine(x, angle=INF), "affine angle: inf", FINITE),
+    (lambda x: augment.affine(x, translate=(NAN, 0.0)), r"affine translate\[0\]: nan", FINITE),
+    (lambda x: augment.affine(x, translate=(0.0, -INF)), r"affine translate\[1\]: -inf", FINITE),
+    (lambda x: augment.affine(x, scale=0.0), "affine scale: 0.0", POSITIVE),
+    (lambda x: augment.affine(x, scale=-1.0), "affine scale: -1.0", POSITIVE),
+    (lambda x: augment.affine(x, scale=NAN), "affine scale: nan", POSITIVE),
+    (lambda x: augment.affine(x, scale=INF), "affine scale: inf", POSITIVE),
+    (lambda x: augment.affine(x, fill=NAN), "affine fill: nan", FINITE),
+    (lambda x: augment.resized_crop(x, 0, 0, 0, 0), "resized_crop height: 0", POSITIVE),
+    (lambda x: augment.resized_crop(x, 0, 0, 4, -2), "resized_crop width: -2", POSITIVE),
+    (lambda x: augment.resized_crop(x, 0, 0, INF, 4), "resized_crop height: inf", POSITIVE),
+    (lambda x: augment.resized_crop(x, NAN, 0, 4, 4), "resized_crop top: nan", FINITE),
+    (lambda x: augment.resized_crop(x, 0, -INF, 4, 4), "resized_crop left: -inf", FINITE),
+    (lambda x: augment.resized_crop(x, 0, 0, 4, 4, fill=INF), "resized_crop fill: inf", FINITE),
+    (lambda x: augment.erase(x, 0, 0, -1, 2), "erase height: -1", NON_NEGATIVE),
+    (lambda x: augment.erase(x, 0, 0, 2, NAN), "erase width: nan", NON_NEGATIVE),
+    (lambda x: augment.erase(x, INF, 0, 2, 2), "erase top: inf", FINITE),
+    (lambda x: augment.erase(x, 0, NAN, 2, 2), "erase left: nan", FINITE),
+    (lambda x: augment.erase(x, 0, 0, 2, 2, value=NAN), "erase value: nan", FINITE),
+    (lambda x: augment.random_resized_crop(x, scale=(NAN, 1.0)), r"random_resized_crop scale\[0\]: nan", OPEN_UNIT),
+    (lambda x: augment.random_resized_crop(x, scale=(0.5, 1.5)), r"random_resized_crop scale\[1\]: 1.5", OPEN_UNIT),
+    (lambda x: augment.random_resized_crop(x, scale=(0.0, 1.0)), r"random_resized_crop scale\[0\]: 0.0", OPEN_UNIT),
+    (lambda x: augment.random_resized_crop(x, scale=(0.8, 0.5)), r"random_resized_crop scale: \(0.8, 0.5\)", ORDERED),
+    (lambda x: augment.random_resized_crop(x, ratio=(0.0, 1.0)), r"random_resized_crop ratio\[0\]: 0.0", POSITIVE),
+    (lambda x: augment.random_resized_crop(x, ratio=(1.0, INF)), r"random_resized_crop ratio\[1\]: inf", POSITIVE),
+    (lambda x: augment.random_resized_crop(x, ratio=(2.0, 1.0)), r"random_resized_crop ratio: \(2.0, 1.0\)", ORDERED),
+    (lambda x: augment.random_resized_crop(x, fill=NAN), "random_resized_crop fill: nan", FINITE),
+    (lambda x: augment.random_affine(x, degrees=NAN), "random_affine degrees: nan", NON_NEGATIVE),
+    (lambda x: augment.random_affine(x, degrees=-1), "random_affine degrees: -1", NON_NEGATIVE),
+    (lambda x: augment.random_affine(x, degrees=INF), "random_affine degrees: inf", NON_NEGATIVE),
+    (lambda x: augment.random_affine(x, degrees=(-10, NAN)), r"random_affine degrees\[1\]: nan", FINITE),
+    (lambda x: augment.random_affine(x, degrees=(10, -10)), r"random_affine degrees: \(10, -10\)", ORDERED),
+    (lambda x: augment.random_affine(x, translate=(0.5, 2.0)), r"random_affine translate\[1\]: 2.0", UNIT),
+    (lambda x: augment.random_affine(x, translate=(NAN, 0.5)), r"random_affine translate\[0\]: nan", UNIT),
+    (lambda x: augment.random_affine(x, scale=(1.2, 0.8)), r"random_affine scale: \(1.2, 0.8\)", ORDERED),
+    (lambda x: augment.random_affine(x, scale=(0.0, 1.0)), r"random_affine scale\[0\]: 0.0", POSITIVE),
+    (lambda x: augment.random_affine(x, scale=(0.5, NAN)), r"random_affine scale\[1\]: nan", POSITIVE),
+    (lambda x: augment.random_affine(x, fill=NAN), "random_affine fill: nan", FINITE),
+    (lambda x: augment.random_erasing(x, p=1.5), "random_erasing p: 1.5", UNIT),
+    (lambda x: augment.random_erasing(x, p=NAN), "random_erasing p: nan", UNIT),
+    (lambda x: augment.random_erasing(x, scale=(0.5, 0.2)), r"random_erasing scale: \(0.5, 0.2\)", ORDERED),
+    (lambda x: augment.random_erasing(x, scale=(INF, 0.2)), r"random_erasing scale\[0\]: inf", OPEN_UNIT),
+    (lambda x: augment.random_erasing(x, ratio=(-1.0, 2.0)), r"random_erasing ratio\[0\]: -1.0", POSITIVE),
+    (lambda x: augment.random_erasing(x, ratio=(3.0, 0.3)), r"random_erasing ratio: \(3.0, 0.3\)", ORDERED),
+    (lambda x: augment.random_erasing(x, value=NAN), "random_erasing value: nan", FINITE),
+    (lambda x: augment.random_horizontal_flip(x, p=-0.1), "random_horizontal_flip p: -0.1", UNIT),
+    (lambda x: augment.random_horizontal_flip(x, p=NAN), "random_horizontal_flip p: nan", UNIT),
+    (lambda x: augment.color_jitter(x, brightness=NAN), "color_jitter brightness: nan", NON_NEGATIVE),
+    (lambda x: augment.color_jitter(x, brightness=-0.2), "color_jitter brightness: -0.2", NON_NEGATIVE),
+    (lambda x: augment.color_jitter(x, contrast=INF), "color_jitter contrast: inf", NON_NEGATIVE),
+    (lambda x: augment.color_jitter(x, contrast=(-0.5, 1.0)), r"color_jitter contrast\[0\]: -0.5", NON_NEGATIVE),
+    (lambda x: augment.color_jitter(x, brightness=(0.5, NAN)), r"color_jitter brightness\[1\]: nan", NON_NEGATIVE),
+    (lambda x: augment.color_jitter(x, brightness=(1.5, 0.5)), r"color_jitter brightness: \(1.5, 0.5\)", ORDERED),
+]
+
+
+@pytest.mark.parametrize("call, value, expected", BAD_NUMBERS, ids=[b[1].replace("\\", "") for b in BAD_NUMBERS])
+def test_a_number_out_of_its_range_is_refused_up_front(backend, call, value, expected):
+    with pytest.raises(ValueError, match=rf"^Invalid {value} \(expected {expected}$"):
+        call(on_device(backend, np.zeros((2, H, W))))
+
+
+def test_the_edges_of_each_range_are_accepted(backend):
+    images = on_device(backend, random_images(2, H, W))
+    for out in (augment.erase(images, -3, -3, 0, 0), augment.random_erasing(images, p=0.0, scale=(1.0, 1.0)),
+                augment.random_horizontal_flip(images, p=0.0), augment.color_jitter(images, brightness=(0.0, 0.0))):
+        assert tuple(out.shape) == (2, H, W)
+    np.testing.assert_array_equal(host(augment.erase(images, -3, -3, 0, 0)), host(images))  # an empty box
+    np.testing.assert_array_equal(host(augment.random_horizontal_flip(images, p=0.0)), host(images))
+    np.testing.assert_array_equal(host(augment.color_jitter(images, brightness=(0.0, 0.0))), 0.0)
+
+
+def test_a_nan_from_a_per_image_array_reads_fill_instead_of_a_wild_index(backend):
+    # per-image arrays are not read on the host (that would synchronise), so a NaN angle or a
+    # zero scale there reaches the resampler: its pixels read fill, the other images are exact
+    source = random_images(3, 2, H, W)
+    images = on_device(backend, source)
+    angle, scale = on_device(backend, np.array([NAN, 0.0, 0.0])), on_device(backend, np.array([1.0, 0.0, 1.0]))
+    with np.errstate(all="ignore"):
+        out = host(augment.affine(images, angle=angle, scale=scale, fill=0.5))
+        box = [on_device(backend, np.array(v)) for v in ([0.0, NAN], [0.0, 0.0], [H, 4.0], [W, 4.0])]
+        crop = host(augment.resized_crop(images[:2, ...], *box, fill=0.25))
+    np.testing.assert_array_equal(out[:2], 0.5)
+    np.testing.assert_allclose(out[2], source[2], atol=1e-6)
+    np.testing.assert_allclose(crop[0], source[0], atol=1e-6)
+    np.testing.assert_array_equal(crop[1], 0.25)
 
 
 def test_integer_images_are_refused(backend):

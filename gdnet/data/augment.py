@@ -17,6 +17,13 @@ functional forms (``resized_crop``, ``affine``, ``erase``), with one difference:
 torchvision retries a rejected random box up to ten times on the host, these clip it into the
 image, since a loop on drawn values would read them back from the device.
 
+Every Python number among the arguments is checked before any work (finite; box sizes and
+scales positive; ranges ordered; probabilities in [0, 1]) and refused with a ValueError that
+names the function, the argument, the value and what was expected. Per-image arrays are not
+read, since that would synchronise the device in a training step: only their shape is checked,
+and a NaN or infinite source coordinate they lead to reads ``fill``, as a pixel outside the
+image does.
+
     rng = gd.device_rng()
     for x, _ in loader:                                  # (N, 28, 28) float32 on the device
         view = augment.random_resized_crop(x.data, rng, scale=(0.4, 1.0))
@@ -30,6 +37,7 @@ import math
 from typing import Any
 
 from .._backend import device_rng
+from .._checks import checked_number
 from ..autograd import Array, Tensor, dtype_is, namespace_of
 
 PerImage = Any  # a Python number, or an (N,) array on the images' device
@@ -48,37 +56,42 @@ def _unwrap(images: Any, name: str) -> tuple[Any, Any]:
     return array, xp
 
 
-def _per_image(xp, value: PerImage, images: Array, name: str, what: str) -> Array:
-    """``value`` as an (N, 1, 1) array of the images' dtype and device, for broadcasting."""
+def _number(name: str, what: str, value: Any, low: float = -math.inf, high: float | None = None,
+            low_open: bool = False) -> float:
+    """A Python number, finite and in [low, high] (above low with ``low_open``), as a float;
+    ``Invalid {name} {what}: {value} (expected ...)`` otherwise."""
+    return checked_number(value, f"{name} {what}", low, high, low_open=low_open)
+
+
+def _per_image(xp, value: PerImage, images: Array, name: str, what: str, low: float = -math.inf,
+               low_open: bool = False) -> Array:
+    """``value`` as an (N, 1, 1) array of the images' dtype and device, for broadcasting; a
+    number is checked as ``_number`` does, an array only for its shape (reading it would
+    synchronise)."""
     n = images.shape[0]
     if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "shape"):
         raise TypeError(f"{name}: {what} must be a number or an (N,) array; got {type(value).__name__}")
     if isinstance(value, (int, float)):
-        return xp.full((n, 1, 1), float(value), dtype=images.dtype, device=images.device)
+        number = _number(name, what, value, low, low_open=low_open)
+        return xp.full((n, 1, 1), number, dtype=images.dtype, device=images.device)
     if tuple(value.shape) != (n,):
         raise ValueError(f"{name}: {what} must have shape ({n},), one value per image; got {tuple(value.shape)}")
     return xp.reshape(xp.astype(value, images.dtype), (n, 1, 1))
 
 
-def _check_range(name: str, what: str, value: Any, low: float = -math.inf, high: float = math.inf,
-                 positive: bool = False) -> tuple[float, float]:
-    """A (min, max) pair of numbers with min <= max, both within [low, high] (and above 0)."""
-    if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
-    ):
+def _check_range(name: str, what: str, value: Any, low: float = -math.inf, high: float | None = None,
+                 low_open: bool = False) -> tuple[float, float]:
+    """A (min, max) pair of finite numbers with min <= max, each checked as ``_number`` does."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"{name}: {what} must be a pair of numbers (min, max); got {value!r}")
-    first, second = float(value[0]), float(value[1])
-    if first > second or first < low or second > high or (positive and first <= 0.0):
-        lower = "0 < " if positive else (f"{low:g} <= " if low > -math.inf else "")
-        upper = f" <= {high:g}" if high < math.inf else ""
-        raise ValueError(f"{name}: {what} must be a pair (min, max) with {lower}min <= max{upper}; got {value!r}")
+    first, second = (_number(name, f"{what}[{i}]", v, low, high, low_open) for i, v in enumerate(value))
+    if first > second:
+        raise ValueError(f"Invalid {name} {what}: {tuple(value)!r} (expected a pair (min, max) with min <= max)")
     return first, second
 
 
 def _check_probability(name: str, p: Any) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"{name}: p must be a probability in [0, 1]; got {p!r}")
-    return float(p)
+    return _number(name, "p", p, 0.0, 1.0)
 
 
 def _generator(generator):
@@ -90,8 +103,8 @@ def _random_sides(generator, images: Array, name: str, scale: Any, ratio: Any) -
     and a ratio r log-uniform in ``ratio``: the sides of a box of area a * H * W whose first side
     is r times the second. Each is (N, 1, 1) of the images' dtype."""
     xp = namespace_of(images)
-    low, high = _check_range(name, "scale", scale, high=1.0, positive=True)
-    ratio_low, ratio_high = _check_range(name, "ratio", ratio, positive=True)
+    low, high = _check_range(name, "scale", scale, 0.0, 1.0, low_open=True)
+    ratio_low, ratio_high = _check_range(name, "ratio", ratio, 0.0, low_open=True)
     area = _uniform(generator, images, low, high) * float(images.shape[-2] * images.shape[-1])
     aspect = xp.exp(_uniform(generator, images, math.log(ratio_low), math.log(ratio_high)))
     return xp.sqrt(area * aspect), xp.sqrt(area / aspect)
@@ -112,10 +125,14 @@ def _warp(xp, images: Array, source_x: Array, source_y: Array, fill: float) -> A
     column source_x[n, i, j] and row source_y[n, i, j]; outside the source it reads ``fill``.
 
     The four neighbours are gathered from the flattened batch with one index array each (the
-    standard has no per-row gather); out-of-range neighbours get weight zero.
+    standard has no per-row gather); out-of-range neighbours get weight zero. A NaN coordinate
+    (from a NaN or infinite per-image parameter, never read on the host) is moved outside the
+    image, since its index would be undefined.
     """
     n, height, width = images.shape[0], images.shape[-2], images.shape[-1]
     channels = images.shape[1] if images.ndim == 4 else 1
+    source_x = xp.where(xp.isnan(source_x), xp.full_like(source_x, -2.0), source_x)
+    source_y = xp.where(xp.isnan(source_y), xp.full_like(source_y, -2.0), source_y)
     flat = xp.reshape(images, (-1,))
     # (N, C, 1, 1): the first element of each channel plane in the flattened batch
     planes = xp.reshape(xp.arange(n * channels, dtype=xp.int64, device=images.device) * (height * width),
@@ -141,10 +158,13 @@ def _warp(xp, images: Array, source_x: Array, source_y: Array, fill: float) -> A
 
 
 def _box(xp, images: Array, name: str, top: PerImage, left: PerImage, height: PerImage,
-         width: PerImage) -> list[Array]:
-    """A box per image as four (N, 1, 1) arrays: top, left, height, width."""
-    given = {"top": top, "left": left, "height": height, "width": width}
-    return [_per_image(xp, value, images, name, what) for what, value in given.items()]
+         width: PerImage, empty: bool) -> list[Array]:
+    """A box per image as four (N, 1, 1) arrays: top, left, height, width; the sizes positive,
+    or non-negative where an ``empty`` box means something."""
+    corner = [_per_image(xp, value, images, name, what) for what, value in (("top", top), ("left", left))]
+    sizes = [_per_image(xp, value, images, name, what, 0.0, low_open=not empty)
+             for what, value in (("height", height), ("width", width))]
+    return corner + sizes
 
 
 def _grid(xp, images: Array) -> tuple[Array, Array]:
@@ -153,12 +173,6 @@ def _grid(xp, images: Array) -> tuple[Array, Array]:
     columns = xp.reshape(xp.arange(width, dtype=images.dtype, device=images.device), (1, 1, width))
     rows = xp.reshape(xp.arange(height, dtype=images.dtype, device=images.device), (1, height, 1))
     return columns, rows
-
-
-def _number(name: str, what: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name}: {what} must be a number; got {value!r}")
-    return float(value)
 
 
 # -- deterministic transforms -------------------------------------------------------------------
@@ -173,24 +187,26 @@ def affine(images: Any, angle: PerImage = 0.0, translate: tuple[PerImage, PerIma
 
     Args:
         images: (N, H, W) or (N, C, H, W), real floating; an array or a Tensor.
-        angle: degrees, a number or an (N,) array (one per image).
-        translate: (dx, dy) in pixels, each a number or an (N,) array.
-        scale: positive factor, a number or an (N,) array.
-        fill: value of pixels that come from outside the image.
+        angle: degrees, a finite number or an (N,) array (one per image).
+        translate: (dx, dy) in pixels, each a finite number or an (N,) array.
+        scale: positive finite factor, a number or an (N,) array.
+        fill: value of pixels that come from outside the image, a finite number.
     Returns:
         a new batch of the same shape, dtype and device (a Tensor for a Tensor).
     Raises:
         TypeError: images not a floating array of rank 3 or 4, or a parameter of the wrong type.
-        ValueError: a per-image array whose shape is not (N,).
+        ValueError: a number out of its range (``Invalid affine scale: 0.0 (expected a finite
+            number > 0)``), or a per-image array whose shape is not (N,).
     """
     name = "affine"
     array, xp = _unwrap(images, name)
     if not isinstance(translate, (tuple, list)) or len(translate) != 2:
         raise TypeError(f"{name}: translate must be a pair (dx, dy); got {translate!r}")
+    fill = _number(name, "fill", fill)
     radians = _per_image(xp, angle, array, name, "angle") * (math.pi / 180.0)
     dx = _per_image(xp, translate[0], array, name, "translate[0]")
     dy = _per_image(xp, translate[1], array, name, "translate[1]")
-    inverse_scale = 1.0 / _per_image(xp, scale, array, name, "scale")
+    inverse_scale = 1.0 / _per_image(xp, scale, array, name, "scale", 0.0, low_open=True)
     columns, rows = _grid(xp, array)
     centre_x, centre_y = (array.shape[-1] - 1) / 2.0, (array.shape[-2] - 1) / 2.0
     # output -> source: undo the shift, then rotate by -angle and divide by the scale
@@ -198,7 +214,7 @@ def affine(images: Any, angle: PerImage = 0.0, translate: tuple[PerImage, PerIma
     cos, sin = xp.cos(radians) * inverse_scale, xp.sin(radians) * inverse_scale
     source_x = centre_x + cos * u - sin * v
     source_y = centre_y + sin * u + cos * v
-    return _same_kind(images, _warp(xp, array, source_x, source_y, _number(name, "fill", fill)))
+    return _same_kind(images, _warp(xp, array, source_x, source_y, fill))
 
 
 def resized_crop(images: Any, top: PerImage, left: PerImage, height: PerImage, width: PerImage,
@@ -215,17 +231,19 @@ def resized_crop(images: Any, top: PerImage, left: PerImage, height: PerImage, w
 
     Args:
         images: (N, H, W) or (N, C, H, W), real floating; an array or a Tensor.
-        top, left, height, width: pixels, each a number or an (N,) array; height and width
-            positive.
-        fill: value of pixels that come from outside the image.
+        top, left, height, width: pixels, each a finite number or an (N,) array; height and
+            width positive.
+        fill: value of pixels that come from outside the image, a finite number.
     Returns:
         a new batch of the same shape, dtype and device (a Tensor for a Tensor).
     Raises:
-        TypeError, ValueError: as ``affine``.
+        TypeError, ValueError: as ``affine`` (``Invalid resized_crop height: 0 (expected a
+            finite number > 0)``).
     """
     name = "resized_crop"
     array, xp = _unwrap(images, name)
-    top, left, box_height, box_width = _box(xp, array, name, top, left, height, width)
+    fill = _number(name, "fill", fill)
+    top, left, box_height, box_width = _box(xp, array, name, top, left, height, width, empty=False)
     columns, rows = _grid(xp, array)
     source_x = left + (columns + 0.5) * (box_width / float(array.shape[-1])) - 0.5
     source_y = top + (rows + 0.5) * (box_height / float(array.shape[-2])) - 0.5
@@ -233,7 +251,7 @@ def resized_crop(images: Any, top: PerImage, left: PerImage, height: PerImage, w
     # cropped image would (a box under a pixel wide reads its left or top edge)
     source_x = xp.minimum(xp.maximum(source_x, left), xp.maximum(left + box_width - 1.0, left))
     source_y = xp.minimum(xp.maximum(source_y, top), xp.maximum(top + box_height - 1.0, top))
-    return _same_kind(images, _warp(xp, array, source_x, source_y, _number(name, "fill", fill)))
+    return _same_kind(images, _warp(xp, array, source_x, source_y, fill))
 
 
 def erase(images: Any, top: PerImage, left: PerImage, height: PerImage, width: PerImage,
@@ -245,17 +263,19 @@ def erase(images: Any, top: PerImage, left: PerImage, height: PerImage, width: P
 
     Args:
         images: (N, H, W) or (N, C, H, W), real floating; an array or a Tensor.
-        top, left, height, width: pixels, each a number or an (N,) array.
-        value: what erased pixels become.
+        top, left, height, width: pixels, each a finite number or an (N,) array; height and
+            width non-negative.
+        value: what erased pixels become, a finite number.
     Returns:
         a new batch of the same shape, dtype and device (a Tensor for a Tensor).
     Raises:
-        TypeError, ValueError: as ``affine``.
+        TypeError, ValueError: as ``affine`` (``Invalid erase value: nan (expected a finite
+            number)``).
     """
     name = "erase"
     array, xp = _unwrap(images, name)
     value = _number(name, "value", value)
-    top, left, box_height, box_width = _box(xp, array, name, top, left, height, width)
+    top, left, box_height, box_width = _box(xp, array, name, top, left, height, width, empty=True)
     columns, rows = _grid(xp, array)
     inside = (rows >= top) & (rows < top + box_height) & (columns >= left) & (columns < left + box_width)
     if array.ndim == 4:
@@ -279,14 +299,17 @@ def random_resized_crop(images: Any, generator=None, scale: tuple[float, float] 
         generator: a device generator (``gd.device_rng()``, the default).
         scale: (min, max) fraction of the image's area, within (0, 1].
         ratio: (min, max) width / height, positive.
-        fill: value of pixels from outside the image (only rounding can reach there).
+        fill: value of pixels from outside the image (only rounding can reach there), a finite
+            number.
     Returns:
         a new batch of the same shape, dtype and device (a Tensor for a Tensor).
     Raises:
-        TypeError, ValueError: bad images or ranges.
+        TypeError, ValueError: bad images, ranges or fill (``Invalid random_resized_crop
+            scale[1]: 1.5 (expected a value in (0, 1])``).
     """
     name = "random_resized_crop"
     array, xp = _unwrap(images, name)
+    fill = _number(name, "fill", fill)
     generator = _generator(generator)
     height, width = float(array.shape[-2]), float(array.shape[-1])
     box_width, box_height = _random_sides(generator, array, name, scale, ratio)  # ratio: width / height
@@ -301,9 +324,8 @@ def random_resized_crop(images: Any, generator=None, scale: tuple[float, float] 
 def _symmetric(name: str, what: str, value: Any) -> tuple[float, float]:
     """torchvision's spelling of a range: a number d means (-d, d)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError(f"{name}: {what} must be non-negative when given as one number; got {value!r}")
-        return -float(value), float(value)
+        number = _number(name, what, value, 0.0)
+        return -number, number
     return _check_range(name, what, value)
 
 
@@ -318,25 +340,25 @@ def random_affine(images: Any, generator=None, degrees: Any = 0.0, translate: tu
     Args:
         images: (N, H, W) or (N, C, H, W), real floating, on the generator's device.
         generator: a device generator (``gd.device_rng()``, the default).
-        degrees: a non-negative number d, or (min, max) in degrees counter-clockwise.
+        degrees: a non-negative finite number d, or (min, max) in degrees counter-clockwise.
         translate: (tx, ty), fractions of the width and height in [0, 1]; None: no shift.
-        scale: (min, max) positive factors; None: no scaling.
-        fill: value of pixels that come from outside the image.
+        scale: (min, max) positive finite factors; None: no scaling.
+        fill: value of pixels that come from outside the image, a finite number.
     Returns:
         a new batch of the same shape, dtype and device (a Tensor for a Tensor).
     Raises:
-        TypeError, ValueError: bad images or ranges.
+        TypeError, ValueError: bad images, ranges or fill (``Invalid random_affine degrees: nan
+            (expected a finite number >= 0)``).
     """
     name = "random_affine"
     array, xp = _unwrap(images, name)
     angle_low, angle_high = _symmetric(name, "degrees", degrees)
     if translate is not None:
-        if not isinstance(translate, (tuple, list)) or len(translate) != 2 or not all(
-            isinstance(t, (int, float)) and not isinstance(t, bool) and 0.0 <= t <= 1.0 for t in translate
-        ):
-            raise ValueError(f"{name}: translate must be (tx, ty), fractions of the size in [0, 1]; got {translate!r}")
-        tx, ty = float(translate[0]), float(translate[1])
-    scale_low, scale_high = (1.0, 1.0) if scale is None else _check_range(name, "scale", scale, positive=True)
+        if not isinstance(translate, (tuple, list)) or len(translate) != 2:
+            raise TypeError(f"{name}: translate must be a pair (tx, ty); got {translate!r}")
+        tx, ty = (_number(name, f"translate[{i}]", t, 0.0, 1.0) for i, t in enumerate(translate))
+    scale_low, scale_high = (1.0, 1.0) if scale is None else _check_range(name, "scale", scale, 0.0, low_open=True)
+    fill = _number(name, "fill", fill)
     generator = _generator(generator)
     n = array.shape[0]
 
@@ -366,15 +388,17 @@ def random_erasing(images: Any, generator=None, p: float = 0.5, scale: tuple[flo
         p: probability that an image is erased, in [0, 1].
         scale: (min, max) fraction of the image's area, within (0, 1].
         ratio: (min, max) height / width, positive.
-        value: what erased pixels become.
+        value: what erased pixels become, a finite number.
     Returns:
         a new batch of the same shape, dtype and device (a Tensor for a Tensor).
     Raises:
-        TypeError, ValueError: bad images, probability or ranges.
+        TypeError, ValueError: bad images, probability, ranges or value (``Invalid
+            random_erasing p: 2 (expected a value in [0, 1])``).
     """
     name = "random_erasing"
     array, xp = _unwrap(images, name)
     p = _check_probability(name, p)
+    value = _number(name, "value", value)
     generator = _generator(generator)
     height, width = float(array.shape[-2]), float(array.shape[-1])
     box_height, box_width = _random_sides(generator, array, name, scale, ratio)  # ratio: height / width
@@ -392,10 +416,9 @@ def random_erasing(images: Any, generator=None, p: float = 0.5, scale: tuple[flo
 def _jitter_range(name: str, what: str, value: Any) -> tuple[float, float] | None:
     """torchvision's spelling of a jitter: a number j means factors in [max(0, 1 - j), 1 + j]."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError(f"{name}: {what} must be non-negative when given as one number; got {value!r}")
-        return None if value == 0 else (max(0.0, 1.0 - float(value)), 1.0 + float(value))
-    return _check_range(name, what, value, low=0.0)
+        number = _number(name, what, value, 0.0)
+        return None if number == 0.0 else (max(0.0, 1.0 - number), 1.0 + number)
+    return _check_range(name, what, value, 0.0)
 
 
 def color_jitter(images: Any, generator=None, brightness: Any = 0.0, contrast: Any = 0.0) -> Any:
@@ -411,12 +434,14 @@ def color_jitter(images: Any, generator=None, brightness: Any = 0.0, contrast: A
         images: (N, H, W) or (N, C, H, W), real floating, values in [0, 1], on the generator's
             device.
         generator: a device generator (``gd.device_rng()``, the default).
-        brightness: j >= 0 for factors uniform in [max(0, 1 - j), 1 + j], or (min, max); 0: none.
+        brightness: finite j >= 0 for factors uniform in [max(0, 1 - j), 1 + j], or (min, max)
+            with 0 <= min <= max, finite; 0: none.
         contrast: as brightness.
     Returns:
         a new batch of the same shape, dtype and device (a Tensor for a Tensor).
     Raises:
-        TypeError, ValueError: bad images or ranges.
+        TypeError, ValueError: bad images or ranges (``Invalid color_jitter brightness: nan
+            (expected a finite number >= 0)``).
     """
     name = "color_jitter"
     array, xp = _unwrap(images, name)
@@ -448,7 +473,8 @@ def random_horizontal_flip(images: Any, generator=None, p: float = 0.5) -> Any:
     Returns:
         a new batch of the same shape, dtype and device (a Tensor for a Tensor).
     Raises:
-        TypeError, ValueError: bad images or probability.
+        TypeError, ValueError: bad images or probability (``Invalid random_horizontal_flip p:
+            -0.1 (expected a value in [0, 1])``).
     """
     name = "random_horizontal_flip"
     array, xp = _unwrap(images, name)
