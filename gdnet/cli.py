@@ -13,6 +13,7 @@ import io
 import math
 import os
 import sys
+from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from . import distributed, optim, train
@@ -92,9 +93,9 @@ COMMAND_DEFAULTS = {"sgd": {"momentum": 0.9}}
 OPTIMIZER_FLAGS = {"weight_decay": 0.0, "momentum": None, "nesterov": False}
 
 
-def make_optimizer(args: argparse.Namespace, params):
-    """The optimizer ``--optimizer`` names (any that gdnet.optim exports), with --lr and, where
-    its constructor takes them, --weight-decay, --momentum and --nesterov.
+def optimizer_settings(args: argparse.Namespace) -> tuple[type, dict[str, Any]]:
+    """The class ``--optimizer`` names (any that gdnet.optim exports) and its settings: --lr and,
+    where its constructor takes them, --weight-decay, --momentum and --nesterov.
 
     Raises:
         ValueError: a flag given to an optimizer that takes no such setting.
@@ -111,7 +112,90 @@ def make_optimizer(args: argparse.Namespace, params):
         elif name not in takes:
             raise ValueError(f"--{name.replace('_', '-')} {value}: {cls.__name__} takes no {name}")
         settings[name] = value
+    return cls, settings
+
+
+def make_optimizer(args: argparse.Namespace, params):
+    """The optimizer of ``optimizer_settings(args)`` over ``params``."""
+    cls, settings = optimizer_settings(args)
     return cls(params, **settings)
+
+
+def _flag(name: str, value: Any) -> str:
+    """How a setting is spelled on the command line: "--lr 0.05", "--nesterov", "no --nesterov"."""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool):
+        return flag if value else f"no {flag}"
+    if isinstance(value, (list, tuple)):
+        return f"{flag} {' '.join(map(str, value))}" if value else f"no {flag}"
+    return f"{flag} {value}"
+
+
+def network_flags(spec: dict[str, Any]) -> str:
+    """The ``gdnet train`` flags that build the network ``spec`` describes, those at their
+    default left out: "--dataset mnist --hidden 64 32 --activation tanh --init he"."""
+    optional = {"conv": [], "dropout": 0.0}
+    return " ".join(_flag(name, spec[name]) for name in ("dataset", "conv", "hidden", "activation", "init", "dropout")
+                    if name in spec and spec[name] != optional.get(name, object()))
+
+
+def _checkpoint_run(checkpoint) -> dict[str, Any]:
+    """The optimizer, its settings and the schedule of the run a ``gdnet train`` checkpoint
+    saved, read from its optimizer and scheduler states (so files written before the command
+    recorded its flags are read the same way)."""
+    from .train import CheckpointError
+
+    state, schedule = checkpoint.optimizer_state, checkpoint.scheduler_state
+    if not isinstance(state, dict) or not state.get("param_groups"):
+        raise CheckpointError(f"{checkpoint.path} holds no optimizer state; --resume needs a checkpoint "
+                              "`gdnet train --checkpoint-dir` wrote")
+    names = {cls.__name__: name for name, cls in optim.optimizers().items()}
+    group = state["param_groups"][0]
+    run = {"optimizer": names.get(state.get("type"), state.get("type")),
+           "lr": group.get("initial_lr", group.get("lr"))}  # a schedule keeps the run's rate as initial_lr
+    run.update({name: group[name] for name in OPTIMIZER_FLAGS if name in group})
+    kind = schedule.get("type") if isinstance(schedule, dict) else None
+    run["schedule"] = {None: "constant", "CosineAnnealingLR": "cosine"}.get(kind, kind)
+    if run["schedule"] == "cosine":
+        run["epochs"] = schedule.get("T_max")
+    return run
+
+
+def check_resume(args: argparse.Namespace, checkpoint) -> None:
+    """ValueError unless ``args`` continue the run ``checkpoint`` saved: the same network, the
+    same optimizer with the same settings, the same schedule, and for a schedule over the
+    whole run (cosine) the same --epochs. A longer constant-rate run is a continuation."""
+    path = checkpoint.path
+    network = checkpoint.extra.get("network")
+    spec = model_spec(args)
+    if isinstance(network, dict):
+        differ = [name for name in ("dataset", "conv", "hidden", "activation", "init", "dropout")
+                  if spec[name] != network.get(name, {"conv": [], "dropout": 0.0}.get(name, object()))]
+        if differ:
+            raise ValueError(f"--resume: {path} holds the network {describe_network(network)}, trained with "
+                             f"{network_flags(network)}; this command asks for "
+                             f"{' '.join(_flag(name, spec[name]) for name in differ)} "
+                             f"({describe_network(spec)}). The network flags must match the checkpoint's: pass "
+                             "those, or start a new run with another --checkpoint-dir")
+    run = _checkpoint_run(checkpoint)
+    cls, settings = optimizer_settings(args)
+    defaults = inspect.signature(cls).parameters
+    mine: dict[str, Any] = {"optimizer": args.optimizer}
+    if run["optimizer"] == args.optimizer:
+        mine.update({name: settings.get(name, defaults[name].default)
+                     for name in ("lr", *OPTIMIZER_FLAGS) if name in run and name in defaults})
+    mine["schedule"] = args.schedule
+    if args.schedule == "cosine" and run["schedule"] == "cosine":
+        mine["epochs"] = args.epochs
+    differ = [name for name in mine if name in run and mine[name] != run[name]]
+    if differ:
+        because = {"epochs": " (a cosine schedule anneals over the whole run: a longer run is a new run)"}
+        changes = "; ".join(f"{_flag(name, mine[name])} where the checkpoint's run has {_flag(name, run[name])}"
+                            + because.get(name, "") for name in differ)
+        raise ValueError(f"--resume continues the run saved in {path} with its optimizer, learning rate and "
+                         f"schedule: {changes}. Pass the checkpoint's "
+                         f"{'value' if len(differ) == 1 else 'values'} to continue it, or start a new run "
+                         "with another --checkpoint-dir")
 
 
 def _load_datasets(args: argparse.Namespace):
@@ -129,15 +213,32 @@ def _use_backend(args: argparse.Namespace):
     return use_backend(args.backend, device)
 
 
-def _check_plot(path: str | None) -> None:
-    """Fail before training, not after it, where --plot cannot be drawn."""
+def _check_plot(path: str | None, checkpoint_dir: str | None = None) -> None:
+    """Fail before training, not after it, where --plot cannot be drawn: matplotlib missing,
+    a format it cannot write (the suffix names it; none is PNG), or a folder that does not
+    exist (unless it is --checkpoint-dir or above it, which training creates)."""
     if path is None:
         return
     try:
-        import matplotlib.figure  # noqa: F401
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError as exc:
         raise ValueError(f"--plot {path} needs matplotlib, which cannot be imported here ({exc}); install it "
-                         "(`pip install matplotlib`) or leave out --plot") from exc
+                         "(`pip install -e '.[plot]'` in the gdnet checkout, or `pip install matplotlib`) or leave "
+                         "out --plot") from exc
+    formats = FigureCanvasAgg(Figure()).get_supported_filetypes()  # the canvas History.plot draws on
+    suffix = Path(path).suffix[1:].lower()
+    if Path(path).is_dir():
+        raise ValueError(f"--plot {path} is a folder; expected the name of an image file in it, e.g. {path}/curves.png")
+    if suffix and suffix not in formats:
+        names = ", ".join("." + name for name in sorted(formats))
+        raise ValueError(f"--plot {path}: matplotlib cannot write the format {suffix!r}; expected a file name "
+                         f"ending in one of {names} (or no suffix, for PNG)")
+    folder = Path(path).absolute().parent
+    created = Path(checkpoint_dir).absolute() if checkpoint_dir else None
+    if not folder.is_dir() and not (created is not None and (folder == created or folder in created.parents)):
+        raise ValueError(f"--plot {path}: the folder {str(folder)!r} does not exist; expected an existing folder "
+                         "(create it first) or the --checkpoint-dir")
 
 
 class _EpochPrinter(train.Callback):
@@ -181,15 +282,19 @@ def run_training(args: argparse.Namespace, out=None) -> dict[str, Any]:
     ``--batch-size`` examples per step, the test set sharded too, metrics over every rank;
     only rank 0 prints and writes files. ``--resume`` restores every rank from the checkpoint.
     """
-    from pathlib import Path
-
     from . import data
     from .nn import functional as F
 
     out = sys.stdout if out is None else out
     if args.resume and not args.checkpoint_dir:
         raise ValueError("--resume needs --checkpoint-dir (the folder whose last.safetensors to continue from)")
-    _check_plot(args.plot)
+    _check_plot(args.plot, args.checkpoint_dir)
+    last = None
+    if args.resume:
+        last = Path(args.checkpoint_dir) / "last.safetensors"
+        if not last.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {last}; train once with --checkpoint-dir")
+        check_resume(args, train.load(last))  # before any data is read
     with _use_backend(args), _process_group() as world:
         backend = get_backend()  # on GPUs, init_process_group picked this rank's device
         out = out if distributed.is_main_process() else io.StringIO()
@@ -210,25 +315,20 @@ def run_training(args: argparse.Namespace, out=None) -> dict[str, Any]:
         schedule = None
         if args.schedule == "cosine":
             schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
-        print(f"gdnet {__version__}: {args.dataset}, {describe_network(spec)} "
-              f"({args.activation}, init {args.init}), {args.optimizer} lr {args.lr} ({args.schedule}), "
-              f"batch {args.batch_size}, {backend.describe()}, seed {args.seed}"
-              + (f", {world} processes (batch {args.batch_size} each)" if world > 1 else ""), file=out)
         printer = _EpochPrinter(args.epochs, out)
         callbacks: list[Any] = [printer]
         initial_epoch = 0
         if args.checkpoint_dir:
             callbacks.append(train.ModelCheckpoint(args.checkpoint_dir, monitor="val_accuracy",
                                                    extra={"network": spec}))
-            if args.resume:
-                last = Path(args.checkpoint_dir) / "last.safetensors"
-                if not last.exists():
-                    raise FileNotFoundError(f"--resume: no checkpoint at {last}; train once with --checkpoint-dir")
-                resumed = train.load_into(last, model, optimizer, schedule, train_loader)
-                initial_epoch = resumed.epoch or 0
-                if initial_epoch >= args.epochs:
-                    return _already_trained(resumed, args, model, out)
-                print(f"resumed from {last} after epoch {initial_epoch}", file=out)
+        if last is not None:
+            resumed = train.load_into(last, model, optimizer, schedule, train_loader)
+            initial_epoch = resumed.epoch or 0
+            if initial_epoch >= args.epochs:
+                return _already_trained(resumed, args, model, out)
+        print(_header(args, spec, optimizer, backend, world, initial_epoch), file=out)
+        if last is not None:
+            print(f"resumed from {last} after epoch {initial_epoch}", file=out)
         def loss(scores, labels):
             value = F.cross_entropy(scores, labels)
             if args.l1:
@@ -250,6 +350,28 @@ def run_training(args: argparse.Namespace, out=None) -> dict[str, Any]:
         final = rows[-1]["test_accuracy"] if rows else float("nan")
         print(f"test accuracy: {final:.2%}", file=out)
         return {"history": rows, "test_accuracy": final, "model": model}
+
+
+def _header(args: argparse.Namespace, spec: dict[str, Any], optimizer, backend, world: int, epoch: int) -> str:
+    """The run in one line: data, network, the optimizer with the learning rate the next epoch
+    uses (a resumed cosine run's is below --lr) and every setting that is not off."""
+    group = optimizer.param_groups[0]
+    rate = f"lr {group['lr']:g}"
+    if args.schedule == "cosine":
+        start = f"from {args.lr:g} " if epoch else ""
+        rate += f" (cosine {start}to 0 over {args.epochs} epochs)"
+    else:
+        rate += f" ({args.schedule})"
+    settings = [f"{name.replace('_', ' ')} {group[name]:g}" for name in ("momentum", "weight_decay")
+                if group.get(name)]
+    settings += ["nesterov"] if group.get("nesterov") else []
+    settings += [f"{name.upper()} {getattr(args, name):g}" for name in ("l1", "l2") if getattr(args, name)]
+    network = f"{args.activation}, init {args.init}" + (f", dropout {args.dropout:g}" if args.dropout else "")
+    subset = f", the first {args.train_subset:,} training examples" if args.train_subset else ""
+    return (f"gdnet {__version__}: {args.dataset}, {describe_network(spec)} ({network}), {args.optimizer} {rate}"
+            + "".join(f", {setting}" for setting in settings)
+            + f", batch {args.batch_size}{subset}, {backend.describe()}, seed {args.seed}"
+            + (f", {world} processes (batch {args.batch_size} each)" if world > 1 else ""))
 
 
 def _already_trained(checkpoint, args: argparse.Namespace, model, out) -> dict[str, Any]:
@@ -342,15 +464,15 @@ def make_parser() -> argparse.ArgumentParser:
         "train", help="train an MLP classifier and print test accuracy",
         description="Train an MLP (or, with --conv, a CNN) classifier and print test accuracy.",
         epilog="On N processes (one machine or several): mpiexec -n N gdnet train ... "
-               "(pip install 'gdnet-array[distributed]' brings mpi4py and Open MPI's mpiexec; as root add "
-               "--allow-run-as-root, and --oversubscribe for more processes than cores). The processes train "
-               "one model data-parallel: --batch-size is per process (the global batch is N times it), only "
+               "(pip install -e '.[distributed]' in the gdnet checkout brings mpi4py and Open MPI's mpiexec; "
+               "as root add --allow-run-as-root, and --oversubscribe for more processes than cores). The processes "
+               "train one model data-parallel: --batch-size is per process (the global batch is N times it), only "
                "rank 0 prints and writes checkpoints, --resume restores every process.")
     train_command.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
     train_command.add_argument("--data-root", default=None,
                        help="folder with the IDX files (default: GDNET_DATA, the user cache, /usr/share/datasets)")
     train_command.add_argument("--hidden", type=_positive_int, nargs="+", default=[100],
-                       help="hidden layer sizes, e.g. --hidden 256 128")
+                               help="hidden layer sizes, e.g. --hidden 256 128 (default: 100)")
     train_command.add_argument("--conv", type=_positive_int, nargs="*", default=[],
                                help="channels of conv blocks before the dense layers (a CNN), e.g. --conv 32 64")
     train_command.add_argument("--dropout", type=_probability, default=0.0, help="dropout after each hidden layer")
@@ -358,16 +480,19 @@ def make_parser() -> argparse.ArgumentParser:
     train_command.add_argument("--l2", type=_NON_NEGATIVE, default=0.0, help="L2 penalty coefficient on the weights")
     train_command.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
     train_command.add_argument("--init", choices=["default", *SCHEMES], default="he")
-    train_command.add_argument("--optimizer", choices=list(optim.optimizers()), default="sgd")
-    train_command.add_argument("--lr", type=_POSITIVE, default=0.05)
+    train_command.add_argument("--optimizer", choices=list(optim.optimizers()), default="sgd",
+                               help="(default: %(default)s)")
+    train_command.add_argument("--lr", type=_POSITIVE, default=0.05, help="learning rate (default: %(default)s)")
     train_command.add_argument("--momentum", type=_FRACTION, default=None,
                                help="for the optimizers that take one: SGD's (default 0.9 here), RMSprop's (default 0)")
     train_command.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
                        help="learning rate per epoch: constant, or cosine annealing to 0 over the epochs")
     train_command.add_argument("--nesterov", action="store_true")
     train_command.add_argument("--weight-decay", type=_NON_NEGATIVE, default=0.0)
-    train_command.add_argument("--batch-size", type=_positive_int, default=128)
-    train_command.add_argument("--epochs", type=_positive_int, default=10)
+    train_command.add_argument("--batch-size", type=_positive_int, default=128,
+                               help="examples per step, per process (default: %(default)s)")
+    train_command.add_argument("--epochs", type=_positive_int, default=10,
+                               help="epochs in all, counting those a resumed run has done (default: %(default)s)")
     train_command.add_argument("--backend", default=None, choices=backend_choices(), help=_BACKEND_HELP)
     train_command.add_argument("--device", default=None, help="device of the backend (cuda:1, mps, device1, ...)")
     train_command.add_argument("--seed", type=_non_negative_int, default=0)
@@ -377,8 +502,13 @@ def make_parser() -> argparse.ArgumentParser:
     train_command.add_argument("--quiet", action="store_true", help="no progress bar")
     train_command.add_argument("--checkpoint-dir", default=None,
                        help="write last.safetensors every epoch and best.safetensors (test accuracy) here")
-    train_command.add_argument("--resume", action="store_true", help="continue from CHECKPOINT_DIR/last.safetensors")
-    train_command.add_argument("--plot", default=None, metavar="PNG", help="draw loss and accuracy curves to this file")
+    train_command.add_argument("--resume", action="store_true",
+                               help="continue the run saved in CHECKPOINT_DIR/last.safetensors: the network, "
+                                    "optimizer and schedule flags must be the checkpoint's; a constant-rate run "
+                                    "can be given more --epochs")
+    train_command.add_argument("--plot", default=None, metavar="PNG",
+                               help="draw loss and accuracy curves to this file (PNG, or the format its suffix "
+                                    "names: .svg, .pdf, ...)")
 
     evaluation = commands.add_parser("eval", help="test loss and accuracy of a `gdnet train` checkpoint")
     evaluation.add_argument("checkpoint")
@@ -397,7 +527,8 @@ def make_parser() -> argparse.ArgumentParser:
     experiments.add_argument("name", choices=[*EXPERIMENT_NAMES, "all"], metavar="NAME",
                              help=f"one of: {', '.join(EXPERIMENT_NAMES)}, all")
     experiments.add_argument("--quick", action="store_true", help="the small sizes CI runs (seconds, not minutes)")
-    experiments.add_argument("--out", default="experiments", help="folder for NAME.md and NAME.png")
+    experiments.add_argument("--out", default="experiments",
+                             help="folder for NAME.md and NAME.png, created if missing (default: ./%(default)s)")
     experiments.add_argument("--backend", default=None, choices=backend_choices(), help=_BACKEND_HELP)
     experiments.add_argument("--seed", type=_non_negative_int, default=0)
     experiments.add_argument("--data-root", default=None)

@@ -5,6 +5,7 @@ whose network description does not fit its tensors."""
 from __future__ import annotations
 
 import importlib.util
+import io
 import sys
 from pathlib import Path
 
@@ -214,3 +215,184 @@ def test_a_flag_the_optimizer_does_not_take_is_an_error():
         cli.make_optimizer(args, [gd.zeros((2,), requires_grad=True)])
     args = cli.make_parser().parse_args(["train", "--optimizer", "rmsprop", "--momentum", "0.5"])
     assert cli.make_optimizer(args, [gd.zeros((2,), requires_grad=True)]).param_groups[0]["momentum"] == 0.5
+
+
+# -- --resume continues the checkpoint's run, or refuses before anything is read ------------------
+def _saved_run(folder: Path, *flags: str, epoch: int = 2) -> Path:
+    """``folder``/last.safetensors as `gdnet train *flags --checkpoint-dir folder` leaves it after
+    ``epoch`` epochs (the weights untrained: only the states matter here)."""
+    args = cli.make_parser().parse_args(["train", *flags])
+    spec = cli.model_spec(args)
+    model = models.build_from_spec(spec)
+    optimizer = cli.make_optimizer(args, model.parameters())
+    schedule = None
+    if args.schedule == "cosine":
+        schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
+        for _ in range(epoch):
+            schedule.step()
+    path = folder / "last.safetensors"
+    gd.train.save(path, model, optimizer, schedule, epoch=epoch, network=spec)
+    return path
+
+
+def _train_error(capsys, tmp_path, *argv: str) -> str:
+    """The usage error of `gdnet train *argv`, checked to come before any data is read."""
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "--backend", "numpy", *argv, "--data-root", str(tmp_path / "nothing-here")])
+    assert info.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("gdnet train: error: ")
+    return err
+
+
+COSINE = ("--hidden", "64", "--schedule", "cosine", "--epochs", "2")
+
+
+@pytest.mark.parametrize(
+    "saved, resumed, expected",
+    [
+        (COSINE, ("--hidden", "64", "--schedule", "cosine", "--epochs", "4"),
+         "--epochs 4 where the checkpoint's run has --epochs 2 (a cosine schedule anneals over the whole run"),
+        (COSINE, ("--hidden", "64", "--lr", "0.5", "--schedule", "constant", "--epochs", "8"),
+         "--lr 0.5 where the checkpoint's run has --lr 0.05; --schedule constant where the checkpoint's run has "
+         "--schedule cosine. Pass the checkpoint's values to continue it, or start a new run with another "
+         "--checkpoint-dir"),
+        (("--epochs", "2"), ("--epochs", "4", "--schedule", "cosine"),
+         "--schedule cosine where the checkpoint's run has --schedule constant"),
+        (("--epochs", "2"), ("--epochs", "4", "--optimizer", "adam", "--lr", "1e-3"),
+         "--optimizer adam where the checkpoint's run has --optimizer sgd. Pass the checkpoint's value"),
+        (("--epochs", "2"), ("--epochs", "4", "--momentum", "0.5"),
+         "--momentum 0.5 where the checkpoint's run has --momentum 0.9"),
+        (("--epochs", "2", "--nesterov"), ("--epochs", "4"), "no --nesterov where the checkpoint's run has --nesterov"),
+        (("--epochs", "2"), ("--epochs", "4", "--weight-decay", "0.01"),
+         "--weight-decay 0.01 where the checkpoint's run has --weight-decay 0.0"),
+        (("--epochs", "2", "--optimizer", "rmsprop", "--momentum", "0.5"), ("--epochs", "4", "--optimizer", "rmsprop"),
+         "--momentum 0.0 where the checkpoint's run has --momentum 0.5"),
+        (("--hidden", "64", "32", "--activation", "tanh"), ("--hidden", "100"),
+         "holds the network MLP 784-64-32-10, trained with --dataset fashion-mnist --hidden 64 32 --activation tanh "
+         "--init he; this command asks for --hidden 100 --activation relu (MLP 784-100-10). The network flags must "
+         "match the checkpoint's: pass those, or start a new run with another --checkpoint-dir"),
+        (("--conv", "4", "--hidden", "16", "--dropout", "0.2"), ("--hidden", "16"),
+         "trained with --dataset fashion-mnist --conv 4 --hidden 16 --activation relu --init he --dropout 0.2; this "
+         "command asks for no --conv --dropout 0.0 (MLP 784-16-10)"),
+    ],
+    ids=["longer-cosine", "lr-and-schedule", "schedule", "optimizer", "momentum", "nesterov", "weight-decay",
+         "rmsprop-momentum", "network", "cnn"],
+)
+def test_resume_refuses_flags_that_change_the_run(capsys, tmp_path, saved, resumed, expected):
+    _saved_run(tmp_path, *saved)
+    err = _train_error(capsys, tmp_path, *resumed, "--resume", "--checkpoint-dir", str(tmp_path))
+    assert f"{tmp_path / 'last.safetensors'}" in err and expected in err
+
+
+@pytest.mark.parametrize("flags, more", [(("--epochs", "2"), ("--epochs", "8")), (COSINE, ())],
+                         ids=["constant-longer", "cosine-same"])
+def test_resume_takes_the_checkpoints_own_flags(tmp_path, flags, more):
+    path = _saved_run(tmp_path, *flags, epoch=1)
+    args = cli.make_parser().parse_args(["train", *flags, *more, "--resume", "--checkpoint-dir", str(tmp_path)])
+    cli.check_resume(args, gd.train.load(path))  # no error: the same run, continued
+
+
+def test_resumed_cosine_run_uses_and_prints_the_checkpoints_rate(tmp_path):
+    """An interrupted cosine run resumed: the header shows the rate of epoch 2 (half of --lr,
+    not --lr), and the schedule ends at 0 after --epochs, as one uninterrupted run would."""
+    from test_training import _fashion_mnist_or_skip
+
+    _fashion_mnist_or_skip()
+    flags = ["train", "--backend", "numpy", "--quiet", "--subset", "300", "--hidden", "16", "--schedule", "cosine",
+             "--epochs", "2", "--weight-decay", "1e-4", "--dropout", "0.1", "--checkpoint-dir", str(tmp_path)]
+    args = cli.make_parser().parse_args(flags)
+    with gd.use_backend("numpy"):  # epoch 1 of the run, saved as the command saves it
+        gd.manual_seed(0)
+        train_set, test_set = datasets.fashion_mnist()
+        train_set = gd.data.ArrayDataset(train_set.inputs[:300], train_set.targets[:300], classes=train_set.classes)
+        loader = gd.data.DataLoader(train_set, batch_size=128, shuffle=True, seed=0)
+        model = models.build_from_spec(cli.model_spec(args))
+        optimizer = cli.make_optimizer(args, model.parameters())
+        schedule = optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=2)
+        saver = gd.train.ModelCheckpoint(tmp_path, monitor="loss", save_best=False,
+                                         extra={"network": cli.model_spec(args)})
+        gd.train.fit(model, gd.nn.functional.cross_entropy, optimizer, loader, 1, scheduler=schedule,
+                     callbacks=[saver], verbose=0)
+    out = io.StringIO()
+    result = cli.run_training(cli.make_parser().parse_args([*flags, "--resume"]), out=out)
+    header = out.getvalue().splitlines()[0]
+    assert ("sgd lr 0.025 (cosine from 0.05 to 0 over 2 epochs), momentum 0.9, weight decay 0.0001, batch 128, "
+            "the first 300 training examples") in header and "(relu, init he, dropout 0.1)" in header
+    assert [row["epoch"] for row in result["history"]] == [2]
+    last = gd.train.load(tmp_path / "last.safetensors")
+    assert last.epoch == 2 and last.scheduler_state["T_max"] == 2
+    assert last.optimizer_state["param_groups"][0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_the_header_names_every_setting_that_is_on():
+    args = cli.make_parser().parse_args(["train", "--optimizer", "sgd", "--momentum", "0.5", "--nesterov",
+                                         "--weight-decay", "0.01", "--dropout", "0.3", "--l2", "1e-4", "--subset",
+                                         "5000", "--schedule", "cosine", "--epochs", "3"])
+    spec = cli.model_spec(args)
+    with gd.use_backend("numpy") as backend:
+        optimizer = cli.make_optimizer(args, models.build_from_spec(spec).parameters())
+        header = cli._header(args, spec, optimizer, backend, 1, 0)
+    assert ("MLP 784-100-10 (relu, init he, dropout 0.3), sgd lr 0.05 (cosine to 0 over 3 epochs), momentum 0.5, "
+            "weight decay 0.01, nesterov, L2 0.0001, batch 128, the first 5,000 training examples, numpy on cpu, "
+            "seed 0") in header
+    plain = cli.make_parser().parse_args(["train", "--optimizer", "adam"])
+    with gd.use_backend("numpy") as backend:
+        optimizer = cli.make_optimizer(plain, models.build_from_spec(spec).parameters())
+        header = cli._header(plain, spec, optimizer, backend, 1, 0)
+    assert "adam lr 0.05 (constant), batch 128, numpy on cpu" in header  # nothing that is off
+
+
+# -- --plot: a folder that exists and a format matplotlib writes, checked before training ---------
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("curves.txt", "matplotlib cannot write the format 'txt'; expected a file name ending in one of "),
+        ("missing/x.png", "the folder '{tmp}/missing' does not exist; expected an existing folder (create it first) "
+                          "or the --checkpoint-dir"),
+        ("", "is a folder; expected the name of an image file in it"),
+    ],
+    ids=["format", "missing-folder", "a-folder"],
+)
+def test_a_plot_that_cannot_be_written_fails_before_training(capsys, tmp_path, name, expected):
+    pytest.importorskip("matplotlib")
+    err = _train_error(capsys, tmp_path, "--epochs", "1", "--plot", str(tmp_path / name))
+    assert f"--plot {tmp_path / name}" in err and expected.format(tmp=tmp_path) in err
+    if name == "curves.txt":
+        assert ".png" in err and ".svg" in err and ".pdf" in err
+
+
+def test_a_plot_in_the_checkpoint_folder_to_be_created_is_taken(tmp_path):
+    pytest.importorskip("matplotlib")
+    cli._check_plot(str(tmp_path / "run" / "curves.svg"), str(tmp_path / "run"))
+    cli._check_plot(str(tmp_path / "curves"))  # no suffix: PNG
+    with pytest.raises(ValueError, match="does not exist"):
+        cli._check_plot(str(tmp_path / "run" / "curves.png"), None)
+
+
+# -- --help --------------------------------------------------------------------------------------
+def _help(*command: str) -> str:
+    parser = cli.make_parser()
+    for name in command:
+        parser = parser._subparsers._group_actions[0].choices[name]
+    return " ".join(parser.format_help().split())  # unwrapped
+
+
+def _option_help(command: str, flag: str) -> str:
+    """The --help text of ``flag``, its default filled in as argparse fills it."""
+    parser = cli.make_parser()._subparsers._group_actions[0].choices[command]
+    action = next(action for action in parser._actions if flag in action.option_strings)
+    return (action.help or "") % {"default": action.default}
+
+
+def test_help_shows_the_defaults_and_the_install_hint_of_the_readme():
+    text = _help("train")
+    for flag, default in [("--lr", "0.05"), ("--epochs", "10"), ("--batch-size", "128"), ("--hidden", "100"),
+                          ("--optimizer", "sgd")]:
+        help_ = " ".join(_option_help("train", flag).split())
+        assert f"(default: {default})" in help_ and f"(default: {default})" in text, flag
+    assert "pip install -e '.[distributed]'" in text
+    assert "(default: ./experiments)" in _help("experiments")
+    for command in ((), ("train",), ("eval",), ("info",), ("experiments",)):
+        assert "gdnet-array[" not in _help(*command)  # gdnet is not on PyPI: extras of the checkout
+    assert "gdnet-array[" not in (ROOT / "gdnet" / "cli.py").read_text()
