@@ -237,6 +237,14 @@ def _loss_for(model, settings: dict[str, Any]):
     return penalised
 
 
+def variant_title(label: str, settings: dict[str, Any]) -> str:
+    """How progress lines name a variant: its label, or for the scaling experiment (whose
+    variants are numbered, their sizes differing between --quick and full runs) its size."""
+    if settings["repeat_to"] is not None:
+        return f"{settings['repeat_to']:,} examples"
+    return label
+
+
 def run_variant(label: str, settings: dict[str, Any], train_set: data.ArrayDataset, test_loader, size: Size,
                 seed: int) -> Run:
     """Train one variant from ``seed`` with SGD for ``size.epochs`` epochs; test after each."""
@@ -286,8 +294,9 @@ def markdown_table(experiment: Experiment, runs: Sequence[Run], size: Size, back
              *("| " + " | ".join(cells) + " |" for cells in body), "",
              f"- data: Fashion-MNIST, {size.train_examples:,} training examples (unless the table says otherwise), "
              f"{size.test_examples:,} test examples",
-             f"- training: {size.epochs} epoch(s) of plain SGD (no momentum), cross-entropy, seed {seed}; "
-             f"'epochs to threshold' is the first epoch with {size.threshold:.0%} test accuracy",
+             f"- training: {size.epochs} epoch(s) of plain SGD (no momentum), cross-entropy, seed {seed}"
+             + (f"; 'epochs to threshold' is the first epoch with {size.threshold:.0%} test accuracy"
+                if "epochs_to" in experiment.columns else ""),
              f"- backend and device: {backend}; {_versions()}; "
              f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
              f"- reproduce: `{command}`", ""]
@@ -349,7 +358,8 @@ def run_experiment(name: str, out: str | Path = "experiments", quick: bool = Fal
             started = time.perf_counter()
             runs.append(run_variant(label, settings, train_set, test_loader, size, seed))
             if log is not None:
-                print(f"{name}: {label} done in {time.perf_counter() - started:.1f} s", file=log, flush=True)
+                print(f"{name}: {variant_title(label, settings)} done in {time.perf_counter() - started:.1f} s",
+                      file=log, flush=True)
         described = active.describe()
     markdown = out / f"{name}.md"
     atomic_write(markdown, [markdown_table(experiment, runs, size, described, seed, quick).encode("utf-8")])

@@ -10,6 +10,7 @@ import sys
 import pytest
 from test_training import _fashion_mnist_or_skip
 
+import gdnet as gd
 from gdnet import cli, experiments
 
 # the rows each table must have, in order
@@ -99,3 +100,31 @@ def test_experiments_command_runs_in_a_subprocess(tmp_path):
     header, rows = _table((tmp_path / "depth.md").read_text())
     assert [row[0] for row in rows] == ROWS["depth"]
     assert (tmp_path / "depth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_footer_explains_epochs_to_threshold_only_where_the_table_has_it():
+    _fashion_mnist_or_skip()
+    size = experiments.Size(train_examples=300, test_examples=200, epochs=1, threshold=0.5)
+    with gd.use_backend("numpy"):
+        train_set, test_set = gd.data.datasets.fashion_mnist()
+        test_loader = gd.data.DataLoader(experiments._first(test_set, size.test_examples), batch_size=1000)
+        run = experiments.run_variant("ReLU", dict(experiments.BASE), train_set, test_loader, size, 0)
+    for name in experiments.NAMES:
+        experiment = experiments.EXPERIMENTS[name]
+        text = experiments.markdown_table(experiment, [run], size, "numpy on cpu", 0, True)
+        header, _ = _table(text)
+        has_column = "epochs to threshold" in header
+        assert has_column == ("epochs_to" in experiment.columns)
+        assert ("'epochs to threshold' is the first epoch with 50% test accuracy" in text) == has_column, name
+
+
+def test_scaling_progress_names_each_variant_by_its_size():
+    scaling = experiments.EXPERIMENTS["scaling"]
+    for size, expected in ((scaling.quick, ["1,000", "10,000", "100,000"]),
+                           (scaling.full, ["10,000", "100,000", "1,000,000"])):
+        titles = [experiments.variant_title(label, {**experiments.BASE, **changes, **size.overrides.get(label, {})})
+                  for label, changes in scaling.variants.items()]
+        assert titles == [f"{n} examples" for n in expected]
+    depth = experiments.EXPERIMENTS["depth"]
+    assert [experiments.variant_title(label, {**experiments.BASE, **changes})
+            for label, changes in depth.variants.items()] == list(depth.variants)
