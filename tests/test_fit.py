@@ -293,7 +293,7 @@ def test_history_plot_without_matplotlib_says_what_to_install(tmp_path, monkeypa
 
     monkeypatch.setattr(builtins, "__import__", without_matplotlib)
     with pytest.raises(ImportError, match=r"History.plot needs matplotlib; install it with `pip install "
-                                          r"'gdnet-array\[plot\]'`"):
+                                          r"matplotlib` \(or `pip install -e '\.\[plot\]'` in the gdnet checkout\)"):
         history.plot(tmp_path / "curves.png")
     assert list(tmp_path.iterdir()) == []
 

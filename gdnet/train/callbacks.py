@@ -23,7 +23,7 @@ from .._creation import as_array_like
 from .._io import existing_parent
 from ..autograd import Tensor
 from ..optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
-from .checkpoint import all_finite, save
+from .checkpoint import CheckpointError, all_finite, load, save
 from .history import finite_or_none
 from .loop import sharded
 
@@ -244,6 +244,26 @@ class ModelCheckpoint(Callback):
             self.directory.mkdir(parents=True, exist_ok=True)
         self._monitor.reset()
         self.best_epoch, self.skipped = None, []
+        if self.save_best and self.run.epoch > 0:
+            self._resume_best()
+
+    def _resume_best(self) -> None:
+        """A resumed run (``initial_epoch`` > 0) keeps the best that ``best_path`` holds from
+        its earlier epochs, so a worse epoch after the resume does not replace it (Keras's
+        ``initial_value_threshold``, taken from the file)."""
+        if not self.best_path.is_file():
+            return
+        try:
+            saved = load(self.best_path)
+        except (CheckpointError, OSError) as exc:
+            warnings.warn(f"ModelCheckpoint: {str(self.best_path)!r} is not readable ({exc}); the best is counted "
+                          "afresh from this run's epochs", RuntimeWarning, stacklevel=3)
+            return
+        value = (saved.extra.get("metrics") or {}).get(self.monitor)
+        # a best from a later epoch belongs to another branch of the run: not this one's past
+        if saved.epoch is not None and saved.epoch <= self.run.epoch and isinstance(value, (int, float)):
+            if self._monitor.improved(float(value)):
+                self.best_epoch = saved.epoch
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         run = self.run

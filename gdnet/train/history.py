@@ -104,8 +104,8 @@ class History:
             from matplotlib.backends.backend_agg import FigureCanvasAgg
             from matplotlib.figure import Figure
         except ImportError as exc:
-            raise ImportError("History.plot needs matplotlib; install it with `pip install 'gdnet-array[plot]'` "
-                              "(or `pip install matplotlib`)") from exc
+            raise ImportError("History.plot needs matplotlib; install it with `pip install matplotlib` (or "
+                              "`pip install -e '.[plot]'` in the gdnet checkout)") from exc
         names = [k for k in self.keys() if k not in _NOT_CURVES and not k.startswith(("val_", "lr"))]
         figure = Figure(figsize=(4.5 * len(names), 3.6), layout="constrained")
         FigureCanvasAgg(figure)  # the Agg canvas draws without a display
@@ -128,7 +128,7 @@ class History:
         atomically; returns the path.
 
         Raises:
-            ImportError: matplotlib is missing (``pip install 'gdnet-array[plot]'``).
+            ImportError: matplotlib is missing (``pip install matplotlib``).
             FileNotFoundError: ``path``'s directory does not exist.
         """
         existing_parent(path)
