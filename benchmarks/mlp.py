@@ -41,7 +41,8 @@ SYSTEM_DATA = "/usr/share/datasets/fashion-mnist"
 RESULT_MARK = "BENCHMARK-RESULT "
 BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
             "MKL_NUM_THREADS")
-TARGETS = {"numpy": 1.15, "torch": 1.3}  # the project's ceilings for gdnet / peer on the CPU
+# the project's ceilings for gdnet / peer on the CPU (the NumPy loop's is the goal, not yet met)
+TARGETS = {"numpy": 1.05, "torch": 1.3}
 KINDS = {"cpu": ("gdnet", "numpy", "torch"), "gpu": ("gdnet", "gdnet-torch", "torch")}
 LABELS = {
     "gdnet": "gdnet ({backend} backend)",
