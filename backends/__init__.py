@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ._base import Backend, BackendUnavailableError, Uploader
+from ._base import Backend, BackendUnavailableError, DeviceGenerator, Uploader
 
 # name -> module holding that backend's Backend subclass as BACKEND (imported on first use), or
 # the class itself. Order matters twice: ``find`` asks the classes in this order, and the test
@@ -108,6 +108,7 @@ def auto() -> tuple[str, Any]:
 
 
 __all__ = [
-    "REGISTRY", "Backend", "BackendUnavailableError", "Uploader", "array_namespace", "auto", "backend_class", "classes",
+    "REGISTRY", "Backend", "BackendUnavailableError",
+    "DeviceGenerator", "Uploader", "array_namespace", "auto", "backend_class", "classes",
     "find", "names", "owner", "register", "unregister",
 ]

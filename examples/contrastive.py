@@ -51,6 +51,9 @@ def flags(parser):
 
 
 args = parse_args(__doc__, epochs=10, batch_size=256, lr=1e-3, extra=flags)
+if args.batch_size < 2:  # NT-Xent contrasts each pair with the batch's other images: one image has none
+    usage_error(f"argument --batch-size: expected at least 2 (NT-Xent needs other images as negatives); got "
+                f"{args.batch_size}")
 backend, train, test = setup(args)
 if args.batch_size > len(train):  # drop_last: not one full batch, no step
     usage_error(f"argument --batch-size: expected at most the {len(train)} training images; got {args.batch_size}")

@@ -388,3 +388,14 @@ def test_angles_are_degrees(backend):
     np.testing.assert_allclose(full_turn, source, atol=1e-4)
     assert math.isclose(float(np.abs(host(augment.affine(images, angle=180.0)) - source[:, ::-1, ::-1]).max()), 0.0,
                         abs_tol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(RANDOM))
+@pytest.mark.parametrize("generator, got", [(0.5, "float"), (42, "int"), ("rng", "str")], ids=["float", "int", "str"])
+def test_a_generator_that_is_not_one_is_refused_naming_the_keyword(backend, name, generator, got):
+    # torchvision's random_horizontal_flip(img, p): here the second argument is the generator
+    images = on_device(backend, random_images(2, H, W))
+    hint = r" \(the second argument is the generator: give the other settings by name" if got != "str" else ""
+    with pytest.raises(TypeError, match=rf"^{name}: generator must be a device generator such as gd.device_rng\(\) "
+                                        rf"\(or None for it\); got {got}{hint}"):
+        getattr(augment, name)(images, generator)

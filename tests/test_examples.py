@@ -175,6 +175,9 @@ def test_help_shows_the_docstring_commands_as_written(script):
     # drop_last: 96 images in batches of 128 would give no step at all
     ("contrastive.py", ["--batch-size", "128"],
      "argument --batch-size: expected at most the 96 training images; got 128"),
+    # one image per batch: NT-Xent has no negatives, and its loss is 0 whatever the encoder
+    ("contrastive.py", ["--batch-size", "1"],
+     "argument --batch-size: expected at least 2 (NT-Xent needs other images as negatives); got 1"),
 ])
 def test_setup_errors_are_usage_errors(script, flags, expected, data_root):
     command = [sys.executable, str(EXAMPLES / script), "--backend", "numpy", "--data-root", str(data_root), *flags]

@@ -39,6 +39,7 @@ from typing import Any
 from .._backend import device_rng
 from .._checks import checked_number
 from ..autograd import Array, Tensor, dtype_is, namespace_of
+from ..backends import DeviceGenerator
 
 PerImage = Any  # a Python number, or an (N,) array on the images' device
 
@@ -94,8 +95,23 @@ def _check_probability(name: str, p: Any) -> float:
     return _number(name, "p", p, 0.0, 1.0)
 
 
-def _generator(generator):
-    return device_rng() if generator is None else generator
+def _generator(generator, name: str):
+    """``generator``, or the active backend's seeded device generator where it is None.
+
+    Raises:
+        TypeError: ``generator`` is not a device generator (a probability given in its place,
+            torchvision-style, names the keyword to use).
+    """
+    if generator is None:
+        return device_rng()
+    if not isinstance(generator, DeviceGenerator):
+        hint = ""
+        if isinstance(generator, (int, float)) and not isinstance(generator, bool):
+            hint = (f" (the second argument is the generator: give the other settings by name, e.g. {name}(images, "
+                    "p=0.5))")
+        raise TypeError(f"{name}: generator must be a device generator such as gd.device_rng() (or None for it); "
+                        f"got {type(generator).__name__}{hint}")
+    return generator
 
 
 def _random_sides(generator, images: Array, name: str, scale: Any, ratio: Any) -> tuple[Array, Array]:
@@ -310,7 +326,7 @@ def random_resized_crop(images: Any, generator=None, scale: tuple[float, float] 
     name = "random_resized_crop"
     array, xp = _unwrap(images, name)
     fill = _number(name, "fill", fill)
-    generator = _generator(generator)
+    generator = _generator(generator, name)
     height, width = float(array.shape[-2]), float(array.shape[-1])
     box_width, box_height = _random_sides(generator, array, name, scale, ratio)  # ratio: width / height
     box_width, box_height = xp.clip(box_width, 1.0, width), xp.clip(box_height, 1.0, height)
@@ -359,7 +375,7 @@ def random_affine(images: Any, generator=None, degrees: Any = 0.0, translate: tu
         tx, ty = (_number(name, f"translate[{i}]", t, 0.0, 1.0) for i, t in enumerate(translate))
     scale_low, scale_high = (1.0, 1.0) if scale is None else _check_range(name, "scale", scale, 0.0, low_open=True)
     fill = _number(name, "fill", fill)
-    generator = _generator(generator)
+    generator = _generator(generator, name)
     n = array.shape[0]
 
     def draw(low: float, high: float) -> PerImage:
@@ -399,7 +415,7 @@ def random_erasing(images: Any, generator=None, p: float = 0.5, scale: tuple[flo
     array, xp = _unwrap(images, name)
     p = _check_probability(name, p)
     value = _number(name, "value", value)
-    generator = _generator(generator)
+    generator = _generator(generator, name)
     height, width = float(array.shape[-2]), float(array.shape[-1])
     box_height, box_width = _random_sides(generator, array, name, scale, ratio)  # ratio: height / width
     box_height = xp.clip(xp.round(box_height), 1.0, height)
@@ -446,7 +462,7 @@ def color_jitter(images: Any, generator=None, brightness: Any = 0.0, contrast: A
     name = "color_jitter"
     array, xp = _unwrap(images, name)
     ranges = (_jitter_range(name, "brightness", brightness), _jitter_range(name, "contrast", contrast))
-    generator = _generator(generator)
+    generator = _generator(generator, name)
     shape = (array.shape[0],) + (1,) * (array.ndim - 1)
     result = array
     for index, bounds in enumerate(ranges):
@@ -479,7 +495,7 @@ def random_horizontal_flip(images: Any, generator=None, p: float = 0.5) -> Any:
     name = "random_horizontal_flip"
     array, xp = _unwrap(images, name)
     p = _check_probability(name, p)
-    flip = _generator(generator).bernoulli(p, (array.shape[0],) + (1,) * (array.ndim - 1), array.dtype)
+    flip = _generator(generator, name).bernoulli(p, (array.shape[0],) + (1,) * (array.ndim - 1), array.dtype)
     return _same_kind(images, xp.where(flip > 0.5, xp.flip(array, axis=-1), array))
 
 
