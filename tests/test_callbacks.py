@@ -112,6 +112,38 @@ def test_bad_schedule_arguments(make, error, message):
         make(optimizer)
 
 
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda opt: dict(callbacks=gd.train.TerminateOnNaN()), r"fit: callbacks must be a list of "
+         r"gdnet.train.Callback objects; got TerminateOnNaN: pass a list, callbacks=\[TerminateOnNaN\(...\)\]"),
+        (lambda opt: dict(callbacks=3), r"fit: callbacks must be a list of gdnet.train.Callback objects; got int$"),
+        (lambda opt: dict(callbacks=[lr_scheduler.StepLR(opt, 2)]), r"callbacks must be gdnet.train.Callback "
+         r"objects; got StepLR \(a schedule goes in scheduler=, or in callbacks as "
+         r"LearningRateScheduler\(schedule\)\)"),
+        (lambda opt: dict(scheduler=gd.train.LearningRateScheduler(lr_scheduler.StepLR(opt, 2))), r"fit: scheduler "
+         r"must be a gdnet.optim.lr_scheduler schedule; got LearningRateScheduler \(a LearningRateScheduler callback "
+         r"goes in callbacks=\[...\]\)"),
+        (lambda opt: dict(scheduler=0.5), "fit: scheduler must be a gdnet.optim.lr_scheduler schedule; got float$"),
+    ],
+)
+def test_callbacks_and_schedules_in_the_wrong_place_are_refused_before_training(make, message):
+    model, optimizer, train, _ = setup(validation=False)
+    before = weights(model)
+    with pytest.raises(TypeError, match=message):
+        gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=1, verbose=0, **make(optimizer))
+    assert all(np.array_equal(v, weights(model)[k]) for k, v in before.items())
+    assert optimizer.param_groups[0]["lr"] == 0.1
+
+
+def test_callbacks_none_is_no_callbacks():
+    model, optimizer, train, _ = setup(validation=False)
+    history = gd.train.fit(model, F.cross_entropy, optimizer, train, epochs=1, verbose=0, callbacks=None)
+    plain, plain_optimizer, plain_train, _ = setup(validation=False)
+    assert history["loss"] == gd.train.fit(plain, F.cross_entropy, plain_optimizer, plain_train, epochs=1,
+                                           verbose=0)["loss"]
+
+
 @pytest.mark.parametrize("monitor, message", [
     ("val_loss", r"unknown monitor 'val_loss' \(val_\* values need a val_loader\)"),
     ("los", "unknown monitor 'los'; this run logs"),

@@ -330,16 +330,105 @@ def test_arguments_in_another_functions_order_are_named_before_anything_runs():
     model, optimizer, train, _ = setup(validation=False)
     before = weights(model)
     # evaluate and train_epoch take the loader before the loss; fit the loss before the loader
-    with pytest.raises(TypeError, match=r"evaluate\(model, loader, loss_fn=cross_entropy\): the loader must be "
-                       r"iterable.*got function; the loss must be a function.*got DataLoader \(the loader and the "
-                       r"loss look swapped\)"):
+    with pytest.raises(TypeError, match=r"evaluate\(model, loader, loss_fn=cross_entropy\): loader must be "
+                       r"iterable.*got function; loss_fn must be a function.*got DataLoader \(loader and loss_fn "
+                       r"look swapped\)"):
         gd.train.evaluate(model, F.cross_entropy, train)
-    with pytest.raises(TypeError, match=r"train_epoch\(model, loader, optimizer, .*the optimizer must have step"):
+    with pytest.raises(TypeError, match=r"train_epoch\(model, loader, optimizer, .*optimizer must be an optimizer, "
+                       r"with step\(\) and zero_grad\(\); got function$"):
         gd.train.train_epoch(model, train, F.cross_entropy)
-    with pytest.raises(TypeError, match=r"fit\(model, loss, optimizer, train_loader, epochs\): the loader must be "
-                       r"iterable.*swapped"):
+    with pytest.raises(TypeError, match=r"train_epoch\(.*optimizer must be .*; got function; loss_fn must be .*"
+                       r"got SGD \(optimizer and loss_fn look swapped\)"):
+        gd.train.train_epoch(model, train, F.cross_entropy, optimizer)
+    with pytest.raises(TypeError, match=r"fit\(model, loss, optimizer, train_loader, epochs\): loss must be a "
+                       r"function.*got DataLoader; train_loader must be iterable.*got function \(loss and "
+                       r"train_loader look swapped\)"):
         gd.train.fit(model, train, optimizer, F.cross_entropy, epochs=1, verbose=0)
     assert all(np.array_equal(v, weights(model)[k]) for k, v in before.items())
+
+
+MODULE = r"got Sequential, a gdnet.nn.Module"
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        # a Sequential is iterable (over its layers), so iterability alone lets it through
+        (lambda m, o, t: gd.train.fit(m, F.cross_entropy, o, t, epochs=1, val_loader=m, verbose=0), TypeError,
+         rf"fit\(.*\): val_loader must be iterable, yielding \(x, labels\) batches; {MODULE}$"),
+        (lambda m, o, t: gd.train.fit(m, F.cross_entropy, o, m, epochs=1, verbose=0), TypeError,
+         rf"fit\(.*\): train_loader must be iterable, .*; {MODULE}$"),
+        (lambda m, o, t: gd.train.train_epoch(m, m, o), TypeError, rf"train_epoch\(.*\): loader must be .*; {MODULE}$"),
+        (lambda m, o, t: gd.train.evaluate(m, m), TypeError, rf"evaluate\(.*\): loader must be .*; {MODULE}$"),
+        # the model where the loader goes and the loader where the model goes
+        (lambda m, o, t: gd.train.evaluate(t, m), TypeError,
+         rf"evaluate\(.*\): model must be a gdnet.nn.Module .*; got DataLoader; loader must be .*; {MODULE} "
+         r"\(model and loader look swapped\)"),
+        (lambda m, o, t: gd.train.train_epoch(t, m, o), TypeError, r"train_epoch\(.*\(model and loader look swapped\)"),
+        (lambda m, o, t: gd.train.fit(t, F.cross_entropy, o, m, epochs=1, verbose=0), TypeError,
+         r"fit\(.*\(model and train_loader look swapped\)"),
+        (lambda m, o, t: gd.train.fit(o, F.cross_entropy, m, t, epochs=1, verbose=0), TypeError,
+         r"fit\(.*: model must be a gdnet.nn.Module .*got SGD.*\(model and optimizer look swapped\)"),
+        # a training pass needs an optimizer (evaluate has none)
+        (lambda m, o, t: gd.train.train_epoch(m, t, None), TypeError,
+         r"train_epoch\(.*\): optimizer must be an optimizer, with step\(\) and zero_grad\(\); got None$"),
+        (lambda m, o, t: gd.train.fit(m, F.cross_entropy, None, t, epochs=1, verbose=0), TypeError,
+         r"fit\(.*\): optimizer must be an optimizer, .*; got None$"),
+        (lambda m, o, t: gd.train.fit(m, F.cross_entropy, StepOnly(), t, epochs=1, verbose=0), TypeError,
+         r"fit: optimizer must be a gdnet.optim optimizer \(fit logs the rates of its param_groups\); got StepOnly"),
+        # every number these functions take
+        (lambda m, o, t: gd.train.train_epoch(m, t, o, progress=True, report_every=0), ValueError,
+         "report_every must be an int >= 1; got 0"),
+        (lambda m, o, t: gd.train.train_epoch(m, t, o, report_every=2.5), ValueError,
+         "report_every must be an int >= 1; got 2.5"),
+        (lambda m, o, t: gd.train.train_epoch(m, t, o, report_every=True), ValueError,
+         "report_every must be an int >= 1; got True"),
+        (lambda m, o, t: gd.train.fit(m, F.cross_entropy, o, t, epochs=1, verbose=1.0), ValueError,
+         r"verbose must be 0, 1 or 2; got 1.0"),
+    ],
+)
+def test_an_argument_of_the_wrong_kind_is_named_before_anything_runs(call, error, message):
+    model, optimizer, train, _ = setup(validation=False)
+    before = weights(model)
+    with pytest.raises(error, match=message):
+        call(model, optimizer, train)
+    assert all(np.array_equal(v, weights(model)[k]) for k, v in before.items())
+    assert all(float(group["lr"]) == 0.1 for group in optimizer.param_groups)
+
+
+class StepOnly:
+    """An optimizer-like object without param_groups."""
+
+    def step(self):
+        pass
+
+    def zero_grad(self):
+        pass
+
+
+class Wrapped:
+    """A model that is not a gdnet Module: callable, with train() and eval()."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __call__(self, x):
+        return self.module(x)
+
+    def train(self, mode=True):
+        self.module.train(mode)
+
+    def eval(self):
+        self.module.eval()
+
+
+def test_a_model_that_is_not_a_module_but_has_train_and_eval_runs():
+    model, optimizer, train, val = setup()
+    plain, plain_optimizer, plain_train, plain_val = setup()
+    assert gd.train.train_epoch(Wrapped(model), train, optimizer) == gd.train.train_epoch(plain, plain_train,
+                                                                                         plain_optimizer)
+    assert gd.train.evaluate(Wrapped(model), val) == gd.train.evaluate(plain, plain_val)
+    assert model.training
 
 
 def test_an_empty_loader_is_a_clear_error():

@@ -25,7 +25,7 @@ from ..autograd import Tensor
 from ..optim.lr_scheduler import LRScheduler, ReduceLROnPlateau
 from .checkpoint import CheckpointError, all_finite, load, save
 from .history import finite_or_none
-from .loop import sharded
+from .loop import check_int, sharded
 
 
 class Callback:
@@ -161,9 +161,7 @@ class EarlyStopping(Callback):
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0, mode: str = "auto",
                  restore_best_weights: bool = False):
         self._monitor = _Monitor("EarlyStopping", monitor, mode, min_delta)
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"EarlyStopping: patience must be an int >= 0; got {patience!r}")
-        self.monitor, self.patience = monitor, patience
+        self.monitor, self.patience = monitor, check_int("EarlyStopping: patience", patience, 0)
         self.restore_best_weights = bool(restore_best_weights)
 
     def on_train_begin(self) -> None:
@@ -298,9 +296,7 @@ class TerminateOnNaN(Callback):
     """
 
     def __init__(self, every: int = 50):
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"TerminateOnNaN: every must be an int >= 1; got {every!r}")
-        self.every = every
+        self.every = check_int("TerminateOnNaN: every", every, 1)
         self.stopped_step: int | None = None
 
     def on_train_begin(self) -> None:

@@ -14,11 +14,13 @@ from typing import Any, Iterable, Sequence
 from .. import distributed
 from .._backend import get_backend
 from ..autograd import Tensor
+from ..optim.lr_scheduler import LRScheduler
 from .callbacks import Callback, LearningRateScheduler
 from .history import History
 from .loop import (
     Loss,
     Metric,
+    check_int,
     check_pass_arguments,
     default_metrics,
     evaluation_pass,
@@ -74,10 +76,21 @@ def _is_terminal(stream: Any) -> bool:
     return bool(isatty and isatty())
 
 
-def _check_int(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
-    return value
+def _check_callbacks(callbacks: Any) -> list[Callback]:
+    """``callbacks`` as a list, refused unless None or an iterable of Callback objects."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback) or not hasattr(callbacks, "__iter__"):
+        name = type(callbacks).__name__
+        hint = f": pass a list, callbacks=[{name}(...)]" if isinstance(callbacks, Callback) else ""
+        raise TypeError(f"fit: callbacks must be a list of gdnet.train.Callback objects; got {name}{hint}")
+    callbacks = list(callbacks)
+    for callback in callbacks:
+        if not isinstance(callback, Callback):
+            hint = (" (a schedule goes in scheduler=, or in callbacks as LearningRateScheduler(schedule))"
+                    if isinstance(callback, LRScheduler) else "")
+            raise TypeError(f"callbacks must be gdnet.train.Callback objects; got {type(callback).__name__}{hint}")
+    return callbacks
 
 
 def _epoch_line(epoch: int, epochs: int, logs: dict[str, float]) -> str:
@@ -89,7 +102,7 @@ def _epoch_line(epoch: int, epochs: int, logs: dict[str, float]) -> str:
 
 
 def fit(model, loss: Loss, optimizer, train_loader, epochs: int, val_loader=None,
-        metrics: Sequence[str | Metric] | None = None, callbacks: Iterable[Callback] = (), scheduler=None,
+        metrics: Sequence[str | Metric] | None = None, callbacks: Iterable[Callback] | None = (), scheduler=None,
         verbose: int = 1, initial_epoch: int = 0) -> History:
     """Train ``model`` for ``epochs`` epochs and return the History.
 
@@ -108,7 +121,8 @@ def fit(model, loss: Loss, optimizer, train_loader, epochs: int, val_loader=None
             ``metric(scores, y)`` returning the batch's mean; logged under their names. None
             (the default): "accuracy" where it applies (the training set has class labels, or
             the loss is cross_entropy or nll_loss), nothing else (a regression logs its loss).
-        callbacks: Callback objects (EarlyStopping, ModelCheckpoint, TerminateOnNaN, ...).
+        callbacks: a list of Callback objects (EarlyStopping, ModelCheckpoint, TerminateOnNaN,
+            ...), or None.
         scheduler: a learning-rate schedule stepped once per epoch; ReduceLROnPlateau gets
             the validation loss (the training loss without ``val_loader``). A schedule counted
             in steps goes in ``callbacks`` as ``LearningRateScheduler(s, interval="step")``.
@@ -119,21 +133,32 @@ def fit(model, loss: Loss, optimizer, train_loader, epochs: int, val_loader=None
         initial_epoch: epochs already trained (when resuming from a checkpoint).
     Returns:
         the History: one row per epoch (see History).
+    Raises:
+        TypeError: an argument is not of its kind, before any step: ``model`` not a Module,
+            a loader not iterable (or a Module), ``loss`` not a function, ``optimizer`` not an
+            optimizer, ``callbacks`` not a list of Callbacks (a single one, say),
+            ``scheduler`` not a schedule, a metric neither a name nor a function.
+        ValueError: ``epochs`` not an int >= 1, ``initial_epoch`` not an int in [0, epochs],
+            ``verbose`` not 0, 1 or 2, an unknown or repeated metric.
     """
-    _check_int("epochs", epochs, 1)
-    _check_int("initial_epoch", initial_epoch, 0)
+    check_int("epochs", epochs, 1)
+    check_int("initial_epoch", initial_epoch, 0)
     if initial_epoch > epochs:
         raise ValueError(f"initial_epoch ({initial_epoch}) is past the last epoch ({epochs})")
-    if verbose not in (0, 1, 2):
+    if not isinstance(verbose, int) or verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2; got {verbose!r}")
-    check_pass_arguments("fit", "(model, loss, optimizer, train_loader, epochs)", train_loader, loss, optimizer)
-    if val_loader is not None and not hasattr(val_loader, "__iter__"):
-        raise TypeError(f"fit: val_loader must be iterable, yielding (x, labels) batches; got "
-                        f"{type(val_loader).__name__}")
-    callbacks = list(callbacks)
-    for callback in callbacks:
-        if not isinstance(callback, Callback):
-            raise TypeError(f"callbacks must be gdnet.train.Callback objects; got {type(callback).__name__}")
+    loaders = {"train_loader": train_loader, **({"val_loader": val_loader} if val_loader is not None else {})}
+    check_pass_arguments("fit", "(model, loss, optimizer, train_loader, epochs)", model, loaders, ("loss", loss),
+                         optimizer)
+    if not hasattr(optimizer, "param_groups"):
+        raise TypeError(f"fit: optimizer must be a gdnet.optim optimizer (fit logs the rates of its "
+                        f"param_groups); got {type(optimizer).__name__}")
+    callbacks = _check_callbacks(callbacks)
+    if scheduler is not None and not isinstance(scheduler, LRScheduler):
+        hint = (" (a LearningRateScheduler callback goes in callbacks=[...])"
+                if isinstance(scheduler, LearningRateScheduler) else "")
+        raise TypeError(f"fit: scheduler must be a gdnet.optim.lr_scheduler schedule; got "
+                        f"{type(scheduler).__name__}{hint}")
     metric_fns = resolve_metrics(default_metrics(train_loader, loss) if metrics is None else metrics)
     # schedules step before the other callbacks see the epoch (so checkpoints hold the stepped one)
     schedules = [LearningRateScheduler(scheduler)] if scheduler is not None else []

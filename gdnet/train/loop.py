@@ -7,6 +7,7 @@ synchronisation. ``fit`` runs the same passes.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any, Callable, Iterable, Mapping
 
@@ -15,6 +16,7 @@ from .._backend import get_backend
 from ..autograd import Tensor, namespace_of, no_grad
 from ..backends import host
 from ..nn import functional as F
+from ..nn.module import Module
 
 Loss = Callable[[Tensor, Any], Tensor]
 # metric(scores, labels) -> the batch's mean as a 0-d Tensor (or array), computed on the device
@@ -57,25 +59,70 @@ def resolve_metrics(metrics: Iterable[str | Metric]) -> dict[str, Metric]:
     return resolved
 
 
-def check_pass_arguments(function: str, signature: str, loader: Any, loss_fn: Any, optimizer: Any = None) -> None:
-    """The arguments of a pass, by what each must be: ``loader`` iterable, ``loss_fn`` a
-    function, ``optimizer`` (where given) something with ``step``. A mix-up of their order (fit
-    takes the loss before the loader; train_epoch and evaluate after it) is named as such.
+def check_int(name: str, value: Any, low: int) -> int:
+    """``value``, refused with a ValueError naming ``name`` unless an int (not a bool) >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an int >= {low}; got {value!r}")
+    return value
+
+
+def _is_model(value: Any) -> bool:
+    # a gdnet Module, or anything a pass can call and switch between train() and eval()
+    return isinstance(value, Module) or (callable(value) and callable(getattr(value, "train", None))
+                                         and callable(getattr(value, "eval", None)))
+
+
+def _is_loader(value: Any) -> bool:
+    # a Sequential is iterable too (over its layers): a Module is never a loader
+    return hasattr(value, "__iter__") and not isinstance(value, Module)
+
+
+def _is_optimizer(value: Any) -> bool:
+    return callable(getattr(value, "step", None)) and callable(getattr(value, "zero_grad", None))
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, Module):
+        return f"{type(value).__name__}, a gdnet.nn.Module"
+    return type(value).__name__
+
+
+# evaluate's pass has no optimizer (None is an optimizer missing from a training pass)
+NO_OPTIMIZER = object()
+
+
+def check_pass_arguments(function: str, signature: str, model: Any, loaders: Mapping[str, Any],
+                         loss: tuple[str, Any], optimizer: Any = NO_OPTIMIZER) -> None:
+    """The arguments of a pass, by what each must be: ``model`` a gdnet Module (or callable,
+    with train() and eval()), each of ``loaders`` ({argument name: loader}) iterable and not a
+    Module, ``loss`` ((argument name, value)) a function, ``optimizer`` (unless NO_OPTIMIZER)
+    something with step() and zero_grad(). Two arguments each of the other's kind (fit takes
+    the loss before the loader, train_epoch and evaluate after it; the model comes first) are
+    named as swapped.
 
     Raises:
-        TypeError: an argument is not of its kind, naming the function's signature.
+        TypeError: an argument is not of its kind, naming it and the function's signature.
     """
-    problems = []
-    if not hasattr(loader, "__iter__"):
-        problems.append(f"the loader must be iterable, yielding (x, labels) batches; got {type(loader).__name__}")
-    if not callable(loss_fn):
-        problems.append(f"the loss must be a function loss(scores, labels); got {type(loss_fn).__name__}")
-    if optimizer is not None and not callable(getattr(optimizer, "step", None)):
-        problems.append(f"the optimizer must have step() and zero_grad(); got {type(optimizer).__name__}")
-    if problems:
-        swapped = callable(loader) and hasattr(loss_fn, "__iter__")
-        hint = " (the loader and the loss look swapped)" if swapped else ""
-        raise TypeError(f"{function}{signature}: " + "; ".join(problems) + hint)
+    expected = {
+        "model": (model, _is_model, "a gdnet.nn.Module mapping x to scores (callable, with train() and eval())"),
+        **{name: (loader, _is_loader, "iterable, yielding (x, labels) batches") for name, loader in loaders.items()},
+        loss[0]: (loss[1], callable, "a function loss(scores, labels)"),
+    }
+    if optimizer is not NO_OPTIMIZER:
+        expected["optimizer"] = (optimizer, _is_optimizer, "an optimizer, with step() and zero_grad()")
+    wrong = [name for name, (value, is_kind, _) in expected.items() if not is_kind(value)]
+    if not wrong:
+        return
+    # in the order of the signature (keyword arguments not in it, such as val_loader, last)
+    position = {name: found.start() if (found := re.search(rf"\b{name}\b", signature)) else len(signature)
+                for name in wrong}
+    wrong.sort(key=position.__getitem__)
+    problems = [f"{name} must be {expected[name][2]}; got {_kind(expected[name][0])}" for name in wrong]
+    swapped = [f"({a} and {b} look swapped)" for i, a in enumerate(wrong) for b in wrong[i + 1:]
+               if expected[a][1](expected[b][0]) and expected[b][1](expected[a][0])]
+    raise TypeError(f"{function}{signature}: " + "; ".join(problems) + "".join(f" {s}" for s in swapped))
 
 
 def sharded(loader: Any) -> bool:
@@ -221,7 +268,7 @@ def train_pass(model, loader, optimizer, loss_fn: Loss, metrics: Mapping[str, Me
 def evaluation_pass(model, loader, loss_fn: Loss, metrics: Mapping[str, Metric]) -> dict[str, float]:
     """{"loss": ..., metric: ...} of ``model`` over ``loader`` in eval mode, without gradients
     (over every rank's shard when the loader is sharded: then every rank must call it)."""
-    was_training = model.training
+    was_training = getattr(model, "training", True)
     model.eval()
     tally = _Tally(metrics, across_ranks=sharded(loader))
     try:
@@ -245,12 +292,19 @@ def train_epoch(model, loader, optimizer, loss_fn: Loss = F.cross_entropy, progr
         loader: yields (x, labels) on the model's device.
         optimizer: anything with zero_grad() and step().
         loss_fn: ``loss_fn(scores, labels)`` -> mean loss (default cross-entropy).
-        progress: show a tqdm bar, with loss and accuracy read every ``report_every`` steps.
+        progress: show a tqdm bar, with loss and accuracy read every ``report_every`` steps
+            (an int >= 1).
     Returns:
         (mean training loss, training accuracy) over the epoch.
+    Raises:
+        TypeError: an argument is not of its kind (``model`` not a Module, ``loader`` not
+            iterable or a Module, ``optimizer`` None or without step()/zero_grad(),
+            ``loss_fn`` not a function), before any step.
+        ValueError: ``report_every`` is not an int >= 1.
     """
-    check_pass_arguments("train_epoch", "(model, loader, optimizer, loss_fn=cross_entropy)", loader, loss_fn,
-                         optimizer)
+    check_pass_arguments("train_epoch", "(model, loader, optimizer, loss_fn=cross_entropy)", model,
+                         {"loader": loader}, ("loss_fn", loss_fn), optimizer)
+    check_int("report_every", report_every, 1)
     bar = progress_bar(len(loader), description, leave=False) if progress else None
     try:
         values, _ = train_pass(model, loader, optimizer, loss_fn, METRICS, bar, report_every)
@@ -267,8 +321,10 @@ def evaluate(model, loader, loss_fn: Loss = F.cross_entropy) -> tuple[float, flo
     first (``fit(model, loss, optimizer, loader, epochs)``).
 
     Raises:
-        TypeError: ``loader`` is not iterable or ``loss_fn`` not a function (swapped, say).
+        TypeError: ``model`` is not a Module, ``loader`` not iterable (or a Module) or
+            ``loss_fn`` not a function (swapped, say).
     """
-    check_pass_arguments("evaluate", "(model, loader, loss_fn=cross_entropy)", loader, loss_fn)
+    check_pass_arguments("evaluate", "(model, loader, loss_fn=cross_entropy)", model, {"loader": loader},
+                         ("loss_fn", loss_fn))
     values = evaluation_pass(model, loader, loss_fn, METRICS)
     return values["loss"], values["accuracy"]
