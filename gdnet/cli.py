@@ -36,6 +36,13 @@ from .nn.regularization import l1_penalty, l2_penalty
 from .train import evaluate
 
 DATASETS = tuple(SOURCES)  # the datasets gdnet.data knows how to find and download
+# the network settings a checkpoint's description may leave out (written before they existed)
+NETWORK_DEFAULTS: dict[str, Any] = {"conv": [], "dropout": 0.0}
+# the settings of a `gdnet train` run beyond its network and optimizer, recorded in its checkpoints
+# (extra["run"]) so that --resume can check them: the batch (the step count), the loss's
+# penalties, the seed and the training examples
+RUN_FLAGS = ("batch_size", "l1", "l2", "seed", "train_subset")
+DEFAULT_SEED = 0  # --seed of a new run; a resumed one takes its checkpoint's
 
 
 def model_spec(args: argparse.Namespace) -> dict[str, Any]:
@@ -66,7 +73,7 @@ def check_spec(spec: Any, shapes: dict[str, tuple[int, ...]], source: str) -> No
         "dropout": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1,
                     "a number in [0, 1)"),
     }
-    optional = {"conv": [], "dropout": 0.0}
+    optional = NETWORK_DEFAULTS
     for name, (valid, expected) in fields.items():
         if name not in spec and name in optional:
             continue
@@ -124,6 +131,8 @@ def make_optimizer(args: argparse.Namespace, params):
 def _flag(name: str, value: Any) -> str:
     """How a setting is spelled on the command line: "--lr 0.05", "--nesterov", "no --nesterov"."""
     flag = "--" + name.replace("_", "-")
+    if value is None:
+        return f"no {flag}"
     if isinstance(value, bool):
         return flag if value else f"no {flag}"
     if isinstance(value, (list, tuple)):
@@ -134,9 +143,8 @@ def _flag(name: str, value: Any) -> str:
 def network_flags(spec: dict[str, Any]) -> str:
     """The ``gdnet train`` flags that build the network ``spec`` describes, those at their
     default left out: "--dataset mnist --hidden 64 32 --activation tanh --init he"."""
-    optional = {"conv": [], "dropout": 0.0}
     return " ".join(_flag(name, spec[name]) for name in ("dataset", "conv", "hidden", "activation", "init", "dropout")
-                    if name in spec and spec[name] != optional.get(name, object()))
+                    if name in spec and spec[name] != NETWORK_DEFAULTS.get(name, object()))
 
 
 def _checkpoint_run(checkpoint) -> dict[str, Any]:
@@ -161,22 +169,42 @@ def _checkpoint_run(checkpoint) -> dict[str, Any]:
     return run
 
 
-def check_resume(args: argparse.Namespace, checkpoint) -> None:
+def run_record(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings of RUN_FLAGS a ``gdnet train`` checkpoint records beside its network."""
+    return {name: getattr(args, name) for name in RUN_FLAGS}
+
+
+def checkpoint_seed(checkpoint) -> int | None:
+    """The seed of the run ``checkpoint`` saved: the one it records, else its loader's."""
+    recorded = checkpoint.extra.get("run")
+    if isinstance(recorded, dict) and "seed" in recorded:
+        return recorded["seed"]
+    loader = checkpoint.loader_state
+    return loader.get("seed") if isinstance(loader, dict) else None
+
+
+def check_resume(args: argparse.Namespace, checkpoint) -> list[str]:
     """ValueError unless ``args`` continue the run ``checkpoint`` saved: the same network, the
     same optimizer with the same settings, the same schedule, and for a schedule over the
-    whole run (cosine) the same --epochs. A longer constant-rate run is a continuation."""
+    whole run (cosine) the same --epochs; the same --batch-size, --l1, --l2 and --subset, and
+    --seed where given. A longer constant-rate run is a continuation.
+
+    Returns the flags the checkpoint does not record (one written before ``gdnet train``
+    recorded them), taken as given: --batch-size, --l1, --l2 cannot be read from its states.
+    """
     path = checkpoint.path
     network = checkpoint.extra.get("network")
     spec = model_spec(args)
     if isinstance(network, dict):
         differ = [name for name in ("dataset", "conv", "hidden", "activation", "init", "dropout")
-                  if spec[name] != network.get(name, {"conv": [], "dropout": 0.0}.get(name, object()))]
+                  if spec[name] != network.get(name, NETWORK_DEFAULTS.get(name, object()))]
         if differ:
+            changes = "; ".join(f"{_flag(name, spec[name])} where the checkpoint has "
+                                f"{_flag(name, network.get(name, NETWORK_DEFAULTS.get(name)))}" for name in differ)
             raise ValueError(f"--resume: {path} holds the network {describe_network(network)}, trained with "
-                             f"{network_flags(network)}; this command asks for "
-                             f"{' '.join(_flag(name, spec[name]) for name in differ)} "
-                             f"({describe_network(spec)}). The network flags must match the checkpoint's: pass "
-                             "those, or start a new run with another --checkpoint-dir")
+                             f"{network_flags(network)}; this command asks for {describe_network(spec)}: {changes}. "
+                             "The network flags must match the checkpoint's: pass those, or start a new run with "
+                             "another --checkpoint-dir")
     run = _checkpoint_run(checkpoint)
     cls, settings = optimizer_settings(args)
     defaults = inspect.signature(cls).parameters
@@ -187,15 +215,28 @@ def check_resume(args: argparse.Namespace, checkpoint) -> None:
     mine["schedule"] = args.schedule
     if args.schedule == "cosine" and run["schedule"] == "cosine":
         mine["epochs"] = args.epochs
+    mine.update({name: getattr(args, name) for name in RUN_FLAGS if name != "seed" or args.seed is not None})
+    recorded = checkpoint.extra.get("run")
+    run.update({name: recorded[name] for name in RUN_FLAGS if name in recorded} if isinstance(recorded, dict) else {})
+    run.setdefault("seed", checkpoint_seed(checkpoint))
+    loader = checkpoint.loader_state if isinstance(checkpoint.loader_state, dict) else {}
+    if args.train_subset and "train_subset" not in run and isinstance(loader.get("num_examples"), int):
+        run["train_subset"] = loader["num_examples"]  # the examples its loader had: the subset, if one was taken
     differ = [name for name in mine if name in run and mine[name] != run[name]]
     if differ:
-        because = {"epochs": " (a cosine schedule anneals over the whole run: a longer run is a new run)"}
-        changes = "; ".join(f"{_flag(name, mine[name])} where the checkpoint's run has {_flag(name, run[name])}"
-                            + because.get(name, "") for name in differ)
-        raise ValueError(f"--resume continues the run saved in {path} with its optimizer, learning rate and "
-                         f"schedule: {changes}. Pass the checkpoint's "
+        longer = args.epochs > (run.get("epochs") or 0)
+        because = {"epochs": " (a cosine schedule anneals to 0 over the run's --epochs: a "
+                             f"{'longer' if longer else 'shorter'} run is a new run)",
+                   "batch_size": " (the steps of an epoch)", "train_subset": " (the training examples)",
+                   "seed": " (the order of the examples)", "l1": " (the loss)", "l2": " (the loss)"}
+        flag = {"train_subset": "subset"}
+        changes = "; ".join(f"{_flag(flag.get(name, name), mine[name])} where the checkpoint's run has "
+                            f"{_flag(flag.get(name, name), run[name])}" + because.get(name, "") for name in differ)
+        raise ValueError(f"--resume continues the run saved in {path} with its optimizer, learning rate, schedule, "
+                         f"batch size, loss, seed and training examples: {changes}. Pass the checkpoint's "
                          f"{'value' if len(differ) == 1 else 'values'} to continue it, or start a new run "
                          "with another --checkpoint-dir")
+    return [_flag(name, getattr(args, name)) for name in ("batch_size", "l1", "l2") if name not in run]
 
 
 def _load_datasets(args: argparse.Namespace):
@@ -213,12 +254,39 @@ def _use_backend(args: argparse.Namespace):
     return use_backend(args.backend, device)
 
 
+def check_folder(what: str, folder: str | os.PathLike, created: bool = True) -> None:
+    """ValueError unless files can be written in ``folder`` (``what`` names the flag in the
+    message): an existing, writable directory, or where ``created`` one that can be made (its
+    nearest existing parent is). Writability is tried by making and removing a temporary
+    file, since os.access says yes to root on read-only file systems such as /proc."""
+    import tempfile
+
+    folder = Path(folder).absolute()
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    if existing != folder and not created:
+        raise ValueError(f"{what}: the folder {str(folder)!r} does not exist; expected an existing folder (create it "
+                         "first) or the --checkpoint-dir")
+    if not existing.is_dir():
+        raise ValueError(f"{what}: {str(existing)!r} is a file, not a folder; expected "
+                         + ("a folder" if existing == folder else f"a folder to hold {str(folder)!r}"))
+    try:
+        handle, name = tempfile.mkstemp(dir=existing, prefix=".gdnet-write-check-")
+        os.close(handle)
+        os.remove(name)
+    except OSError as exc:
+        raise ValueError(f"{what}: the folder {str(existing)!r} cannot be written ({exc.strerror or exc}); expected a "
+                         "folder this user can write files in") from exc
+
+
 def _check_plot(path: str | None, checkpoint_dir: str | None = None) -> None:
     """Fail before training, not after it, where --plot cannot be drawn: matplotlib missing,
     a format it cannot write (the suffix names it; none is PNG), or a folder that does not
-    exist (unless it is --checkpoint-dir or above it, which training creates)."""
+    exist (unless it is --checkpoint-dir or above it, which training creates) or cannot be
+    written."""
     if path is None:
         return
+    if not path.strip():
+        raise ValueError(f"--plot {path!r}: an empty name; expected the name of an image file, e.g. curves.png")
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -229,16 +297,15 @@ def _check_plot(path: str | None, checkpoint_dir: str | None = None) -> None:
     formats = FigureCanvasAgg(Figure()).get_supported_filetypes()  # the canvas History.plot draws on
     suffix = Path(path).suffix[1:].lower()
     if Path(path).is_dir():
-        raise ValueError(f"--plot {path} is a folder; expected the name of an image file in it, e.g. {path}/curves.png")
+        raise ValueError(f"--plot {path} is a folder; expected the name of an image file in it, e.g. "
+                         f"{Path(path) / 'curves.png'}")
     if suffix and suffix not in formats:
         names = ", ".join("." + name for name in sorted(formats))
         raise ValueError(f"--plot {path}: matplotlib cannot write the format {suffix!r}; expected a file name "
                          f"ending in one of {names} (or no suffix, for PNG)")
     folder = Path(path).absolute().parent
     created = Path(checkpoint_dir).absolute() if checkpoint_dir else None
-    if not folder.is_dir() and not (created is not None and (folder == created or folder in created.parents)):
-        raise ValueError(f"--plot {path}: the folder {str(folder)!r} does not exist; expected an existing folder "
-                         "(create it first) or the --checkpoint-dir")
+    check_folder(f"--plot {path}", folder, created is not None and (folder == created or folder in created.parents))
 
 
 class _EpochPrinter(train.Callback):
@@ -288,13 +355,19 @@ def run_training(args: argparse.Namespace, out=None) -> dict[str, Any]:
     out = sys.stdout if out is None else out
     if args.resume and not args.checkpoint_dir:
         raise ValueError("--resume needs --checkpoint-dir (the folder whose last.safetensors to continue from)")
+    if args.checkpoint_dir is not None:
+        check_folder(f"--checkpoint-dir {args.checkpoint_dir}", args.checkpoint_dir)
     _check_plot(args.plot, args.checkpoint_dir)
-    last = None
+    last, unchecked, seed = None, [], 0
     if args.resume:
         last = Path(args.checkpoint_dir) / "last.safetensors"
         if not last.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {last}; train once with --checkpoint-dir")
-        check_resume(args, train.load(last))  # before any data is read
+        saved = train.load(last)
+        unchecked = check_resume(args, saved)  # before any data is read
+        seed = checkpoint_seed(saved)
+    if args.seed is None:  # a resumed run's order is its checkpoint's: the seed of its loader
+        args.seed = seed if seed is not None else DEFAULT_SEED
     with _use_backend(args), _process_group() as world:
         backend = get_backend()  # on GPUs, init_process_group picked this rank's device
         out = out if distributed.is_main_process() else io.StringIO()
@@ -323,7 +396,7 @@ def run_training(args: argparse.Namespace, out=None) -> dict[str, Any]:
         initial_epoch = 0
         if args.checkpoint_dir:
             callbacks.append(train.ModelCheckpoint(args.checkpoint_dir, monitor="val_accuracy",
-                                                   extra={"network": spec}))
+                                                   extra={"network": spec, "run": run_record(args)}))
         if last is not None:
             resumed = train.load_into(last, model, optimizer, schedule, train_loader)
             initial_epoch = resumed.epoch or 0
@@ -332,6 +405,9 @@ def run_training(args: argparse.Namespace, out=None) -> dict[str, Any]:
         print(_header(args, spec, optimizer, backend, world, initial_epoch), file=out)
         if last is not None:
             print(f"resumed from {last} after epoch {initial_epoch}", file=out)
+        if unchecked:
+            print(f"note: {last} does not record {', '.join(unchecked)} (written before gdnet train recorded "
+                  "them): taken as given, unchecked", file=out)
         def loss(scores, labels):
             value = F.cross_entropy(scores, labels)
             if args.l1:
@@ -343,9 +419,12 @@ def run_training(args: argparse.Namespace, out=None) -> dict[str, Any]:
         trained = DistributedDataParallel(model) if world > 1 else model
         # the printer writes a line per epoch: fit adds only its bar, and only on a terminal
         bar = not args.quiet and getattr(sys.stderr, "isatty", lambda: False)()
-        history = train.fit(trained, loss, optimizer, train_loader, args.epochs, val_loader=test_loader,
-                            callbacks=callbacks, scheduler=schedule, verbose=1 if bar else 0,
-                            initial_epoch=initial_epoch)
+        try:
+            history = train.fit(trained, loss, optimizer, train_loader, args.epochs, val_loader=test_loader,
+                                callbacks=callbacks, scheduler=schedule, verbose=1 if bar else 0,
+                                initial_epoch=initial_epoch)
+        except KeyboardInterrupt:
+            raise Interrupted(_interruption(args, initial_epoch + len(printer.rows) + 1)) from None
         if args.plot and distributed.is_main_process():
             history.plot(args.plot)
             print(f"curves: {args.plot}", file=out)
@@ -353,6 +432,25 @@ def run_training(args: argparse.Namespace, out=None) -> dict[str, Any]:
         final = rows[-1]["test_accuracy"] if rows else float("nan")
         print(f"test accuracy: {final:.2%}", file=out)
         return {"history": rows, "test_accuracy": final, "model": model}
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during ``gdnet train``'s epochs, with the line that says where the run stands."""
+
+
+def _interruption(args: argparse.Namespace, epoch: int) -> str:
+    """Where an interrupted run stands: its epoch, and the checkpoint --resume continues from."""
+    if not args.checkpoint_dir:
+        return f"interrupted in epoch {epoch}"
+    last = Path(args.checkpoint_dir) / "last.safetensors"
+    try:
+        saved = train.load(last).epoch if last.is_file() else None
+    except (OSError, train.CheckpointError):
+        saved = None
+    if saved is None:
+        return f"interrupted in epoch {epoch}; no checkpoint in {args.checkpoint_dir} yet"
+    return (f"interrupted in epoch {epoch}; the last checkpoint is epoch {saved} in {args.checkpoint_dir}: "
+            "continue with --resume")
 
 
 def _header(args: argparse.Namespace, spec: dict[str, Any], optimizer, backend, world: int, epoch: int) -> str:
@@ -373,7 +471,8 @@ def _header(args: argparse.Namespace, spec: dict[str, Any], optimizer, backend, 
     subset = f", the first {args.train_subset:,} training examples" if args.train_subset else ""
     return (f"gdnet {__version__}: {args.dataset}, {describe_network(spec)} ({network}), {args.optimizer} {rate}"
             + "".join(f", {setting}" for setting in settings)
-            + f", batch {args.batch_size}{subset}, {backend.describe()}, seed {args.seed}"
+            + f", batch {args.batch_size}{subset}, {backend.describe()}, "
+            f"seed {DEFAULT_SEED if args.seed is None else args.seed}"
             + (f", {world} processes (batch {args.batch_size} each)" if world > 1 else ""))
 
 
@@ -381,8 +480,15 @@ def _already_trained(checkpoint, args: argparse.Namespace, model, out) -> dict[s
     """``--resume`` of a run that has done --epochs epochs already: say so, with the test
     accuracy its checkpoint recorded, and train nothing."""
     accuracy = checkpoint.extra.get("metrics", {}).get("val_accuracy", float("nan"))
+    if args.schedule == "cosine":  # its rate is 0 now: more epochs would be a new run
+        advice = ("its cosine schedule has annealed to 0 over those epochs; to train longer, start a new run (with "
+                  "another --checkpoint-dir) with a larger --epochs")
+    else:
+        advice = "pass a larger --epochs to continue"
     print(f"{checkpoint.path} is already trained for {checkpoint.epoch} epochs (--epochs {args.epochs}): nothing "
-          "to train; pass a larger --epochs to continue", file=out)
+          f"to train; {advice}", file=out)
+    if args.plot:
+        print(f"no plot written to {args.plot}: --plot draws the epochs this command trains", file=out)
     print(f"test accuracy: {accuracy:.2%} (epoch {checkpoint.epoch}, from the checkpoint)", file=out)
     return {"history": [], "test_accuracy": accuracy, "model": model}
 
@@ -392,11 +498,19 @@ def run_evaluation(args: argparse.Namespace, out=None) -> tuple[float, float]:
     weights, and print its test loss and accuracy (to ``out``, default the current sys.stdout)."""
     from . import data
 
+    if Path(args.checkpoint).is_dir():
+        found = [str(Path(args.checkpoint) / name) for name in ("best.safetensors", "last.safetensors")
+                 if (Path(args.checkpoint) / name).is_file()]
+        raise ValueError(f"{args.checkpoint} is a folder; expected a checkpoint file"
+                         + (f", e.g. {' or '.join(found)}" if found else
+                            " (the best.safetensors or last.safetensors that `gdnet train --checkpoint-dir` writes)"))
     checkpoint = train.load(args.checkpoint)
     spec = checkpoint.extra.get("network")
     if spec is None:
-        raise ValueError(f"{args.checkpoint} was not written by `gdnet train --checkpoint-dir` "
-                         "(its metadata has no 'network' description)")
+        raise ValueError(f"{args.checkpoint} was not written by `gdnet train --checkpoint-dir` (its metadata has no "
+                         "'network' description, so the command cannot rebuild its model); a checkpoint of "
+                         "ModelCheckpoint or gd.train.save is evaluated in Python: build the model it came from, "
+                         "load it with gd.train.load_into(path, model) and call gd.train.evaluate")
     check_spec(spec, {name: shape for name, shape, _ in checkpoint.architecture}, args.checkpoint)
     with _use_backend(args):
         model = build_from_spec(spec)
@@ -498,7 +612,9 @@ def make_parser() -> argparse.ArgumentParser:
                                help="epochs in all, counting those a resumed run has done (default: %(default)s)")
     train_command.add_argument("--backend", default=None, choices=backend_choices(), help=_BACKEND_HELP)
     train_command.add_argument("--device", default=None, help="device of the backend (cuda:1, mps, device1, ...)")
-    train_command.add_argument("--seed", type=_non_negative_int, default=0)
+    train_command.add_argument("--seed", type=_non_negative_int, default=None,
+                               help=f"seeds the weights and the order of the examples (default: {DEFAULT_SEED}; "
+                                    "with --resume, the checkpoint's, and another is an error)")
     train_command.add_argument("--train-subset", "--subset", type=_positive_int, default=None,
                                help="train on the first N examples only")
     train_command.add_argument("--download", action="store_true", help=_DOWNLOAD_HELP)
@@ -510,8 +626,9 @@ def make_parser() -> argparse.ArgumentParser:
                                     "optimizer and schedule flags must be the checkpoint's; a constant-rate run "
                                     "can be given more --epochs")
     train_command.add_argument("--plot", default=None, metavar="PNG",
-                               help="draw loss and accuracy curves to this file (PNG, or the format its suffix "
-                                    "names: .svg, .pdf, ...)")
+                               help="draw loss and accuracy curves of the epochs this command trains (after "
+                                    "--resume, those after the checkpoint's) to this file (PNG, or the format its "
+                                    "suffix names: .svg, .pdf, ...)")
 
     evaluation = commands.add_parser("eval", help="test loss and accuracy of a `gdnet train` checkpoint")
     evaluation.add_argument("checkpoint")
@@ -574,6 +691,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .data import datasets
             from .experiments import run_experiments
 
+            check_folder(f"--out {args.out}", args.out)  # NAME.md and NAME.png go there, after minutes of training
+
             with _use_backend(args):  # --backend, or GDNET_BACKEND's choice, checked before anything runs
                 choice = args.backend or os.environ.get(ENVIRONMENT_VARIABLE) or "auto"
             if args.download:
@@ -588,6 +707,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(message)
             distributed.abort(2)
         parser.exit(2, message)
+    except KeyboardInterrupt as exc:  # Ctrl-C: where the run stands, not a traceback
+        message = f"gdnet {args.command}: {exc if isinstance(exc, Interrupted) else 'interrupted'}\n"
+        if distributed.world_size() > 1:
+            sys.stderr.write(message)
+            distributed.abort(130)
+        parser.exit(130, message)
     return 0
 
 

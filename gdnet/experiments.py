@@ -348,6 +348,9 @@ def run_experiment(name: str, out: str | Path = "experiments", quick: bool = Fal
     experiment = EXPERIMENTS[name]
     size = experiment.quick if quick else experiment.full
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"out={str(out)!r} is a file; expected a folder for {name}.md and {name}.png "
+                                 "(created if missing)")
     out.mkdir(parents=True, exist_ok=True)
     with use_backend(backend) as active:
         train_set, test_set = data.datasets.fashion_mnist(root=data_root)
@@ -358,8 +361,10 @@ def run_experiment(name: str, out: str | Path = "experiments", quick: bool = Fal
             started = time.perf_counter()
             runs.append(run_variant(label, settings, train_set, test_loader, size, seed))
             if log is not None:
-                print(f"{name}: {variant_title(label, settings)} done in {time.perf_counter() - started:.1f} s",
-                      file=log, flush=True)
+                training = sum(runs[-1].history["seconds"])
+                print(f"{name}: {variant_title(label, settings)} done in {time.perf_counter() - started:.1f} s "
+                      f"(training {training:.3f} s of it, {_seconds(runs[-1]):.3f} s per epoch; the rest builds the "
+                      "data and model and tests)", file=log, flush=True)
         described = active.describe()
     markdown = out / f"{name}.md"
     atomic_write(markdown, [markdown_table(experiment, runs, size, described, seed, quick).encode("utf-8")])

@@ -184,6 +184,31 @@ def test_eval_refuses_a_description_of_the_wrong_type(tmp_path, network):
         cli.run_evaluation(args)
 
 
+def test_eval_of_a_checkpoint_without_a_network_says_to_load_it_in_python(capsys, tmp_path):
+    gd.train.save(tmp_path / "model.safetensors", models.build_from_spec(SPECS[0]), epoch=1)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["eval", str(tmp_path / "model.safetensors"), "--backend", "numpy"])
+    assert info.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "was not written by `gdnet train --checkpoint-dir` (its metadata has no 'network' description" in err
+    assert "build the model it came from, load it with gd.train.load_into(path, model)" in err
+
+
+def test_eval_of_a_folder_names_the_checkpoints_in_it(capsys, tmp_path):
+    def error(folder):
+        with pytest.raises(SystemExit) as info:
+            cli.main(["eval", str(folder), "--backend", "numpy"])
+        assert info.value.code == 2
+        return capsys.readouterr().err
+
+    assert "is a folder; expected a checkpoint file (the best.safetensors or last.safetensors" in error(tmp_path)
+    _saved_run(tmp_path, "--epochs", "2")
+    assert error(tmp_path) == (f"gdnet eval: error: {tmp_path} is a folder; expected a checkpoint file, e.g. "
+                               f"{tmp_path}/last.safetensors\n")
+    (tmp_path / "best.safetensors").write_bytes((tmp_path / "last.safetensors").read_bytes())
+    assert f"e.g. {tmp_path}/best.safetensors or {tmp_path}/last.safetensors" in error(tmp_path)
+
+
 def _choices(argv_prefix, flag):
     parser = cli.make_parser()
     command = parser._subparsers._group_actions[0].choices[argv_prefix]
@@ -220,10 +245,12 @@ def test_a_flag_the_optimizer_does_not_take_is_an_error():
 
 
 # -- --resume continues the checkpoint's run, or refuses before anything is read ------------------
-def _saved_run(folder: Path, *flags: str, epoch: int = 2) -> Path:
+def _saved_run(folder: Path, *flags: str, epoch: int = 2, record: bool = True, examples: int | None = None) -> Path:
     """``folder``/last.safetensors as `gdnet train *flags --checkpoint-dir folder` leaves it after
-    ``epoch`` epochs (the weights untrained: only the states matter here)."""
+    ``epoch`` epochs (the weights untrained: only the states matter here); without ``record``
+    as a version that recorded only the network wrote it, with a loader over ``examples``."""
     args = cli.make_parser().parse_args(["train", *flags])
+    args.seed = cli.DEFAULT_SEED if args.seed is None else args.seed
     spec = cli.model_spec(args)
     model = models.build_from_spec(spec)
     optimizer = cli.make_optimizer(args, model.parameters())
@@ -233,7 +260,12 @@ def _saved_run(folder: Path, *flags: str, epoch: int = 2) -> Path:
         for _ in range(epoch):
             schedule.step()
     path = folder / "last.safetensors"
-    gd.train.save(path, model, optimizer, schedule, epoch=epoch, network=spec)
+    loader = None
+    if examples is not None:
+        dataset = gd.data.ArrayDataset(np.zeros((examples, 1), np.float32), np.zeros(examples, np.int64))
+        loader = gd.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=True, seed=args.seed)
+    extra = {"network": spec, "run": cli.run_record(args)} if record else {"network": spec}
+    gd.train.save(path, model, optimizer, schedule, loader, epoch=epoch, **extra)
     return path
 
 
@@ -254,7 +286,11 @@ COSINE = ("--hidden", "64", "--schedule", "cosine", "--epochs", "2")
     "saved, resumed, expected",
     [
         (COSINE, ("--hidden", "64", "--schedule", "cosine", "--epochs", "4"),
-         "--epochs 4 where the checkpoint's run has --epochs 2 (a cosine schedule anneals over the whole run"),
+         "--epochs 4 where the checkpoint's run has --epochs 2 (a cosine schedule anneals to 0 over the run's "
+         "--epochs: a longer run is a new run)"),
+        (("--hidden", "64", "--schedule", "cosine", "--epochs", "3"), COSINE,
+         "--epochs 2 where the checkpoint's run has --epochs 3 (a cosine schedule anneals to 0 over the run's "
+         "--epochs: a shorter run is a new run)"),
         (COSINE, ("--hidden", "64", "--lr", "0.5", "--schedule", "constant", "--epochs", "8"),
          "--lr 0.5 where the checkpoint's run has --lr 0.05; --schedule constant where the checkpoint's run has "
          "--schedule cosine. Pass the checkpoint's values to continue it, or start a new run with another "
@@ -272,14 +308,32 @@ COSINE = ("--hidden", "64", "--schedule", "cosine", "--epochs", "2")
          "--momentum 0.0 where the checkpoint's run has --momentum 0.5"),
         (("--hidden", "64", "32", "--activation", "tanh"), ("--hidden", "100"),
          "holds the network MLP 784-64-32-10, trained with --dataset fashion-mnist --hidden 64 32 --activation tanh "
-         "--init he; this command asks for --hidden 100 --activation relu (MLP 784-100-10). The network flags must "
-         "match the checkpoint's: pass those, or start a new run with another --checkpoint-dir"),
+         "--init he; this command asks for MLP 784-100-10: --hidden 100 where the checkpoint has --hidden 64 32; "
+         "--activation relu where the checkpoint has --activation tanh. The network flags must match the "
+         "checkpoint's: pass those, or start a new run with another --checkpoint-dir"),
         (("--conv", "4", "--hidden", "16", "--dropout", "0.2"), ("--hidden", "16"),
          "trained with --dataset fashion-mnist --conv 4 --hidden 16 --activation relu --init he --dropout 0.2; this "
-         "command asks for no --conv --dropout 0.0 (MLP 784-16-10)"),
+         "command asks for MLP 784-16-10: no --conv where the checkpoint has --conv 4; --dropout 0.0 where the "
+         "checkpoint has --dropout 0.2"),
+        ((), ("--dropout", "0.2"), "this command asks for MLP 784-100-10: --dropout 0.2 where the checkpoint has "
+                                   "--dropout 0.0. The network flags must match"),
+        (("--epochs", "2"), ("--epochs", "5", "--batch-size", "64"),
+         "--batch-size 64 where the checkpoint's run has --batch-size 128 (the steps of an epoch). Pass the "
+         "checkpoint's value"),
+        (("--epochs", "2", "--l2", "1e-4"), ("--epochs", "4"),
+         "--l2 0.0 where the checkpoint's run has --l2 0.0001 (the loss)"),
+        (("--epochs", "2"), ("--epochs", "4", "--l1", "1e-5"),
+         "--l1 1e-05 where the checkpoint's run has --l1 0.0 (the loss)"),
+        (("--epochs", "2", "--seed", "3"), ("--epochs", "4", "--seed", "5"),
+         "--seed 5 where the checkpoint's run has --seed 3 (the order of the examples)"),
+        (("--epochs", "2", "--subset", "2000"), ("--epochs", "4", "--subset", "1000"),
+         "--subset 1000 where the checkpoint's run has --subset 2000 (the training examples)"),
+        (("--epochs", "2", "--subset", "2000"), ("--epochs", "4"),
+         "no --subset where the checkpoint's run has --subset 2000 (the training examples)"),
     ],
-    ids=["longer-cosine", "lr-and-schedule", "schedule", "optimizer", "momentum", "nesterov", "weight-decay",
-         "rmsprop-momentum", "network", "cnn"],
+    ids=["longer-cosine", "shorter-cosine", "lr-and-schedule", "schedule", "optimizer", "momentum", "nesterov",
+         "weight-decay", "rmsprop-momentum", "network", "cnn", "dropout", "batch-size", "l2", "l1", "seed", "subset",
+         "no-subset"],
 )
 def test_resume_refuses_flags_that_change_the_run(capsys, tmp_path, saved, resumed, expected):
     _saved_run(tmp_path, *saved)
@@ -293,6 +347,109 @@ def test_resume_takes_the_checkpoints_own_flags(tmp_path, flags, more):
     path = _saved_run(tmp_path, *flags, epoch=1)
     args = cli.make_parser().parse_args(["train", *flags, *more, "--resume", "--checkpoint-dir", str(tmp_path)])
     cli.check_resume(args, gd.train.load(path))  # no error: the same run, continued
+
+
+def test_resume_of_a_file_that_records_no_run_checks_what_its_states_hold(capsys, tmp_path):
+    """A checkpoint written before the command recorded --batch-size, --l1, --l2 and --subset:
+    --subset is checked against its loader's examples and --seed against its loader's seed; the
+    others cannot be read from it and are taken as given (run_training prints a note)."""
+    path = _saved_run(tmp_path, "--epochs", "2", "--seed", "4", record=False, examples=2000)
+    err = _train_error(capsys, tmp_path, "--epochs", "4", "--subset", "1000", "--resume", "--checkpoint-dir",
+                       str(tmp_path))
+    assert "--subset 1000 where the checkpoint's run has --subset 2000 (the training examples)" in err
+    err = _train_error(capsys, tmp_path, "--epochs", "4", "--seed", "0", "--resume", "--checkpoint-dir", str(tmp_path))
+    assert "--seed 0 where the checkpoint's run has --seed 4" in err
+    args = cli.make_parser().parse_args(["train", "--epochs", "4", "--subset", "2000", "--batch-size", "64", "--l2",
+                                         "1e-4", "--resume", "--checkpoint-dir", str(tmp_path)])
+    assert cli.check_resume(args, gd.train.load(path)) == ["--batch-size 64", "--l1 0.0", "--l2 0.0001"]
+    assert cli.checkpoint_seed(gd.train.load(path)) == 4
+
+
+def test_resume_without_seed_takes_the_checkpoints(tmp_path):
+    path = _saved_run(tmp_path, "--epochs", "2", "--seed", "7")
+    args = cli.make_parser().parse_args(["train", "--epochs", "4", "--resume", "--checkpoint-dir", str(tmp_path)])
+    assert args.seed is None and cli.check_resume(args, gd.train.load(path)) == []
+    assert cli.checkpoint_seed(gd.train.load(path)) == 7
+
+
+@pytest.fixture
+def tiny_root(tmp_path) -> Path:
+    """A data root of a 96-image training set and a 40-image test set (random pixels)."""
+    root = tmp_path / "tiny"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 96), ("t10k", 40)):
+        write_idx(root / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8))
+        write_idx(root / f"{prefix}-labels-idx1-ubyte", (np.arange(n) % 10).astype(np.uint8))
+    return root
+
+
+def _tiny_run(root: Path, *flags: str) -> list[str]:
+    """`gdnet train` of an MLP 784-8-10 on ``root``'s data; its printed lines."""
+    out = io.StringIO()
+    cli.run_training(cli.make_parser().parse_args(["train", "--backend", "numpy", "--quiet", "--hidden", "8",
+                                                   "--batch-size", "32", "--data-root", str(root), *flags]), out=out)
+    return out.getvalue().splitlines()
+
+
+def test_a_resumed_run_records_and_prints_the_seed_it_uses(tiny_root, tmp_path):
+    folder = str(tmp_path / "run")
+    _tiny_run(tiny_root, "--epochs", "1", "--seed", "3", "--checkpoint-dir", folder)
+    assert gd.train.load(tmp_path / "run" / "last.safetensors").extra["run"] == dict(
+        batch_size=32, l1=0.0, l2=0.0, seed=3, train_subset=None)
+    lines = _tiny_run(tiny_root, "--epochs", "2", "--resume", "--checkpoint-dir", folder)
+    assert lines[0].endswith("numpy on cpu, seed 3") and "after epoch 1" in lines[1]
+    last = gd.train.load(tmp_path / "run" / "last.safetensors")
+    assert last.epoch == 2 and last.step == 2 * 3 and last.extra["run"]["seed"] == 3  # 96 examples, batch 32
+
+
+def test_a_finished_cosine_run_says_it_is_a_new_run_to_train_longer(tiny_root, tmp_path):
+    pytest.importorskip("matplotlib")
+    folder = str(tmp_path / "run")
+    flags = ("--epochs", "1", "--schedule", "cosine", "--checkpoint-dir", folder)
+    _tiny_run(tiny_root, *flags)
+    lines = _tiny_run(tiny_root, *flags, "--resume", "--plot", str(tmp_path / "curves.png"))
+    assert ("is already trained for 1 epochs (--epochs 1): nothing to train; its cosine schedule has annealed to 0 "
+            "over those epochs; to train longer, start a new run (with another --checkpoint-dir) with a larger "
+            "--epochs") in lines[0]
+    assert lines[1] == f"no plot written to {tmp_path / 'curves.png'}: --plot draws the epochs this command trains"
+    assert not (tmp_path / "curves.png").exists()
+    lines = _tiny_run(tiny_root, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "constant"))
+    lines = _tiny_run(tiny_root, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "constant"), "--resume")
+    assert lines[0].endswith("nothing to train; pass a larger --epochs to continue")
+
+
+@pytest.mark.parametrize("checkpoints", [True, False], ids=["checkpoint-dir", "no-checkpoint-dir"])
+def test_ctrl_c_in_training_prints_where_the_run_stands_and_exits_130(monkeypatch, capsys, tiny_root, tmp_path,
+                                                                     checkpoints):
+    def interrupt(self, epoch, logs):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        printed(self, epoch, logs)
+
+    printed = cli._EpochPrinter.on_epoch_end
+    monkeypatch.setattr(cli._EpochPrinter, "on_epoch_end", interrupt)
+    folder = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "--backend", "numpy", "--quiet", "--hidden", "8", "--epochs", "3", "--data-root",
+                  str(tiny_root), *(["--checkpoint-dir", str(folder)] if checkpoints else [])])
+    assert info.value.code == 130
+    err = capsys.readouterr().err
+    if checkpoints:
+        assert err == (f"gdnet train: interrupted in epoch 2; the last checkpoint is epoch 1 in {folder}: continue "
+                       "with --resume\n")
+    else:
+        assert err == "gdnet train: interrupted in epoch 2\n"
+
+
+def test_ctrl_c_before_training_is_one_line_too(monkeypatch, capsys):
+    def interrupt(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_load_datasets", interrupt)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "--backend", "numpy"])
+    assert info.value.code == 130 and capsys.readouterr().err == "gdnet train: interrupted\n"
 
 
 def test_resumed_cosine_run_uses_and_prints_the_checkpoints_rate(tmp_path):
@@ -352,16 +509,57 @@ def test_the_header_names_every_setting_that_is_on():
         ("curves.txt", "matplotlib cannot write the format 'txt'; expected a file name ending in one of "),
         ("missing/x.png", "the folder '{tmp}/missing' does not exist; expected an existing folder (create it first) "
                           "or the --checkpoint-dir"),
-        ("", "is a folder; expected the name of an image file in it"),
+        ("", "is a folder; expected the name of an image file in it, e.g. {tmp}/curves.png"),
+        ("file/x.png", "'{tmp}/file' is a file, not a folder; expected a folder"),
     ],
-    ids=["format", "missing-folder", "a-folder"],
+    ids=["format", "missing-folder", "a-folder", "under-a-file"],
 )
 def test_a_plot_that_cannot_be_written_fails_before_training(capsys, tmp_path, name, expected):
     pytest.importorskip("matplotlib")
+    (tmp_path / "file").write_text("not a folder")
     err = _train_error(capsys, tmp_path, "--epochs", "1", "--plot", str(tmp_path / name))
     assert f"--plot {tmp_path / name}" in err and expected.format(tmp=tmp_path) in err
     if name == "curves.txt":
         assert ".png" in err and ".svg" in err and ".pdf" in err
+
+
+def test_an_empty_plot_name_is_an_error(capsys, tmp_path):
+    err = _train_error(capsys, tmp_path, "--epochs", "1", "--plot", "")
+    assert "--plot '': an empty name; expected the name of an image file, e.g. curves.png" in err
+
+
+UNWRITABLE = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="no /proc: a folder no one can write in")
+
+
+@UNWRITABLE
+@pytest.mark.parametrize("flags, what", [(("--plot", "/proc/x.png"), "--plot /proc/x.png"),
+                                         (("--checkpoint-dir", "/proc/ck"), "--checkpoint-dir /proc/ck")],
+                         ids=["plot", "checkpoint-dir"])
+def test_a_folder_that_cannot_be_written_fails_before_training(capsys, tmp_path, flags, what):
+    if flags[0] == "--plot":
+        pytest.importorskip("matplotlib")
+    err = _train_error(capsys, tmp_path, "--epochs", "1", *flags)
+    assert f"{what}: the folder '/proc' cannot be written (" in err
+    assert "expected a folder this user can write files in" in err
+
+
+def test_a_checkpoint_dir_in_a_file_fails_before_training(capsys, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    err = _train_error(capsys, tmp_path, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "file" / "ck"))
+    assert (f"--checkpoint-dir {tmp_path}/file/ck: '{tmp_path}/file' is a file, not a folder; expected a folder to "
+            f"hold '{tmp_path}/file/ck'") in err
+    err = _train_error(capsys, tmp_path, "--epochs", "1", "--checkpoint-dir", str(tmp_path / "file"))
+    assert f"'{tmp_path}/file' is a file, not a folder; expected a folder" in err
+
+
+def test_experiments_out_must_be_a_folder(capsys, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(SystemExit) as info:
+        cli.main(["experiments", "scaling", "--quick", "--backend", "numpy", "--out", str(tmp_path / "file")])
+    assert info.value.code == 2
+    out, err = capsys.readouterr()
+    assert err == (f"gdnet experiments: error: --out {tmp_path}/file: '{tmp_path}/file' is a file, not a folder; "
+                   "expected a folder\n") and out == ""
 
 
 def test_a_plot_in_the_checkpoint_folder_to_be_created_is_taken(tmp_path):
@@ -402,16 +600,11 @@ def test_help_shows_the_defaults_and_the_install_hint_of_the_readme():
     assert [path.name for path in sources if "gdnet-array[" in path.read_text()] == []
 
 
-def test_a_train_subset_beyond_the_training_set_is_an_error(capsys, tmp_path):
+def test_a_train_subset_beyond_the_training_set_is_an_error(capsys, tiny_root):
     # a slice would quietly take all 96 examples of this set and train on fewer than asked
-    root = tmp_path / "tiny"
-    root.mkdir()
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 96), ("t10k", 40)):
-        write_idx(root / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8))
-        write_idx(root / f"{prefix}-labels-idx1-ubyte", (np.arange(n) % 10).astype(np.uint8))
     with pytest.raises(SystemExit) as info:
-        cli.main(["train", "--backend", "numpy", "--epochs", "1", "--train-subset", "97", "--data-root", str(root)])
+        cli.main(["train", "--backend", "numpy", "--epochs", "1", "--train-subset", "97", "--data-root",
+                  str(tiny_root)])
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "--train-subset 97: the training set has 96 examples; expected at most 96" in err
