@@ -44,8 +44,8 @@ def test_quick_experiment_writes_a_table_and_a_plot(name, tmp_path):
     _fashion_mnist_or_skip()
     args = cli.make_parser().parse_args(["experiments", name, "--quick", "--out", str(tmp_path / "out"),
                                          "--backend", "numpy", "--seed", "0"])
-    result = experiments.run_experiments(args.name, args.out, args.quick, args.backend, args.seed,
-                                         log=io.StringIO())[0]
+    log = io.StringIO()
+    result = experiments.run_experiments(args.name, args.out, args.quick, args.backend, args.seed, log=log)[0]
     text = result["markdown"].read_text()
     assert result["markdown"] == tmp_path / "out" / f"{name}.md"
     header, rows = _table(text)
@@ -58,6 +58,11 @@ def test_quick_experiment_writes_a_table_and_a_plot(name, tmp_path):
 
     runs = result["runs"]
     assert len(runs) == len(experiments.EXPERIMENTS[name].variants)
+    # each progress line times the whole variant and gives the training seconds the table shows
+    for line, run in zip(log.getvalue().splitlines(), runs, strict=True):
+        training = sum(run.history["seconds"])
+        per_epoch = experiments._seconds(run)
+        assert f" (training {training:.3f} s of it, {per_epoch:.3f} s per epoch; the rest builds " in line
     for run in runs:
         for row in run.history:
             assert math.isfinite(row["loss"]) and math.isfinite(row["val_loss"]), (run.label, row)
@@ -89,6 +94,13 @@ def test_unknown_experiment_is_a_usage_error_listing_the_names():
         assert name in result.stderr
     with pytest.raises(ValueError, match="activations"):
         experiments.run_experiment("nope")
+
+
+def test_out_that_is_a_file_is_an_error(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    expected = r"out='.*/file' is a file; expected a folder for depth.md and depth.png"
+    with pytest.raises(NotADirectoryError, match=expected):
+        experiments.run_experiment("depth", tmp_path / "file", quick=True, backend="numpy")
 
 
 def test_experiments_command_runs_in_a_subprocess(tmp_path):
