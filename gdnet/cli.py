@@ -308,6 +308,12 @@ def _check_plot(path: str | None, checkpoint_dir: str | None = None) -> None:
     check_folder(f"--plot {path}", folder, created is not None and (folder == created or folder in created.parents))
 
 
+def _seconds(seconds: float) -> str:
+    """An epoch's time for its line: "0.5 s" from a tenth of a second up, else milliseconds
+    ("41.7 ms"), so the epochs of a small run do not print 0.0 s."""
+    return f"{seconds:.1f} s" if seconds >= 0.095 else f"{seconds * 1e3:.3g} ms"
+
+
 class _EpochPrinter(train.Callback):
     """One line per epoch (loss, training and test accuracy, seconds), kept as a list too."""
 
@@ -319,7 +325,7 @@ class _EpochPrinter(train.Callback):
                    test_accuracy=logs["val_accuracy"], seconds=logs["seconds"])
         self.rows.append(row)
         print(f"epoch {epoch:>3}/{self.epochs}  loss {row['loss']:.4f}  train acc {row['train_accuracy']:.2%}  "
-              f"test acc {row['test_accuracy']:.2%}  {row['seconds']:.1f} s", file=self.out, flush=True)
+              f"test acc {row['test_accuracy']:.2%}  {_seconds(row['seconds'])}", file=self.out, flush=True)
 
 
 @contextlib.contextmanager

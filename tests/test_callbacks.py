@@ -315,6 +315,8 @@ def test_model_checkpoint_saves_the_schedule_of_a_schedule_callback(tmp_path):
 
 
 def test_bad_model_checkpoint_arguments(tmp_path):
+    with pytest.raises(TypeError, match=r"extra must be a dict of values to store, e.g. \{'hidden': 100\}; got list"):
+        gd.train.ModelCheckpoint(tmp_path, extra=[("hidden", 100)])
     (tmp_path / "file").write_text("")
     with pytest.raises(NotADirectoryError, match="is a file; expected a directory"):
         gd.train.ModelCheckpoint(tmp_path / "file")

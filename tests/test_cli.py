@@ -608,3 +608,9 @@ def test_a_train_subset_beyond_the_training_set_is_an_error(capsys, tiny_root):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert "--train-subset 97: the training set has 96 examples; expected at most 96" in err
+
+
+@pytest.mark.parametrize("seconds, shown", [(2.345, "2.3 s"), (0.5, "0.5 s"), (0.095, "0.1 s"), (0.0417, "41.7 ms"),
+                                            (0.000812, "0.812 ms")])
+def test_epoch_times_of_small_runs_are_not_zero(seconds, shown):
+    assert cli._seconds(seconds) == shown

@@ -360,6 +360,13 @@ MODULE = r"got Sequential, a gdnet.nn.Module"
          rf"fit\(.*\): train_loader must be iterable, .*; {MODULE}$"),
         (lambda m, o, t: gd.train.train_epoch(m, m, o), TypeError, rf"train_epoch\(.*\): loader must be .*; {MODULE}$"),
         (lambda m, o, t: gd.train.evaluate(m, m), TypeError, rf"evaluate\(.*\): loader must be .*; {MODULE}$"),
+        # one batch (x, labels), or the dataset's arrays, given where a loader of batches goes
+        (lambda m, o, t: gd.train.fit(m, F.cross_entropy, o, batch_of(t), epochs=1, verbose=0), TypeError,
+         r"fit\(.*\): train_loader must be iterable, yielding \(x, labels\) batches; got a tuple of 2 arrays, one "
+         r"batch \(pass \[\(x, labels\)\], or gd.data.DataLoader\(gd.data.ArrayDataset\(x, labels\), "
+         r"batch_size=...\)\)$"),
+        (lambda m, o, t: gd.train.evaluate(m, batch_of(t)[0]), TypeError,
+         r"evaluate\(.*\): loader must be iterable, .*; got Tensor$"),
         # the model where the loader goes and the loader where the model goes
         (lambda m, o, t: gd.train.evaluate(t, m), TypeError,
          rf"evaluate\(.*\): model must be a gdnet.nn.Module .*; got DataLoader; loader must be .*; {MODULE} "
@@ -394,6 +401,18 @@ def test_an_argument_of_the_wrong_kind_is_named_before_anything_runs(call, error
         call(model, optimizer, train)
     assert all(np.array_equal(v, weights(model)[k]) for k, v in before.items())
     assert all(float(group["lr"]) == 0.1 for group in optimizer.param_groups)
+
+
+def batch_of(loader):
+    """The first (x, labels) batch of ``loader``, as a tuple of Tensors."""
+    return tuple(next(iter(loader)))
+
+
+def test_a_list_of_batches_is_a_loader():
+    model, optimizer, train, _ = setup(validation=False)
+    batches = [tuple(batch) for batch in train]
+    loss, accuracy = gd.train.train_epoch(model, batches, optimizer)
+    assert math.isfinite(loss) and 0.0 <= accuracy <= 1.0
 
 
 class StepOnly:

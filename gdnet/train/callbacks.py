@@ -223,6 +223,9 @@ class ModelCheckpoint(Callback):
             raise NotADirectoryError(f"ModelCheckpoint: {str(self.directory)!r} is a file; expected a directory")
         if not (save_best or save_last):
             raise ValueError("ModelCheckpoint: save_best and save_last are both False: nothing would be saved")
+        if extra is not None and not isinstance(extra, dict):
+            raise TypeError(f"ModelCheckpoint: extra must be a dict of values to store, e.g. {{'hidden': 100}}; got "
+                            f"{type(extra).__name__}")
         self.extra = dict(extra or {})
         reserved = {"metrics", "epoch", "step"} & set(self.extra)
         if reserved:

@@ -72,9 +72,16 @@ def _is_model(value: Any) -> bool:
                                          and callable(getattr(value, "eval", None)))
 
 
+def _is_pair_of_arrays(value: Any) -> bool:
+    """A tuple or list whose items are arrays or Tensors: one (x, labels) batch, not a loader of them."""
+    return isinstance(value, (tuple, list)) and bool(value) and all(hasattr(item, "shape") for item in value)
+
+
 def _is_loader(value: Any) -> bool:
-    # a Sequential is iterable too (over its layers): a Module is never a loader
-    return hasattr(value, "__iter__") and not isinstance(value, Module)
+    # a Sequential is iterable too (over its layers): a Module is never a loader; nor is an
+    # array, or a batch (x, labels) itself, whose iteration yields rows or arrays, not batches
+    return (hasattr(value, "__iter__") and not isinstance(value, Module) and not hasattr(value, "shape")
+            and not _is_pair_of_arrays(value))
 
 
 def _is_optimizer(value: Any) -> bool:
@@ -86,6 +93,9 @@ def _kind(value: Any) -> str:
         return "None"
     if isinstance(value, Module):
         return f"{type(value).__name__}, a gdnet.nn.Module"
+    if _is_pair_of_arrays(value):
+        return (f"a {type(value).__name__} of {len(value)} arrays, one batch (pass [(x, labels)], or "
+                "gd.data.DataLoader(gd.data.ArrayDataset(x, labels), batch_size=...))")
     return type(value).__name__
 
 
