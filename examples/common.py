@@ -3,48 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
-from typing import Callable, NoReturn, Sequence
+from typing import NoReturn, Sequence
 
 import numpy as np
 
 import gdnet as gd
-from gdnet.cli import backend_choices
-
-
-def integer(low: int) -> Callable[[str], int]:
-    """An argparse type: a whole number >= ``low``."""
-    def whole(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < low:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}; got {text!r}")
-        return value
-
-    return whole
-
-
-def real(low: float, *, above: bool = False, high: float | None = None) -> Callable[[str], float]:
-    """An argparse type: a finite number >= ``low`` (> ``low`` where ``above``) and <= ``high``
-    where given; nan and inf are refused (a learning rate of inf trains to nan)."""
-    wanted = f"{'>' if above else '>='} {low:g}" if high is None else f"in {'(' if above else '['}{low:g}, {high:g}]"
-
-    def number(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and (value > low if above else value >= low) and (high is None or value <= high)):
-            raise argparse.ArgumentTypeError(f"expected a finite number {wanted}; got {text!r}")
-        return value
-
-    return number
-
+from gdnet.cli import backend_choices, integer, real  # the gdnet command's argparse types
 
 COUNT = integer(1)  # epochs, batch sizes, layer sizes
 POSITIVE = real(0.0, above=True)

@@ -529,48 +529,50 @@ def run_evaluation(args: argparse.Namespace, out=None) -> tuple[float, float]:
     return loss, accuracy
 
 
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1); got {text}")
-    return value
+# argparse types, shared with the example scripts (examples/common.py): each names the value it
+# refused and what it expects, and exits with status 2 through argparse
+def integer(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= ``low`` (text that is not one is refused the same way)."""
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}; got {text}")
+        return value
+
+    return whole
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0; got {text}")
-    return value
-
-
-def _real(low: float, *, above: bool = False, below: float | None = None) -> Callable[[str], float]:
+def real(low: float, *, above: bool = False, below: float | None = None,
+         high: float | None = None) -> Callable[[str], float]:
     """An argparse type: a finite number >= ``low`` (> ``low`` where ``above``), and < ``below``
-    where given (nan and inf are refused: a learning rate of inf trains to nan)."""
+    or <= ``high`` where given (nan and inf are refused: a learning rate of inf trains to nan)."""
+    opening = "(" if above else "["
     if below is not None:
-        wanted = f"in {'(' if above else '['}{low:g}, {below:g})"
+        wanted = f"in {opening}{low:g}, {below:g})"
+    elif high is not None:
+        wanted = f"in {opening}{low:g}, {high:g}]"
     else:
         wanted = f"{'>' if above else '>='} {low:g}"
 
     def number(text: str) -> float:
-        value = float(text)
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
         if not (math.isfinite(value) and (value > low if above else value >= low)
-                and (below is None or value < below)):
+                and (below is None or value < below) and (high is None or value <= high)):
             raise argparse.ArgumentTypeError(f"expected a finite number {wanted}; got {text}")
         return value
 
     return number
 
 
-_POSITIVE = _real(0.0, above=True)
-_NON_NEGATIVE = _real(0.0)
-_FRACTION = _real(0.0, below=1.0)
+_POSITIVE = real(0.0, above=True)
+_NON_NEGATIVE = real(0.0)
+_FRACTION = real(0.0, below=1.0)
 
 
 _BACKEND_HELP = "auto (cupy, then torch on CUDA or MPS, else numpy) or a backend (default: $GDNET_BACKEND, else auto)"
@@ -594,11 +596,11 @@ def make_parser() -> argparse.ArgumentParser:
     train_command.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
     train_command.add_argument("--data-root", default=None,
                        help="folder with the IDX files (default: GDNET_DATA, the user cache, /usr/share/datasets)")
-    train_command.add_argument("--hidden", type=_positive_int, nargs="+", default=[100],
+    train_command.add_argument("--hidden", type=integer(1), nargs="+", default=[100],
                                help="hidden layer sizes, e.g. --hidden 256 128 (default: 100)")
-    train_command.add_argument("--conv", type=_positive_int, nargs="*", default=[],
+    train_command.add_argument("--conv", type=integer(1), nargs="*", default=[],
                                help="channels of conv blocks before the dense layers (a CNN), e.g. --conv 32 64")
-    train_command.add_argument("--dropout", type=_probability, default=0.0, help="dropout after each hidden layer")
+    train_command.add_argument("--dropout", type=_FRACTION, default=0.0, help="dropout after each hidden layer")
     train_command.add_argument("--l1", type=_NON_NEGATIVE, default=0.0, help="L1 penalty coefficient on the weights")
     train_command.add_argument("--l2", type=_NON_NEGATIVE, default=0.0, help="L2 penalty coefficient on the weights")
     train_command.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu")
@@ -612,16 +614,16 @@ def make_parser() -> argparse.ArgumentParser:
                        help="learning rate per epoch: constant, or cosine annealing to 0 over the epochs")
     train_command.add_argument("--nesterov", action="store_true")
     train_command.add_argument("--weight-decay", type=_NON_NEGATIVE, default=0.0)
-    train_command.add_argument("--batch-size", type=_positive_int, default=128,
+    train_command.add_argument("--batch-size", type=integer(1), default=128,
                                help="examples per step, per process (default: %(default)s)")
-    train_command.add_argument("--epochs", type=_positive_int, default=10,
+    train_command.add_argument("--epochs", type=integer(1), default=10,
                                help="epochs in all, counting those a resumed run has done (default: %(default)s)")
     train_command.add_argument("--backend", default=None, choices=backend_choices(), help=_BACKEND_HELP)
     train_command.add_argument("--device", default=None, help="device of the backend (cuda:1, mps, device1, ...)")
-    train_command.add_argument("--seed", type=_non_negative_int, default=None,
+    train_command.add_argument("--seed", type=integer(0), default=None,
                                help=f"seeds the weights and the order of the examples (default: {DEFAULT_SEED}; "
                                     "with --resume, the checkpoint's, and another is an error)")
-    train_command.add_argument("--train-subset", "--subset", type=_positive_int, default=None,
+    train_command.add_argument("--train-subset", "--subset", type=integer(1), default=None,
                                help="train on the first N examples only")
     train_command.add_argument("--download", action="store_true", help=_DOWNLOAD_HELP)
     train_command.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -656,7 +658,7 @@ def make_parser() -> argparse.ArgumentParser:
     experiments.add_argument("--out", default="experiments",
                              help="folder for NAME.md and NAME.png, created if missing (default: ./%(default)s)")
     experiments.add_argument("--backend", default=None, choices=backend_choices(), help=_BACKEND_HELP)
-    experiments.add_argument("--seed", type=_non_negative_int, default=0)
+    experiments.add_argument("--seed", type=integer(0), default=0)
     experiments.add_argument("--data-root", default=None)
     experiments.add_argument("--download", action="store_true", help=_DOWNLOAD_HELP)
     return parser

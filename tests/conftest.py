@@ -99,6 +99,17 @@ def _seeded():
     yield
 
 
+def write_tiny_fashion_mnist(root) -> None:
+    """96 training and 40 test images (random pixels, labels 0-9 in turn) in Fashion-MNIST's
+    file format, in the folder ``root``: a data root for runs of the command and the examples."""
+    from gdnet.data.idx import write_idx
+
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 96), ("t10k", 40)):
+        write_idx(root / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8))
+        write_idx(root / f"{prefix}-labels-idx1-ubyte", (np.arange(n) % 10).astype(np.uint8))
+
+
 def host_normal(*shape, seed=0, scale=1.0):
     """Deterministic host draws for test inputs."""
     return np.random.default_rng(seed).normal(0.0, scale, size=shape)

@@ -11,10 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-
-from gdnet.data import write_idx
+from conftest import write_tiny_fashion_mnist
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SMALL = ["--epochs", "1", "--batch-size", "32"]
@@ -35,10 +33,7 @@ STRICT = ["contrastive.py"]
 def data_root(tmp_path_factory) -> Path:
     """96 training and 40 test images in Fashion-MNIST's file format."""
     root = tmp_path_factory.mktemp("tiny-fashion-mnist")
-    rng = np.random.default_rng(0)
-    for prefix, n in (("train", 96), ("t10k", 40)):
-        write_idx(root / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8))
-        write_idx(root / f"{prefix}-labels-idx1-ubyte", (np.arange(n) % 10).astype(np.uint8))
+    write_tiny_fashion_mnist(root)
     return root
 
 

@@ -79,7 +79,7 @@ def test_command_prints_a_line_per_epoch_and_the_test_accuracy():
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["train", "--epochs", "0"], "expected a positive integer"),
+        (["train", "--epochs", "0"], "expected an integer >= 1; got 0"),
         (["train", "--activation", "swish"], "invalid choice"),
         (["train", "--backend", "nope", "--train-subset", "10"], "invalid choice: 'nope'"),
         pytest.param(
@@ -87,8 +87,8 @@ def test_command_prints_a_line_per_epoch_and_the_test_accuracy():
             marks=pytest.mark.skipif(gd.backends.backend_class("cupy").is_available(), reason="cupy works here"),
         ),
         (["fly"], "invalid choice"),
-        (["train", "--dropout", "1.5"], "expected a probability in [0, 1)"),
-        (["train", "--conv", "0"], "expected a positive integer"),
+        (["train", "--dropout", "1.5"], "expected a finite number in [0, 1); got 1.5"),
+        (["train", "--conv", "0"], "expected an integer >= 1; got 0"),
     ],
 )
 def test_bad_flags_are_usage_errors(argv, expected):
